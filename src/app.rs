@@ -1,0 +1,88 @@
+//! Wires everything together: GStreamer, profiles, the room registry and the HTTP server.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::http::{router, AppState};
+use crate::media::MediaConfig;
+use crate::profiles::{Profiles, VideoCodec};
+use crate::rooms::Rooms;
+
+/// Checks that the GStreamer elements the engine always needs are installed, so a missing
+/// package is a start-up error instead of a failed first call.
+const REQUIRED_ELEMENTS: &[(&str, &str)] = &[
+    ("webrtcbin", "gstreamer1.0-plugins-bad"),
+    ("compositor", "gstreamer1.0-plugins-base"),
+    ("videoscale", "gstreamer1.0-plugins-base"),
+    ("opusenc", "gstreamer1.0-plugins-base"),
+    ("opusdec", "gstreamer1.0-plugins-base"),
+    ("appsrc", "gstreamer1.0-plugins-base"),
+    ("rtpvp8depay", "gstreamer1.0-plugins-good"),
+    ("rtph264depay", "gstreamer1.0-plugins-good"),
+    ("vp8dec", "gstreamer1.0-plugins-good"),
+    ("avdec_h264", "gstreamer1.0-libav"),
+    ("h264parse", "gstreamer1.0-plugins-bad"),
+    ("dtlssrtpenc", "gstreamer1.0-plugins-bad"),
+    ("nicesrc", "gstreamer1.0-nice"),
+];
+
+fn check_elements() -> anyhow::Result<()> {
+    let missing: Vec<String> = REQUIRED_ELEMENTS
+        .iter()
+        .filter(|(e, _)| gst::ElementFactory::find(e).is_none())
+        .map(|(e, pkg)| format!("{e} (Debian package {pkg})"))
+        .collect();
+    anyhow::ensure!(missing.is_empty(), "GStreamer elements missing: {}", missing.join(", "));
+    Ok(())
+}
+
+/// Loads everything, serves until Ctrl-C or SIGTERM, then closes every room.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    gst::init().context("GStreamer failed to initialise")?;
+    check_elements()?;
+    let profiles = Profiles::load(config.pipelines_dir.as_deref())?;
+    let media = MediaConfig {
+        canvas: config.canvas,
+        fps: config.fps,
+        jitterbuffer_ms: config.jitterbuffer_ms,
+        ice: config.ice.clone(),
+        vp8_profile: profiles.select(&config.vp8_profile, VideoCodec::Vp8)?,
+        h264_profile: profiles.select(&config.h264_profile, VideoCodec::H264)?,
+    };
+    tracing::info!(
+        profiles = %profiles.names().collect::<Vec<_>>().join(","),
+        canvas = %format!("{}x{}@{}", config.canvas.width, config.canvas.height, config.fps),
+        "media engine ready"
+    );
+    let rooms = Arc::new(Rooms::new(Arc::new(media), config.empty_room_grace));
+    let app = router(AppState { rooms: rooms.clone() });
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening");
+    // Machine-readable for scripts and tests that start the server on port 0.
+    println!("plenum listening on http://{addr}");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!(rooms = rooms.room_count(), "shutting down");
+    rooms.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

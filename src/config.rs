@@ -1,0 +1,250 @@
+//! Command line, environment (`PLENUM_*`) and the optional TOML file, resolved into one config.
+//!
+//! Precedence: command line, then environment, then `--config` file, then the defaults below.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use crate::room::layout::Size;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_CANVAS: Size = Size { width: 1280, height: 720 };
+pub const DEFAULT_FPS: u32 = 30;
+pub const DEFAULT_VP8_PROFILE: &str = "vp8";
+pub const DEFAULT_H264_PROFILE: &str = "h264-x264";
+/// Receive jitterbuffer. webrtcbin's own default (200 ms) adds too much delay for conversation.
+pub const DEFAULT_JITTERBUFFER_MS: u32 = 60;
+pub const DEFAULT_EMPTY_ROOM_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Parser, Debug)]
+#[command(name = "plenum", version, about = "Self-hosted MCU video conferencing on GStreamer")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the conference server.
+    Serve(ServeArgs),
+}
+
+/// Every flag is optional here so that the config file can fill what the command line leaves out.
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (keys as the long flags, with '_' for '-').
+    #[arg(long, env = "PLENUM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address and port for HTTP [default: 127.0.0.1:8080]. Port 0 picks a free one.
+    #[arg(long, env = "PLENUM_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Size of the composite picture, WIDTHxHEIGHT [default: 1280x720].
+    #[arg(long, env = "PLENUM_CANVAS")]
+    pub canvas: Option<CanvasArg>,
+    /// Frame rate of the composite [default: 30].
+    #[arg(long, env = "PLENUM_FPS")]
+    pub fps: Option<u32>,
+    /// Encoder profile (from pipelines/) for VP8 viewers [default: vp8].
+    #[arg(long, env = "PLENUM_VP8_PROFILE")]
+    pub vp8_profile: Option<String>,
+    /// Encoder profile (from pipelines/) for H.264 viewers [default: h264-x264].
+    #[arg(long, env = "PLENUM_H264_PROFILE")]
+    pub h264_profile: Option<String>,
+    /// Load encoder profiles from this directory instead of the built-in ones.
+    #[arg(long, env = "PLENUM_PIPELINES_DIR")]
+    pub pipelines_dir: Option<PathBuf>,
+    /// Receive jitterbuffer latency in milliseconds [default: 60].
+    #[arg(long, env = "PLENUM_JITTERBUFFER_MS")]
+    pub jitterbuffer_ms: Option<u32>,
+    /// STUN server, stun://host:port.
+    #[arg(long, env = "PLENUM_STUN_SERVER")]
+    pub stun_server: Option<String>,
+    /// TURN server, turn(s)://user:pass@host:port (repeatable; comma-separated in the environment).
+    #[arg(long, env = "PLENUM_TURN_SERVER", value_delimiter = ',')]
+    pub turn_server: Vec<String>,
+    /// Public IP address to announce in ICE candidates (server behind 1:1 NAT).
+    #[arg(long, env = "PLENUM_PUBLIC_IP")]
+    pub public_ip: Option<IpAddr>,
+    /// Gather ICE candidates only on these local addresses (repeatable) [default: all].
+    #[arg(long, env = "PLENUM_ICE_ADDRESS", value_delimiter = ',')]
+    pub ice_address: Vec<IpAddr>,
+    /// UDP port range for media, MIN-MAX [default: any].
+    #[arg(long, env = "PLENUM_RTP_PORTS")]
+    pub rtp_ports: Option<PortRange>,
+    /// Seconds an empty room is kept before its pipeline is torn down [default: 5].
+    #[arg(long, env = "PLENUM_EMPTY_ROOM_GRACE_SECS")]
+    pub empty_room_grace_secs: Option<u64>,
+}
+
+/// The same settings as they may appear in the `--config` file.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    canvas: Option<String>,
+    fps: Option<u32>,
+    vp8_profile: Option<String>,
+    h264_profile: Option<String>,
+    pipelines_dir: Option<PathBuf>,
+    jitterbuffer_ms: Option<u32>,
+    stun_server: Option<String>,
+    #[serde(default)]
+    turn_server: Vec<String>,
+    public_ip: Option<IpAddr>,
+    #[serde(default)]
+    ice_address: Vec<IpAddr>,
+    rtp_ports: Option<String>,
+    empty_room_grace_secs: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CanvasArg(pub Size);
+
+impl FromStr for CanvasArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (w, h) = s.split_once(['x', 'X']).ok_or("expected WIDTHxHEIGHT, e.g. 1280x720")?;
+        let width: u32 = w.trim().parse().map_err(|_| format!("bad width '{w}'"))?;
+        let height: u32 = h.trim().parse().map_err(|_| format!("bad height '{h}'"))?;
+        if !(64..=3840).contains(&width) || !(64..=2160).contains(&height) || width % 2 + height % 2 != 0 {
+            return Err("canvas must be even and between 64x64 and 3840x2160".into());
+        }
+        Ok(Self(Size { width, height }))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortRange {
+    pub min: u16,
+    pub max: u16,
+}
+
+impl FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, b) = s.split_once('-').ok_or("expected MIN-MAX, e.g. 40000-40999")?;
+        let min: u16 = a.trim().parse().map_err(|_| format!("bad port '{a}'"))?;
+        let max: u16 = b.trim().parse().map_err(|_| format!("bad port '{b}'"))?;
+        if min == 0 || min > max {
+            return Err("port range must be 1-65535 with MIN <= MAX".into());
+        }
+        Ok(Self { min, max })
+    }
+}
+
+/// ICE settings every webrtcbin of the server gets.
+#[derive(Clone, Debug, Default)]
+pub struct IceConfig {
+    pub stun_server: Option<String>,
+    pub turn_servers: Vec<String>,
+    pub public_ip: Option<IpAddr>,
+    pub local_addresses: Vec<IpAddr>,
+    pub rtp_ports: Option<PortRange>,
+}
+
+/// The resolved configuration of `plenum serve`.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub canvas: Size,
+    pub fps: u32,
+    pub vp8_profile: String,
+    pub h264_profile: String,
+    pub pipelines_dir: Option<PathBuf>,
+    pub jitterbuffer_ms: u32,
+    pub ice: IceConfig,
+    pub empty_room_grace: Duration,
+}
+
+impl Config {
+    pub fn resolve(args: ServeArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let canvas = match (args.canvas, file.canvas) {
+            (Some(c), _) => c.0,
+            (None, Some(s)) => s.parse::<CanvasArg>().map_err(|e| anyhow::anyhow!("config: canvas: {e}"))?.0,
+            (None, None) => DEFAULT_CANVAS,
+        };
+        let rtp_ports = match (args.rtp_ports, file.rtp_ports) {
+            (Some(r), _) => Some(r),
+            (None, Some(s)) => Some(s.parse().map_err(|e| anyhow::anyhow!("config: rtp_ports: {e}"))?),
+            (None, None) => None,
+        };
+        let fps = args.fps.or(file.fps).unwrap_or(DEFAULT_FPS);
+        anyhow::ensure!((1..=60).contains(&fps), "fps must be between 1 and 60");
+        let jitterbuffer_ms = args.jitterbuffer_ms.or(file.jitterbuffer_ms).unwrap_or(DEFAULT_JITTERBUFFER_MS);
+        anyhow::ensure!(jitterbuffer_ms <= 2000, "jitterbuffer_ms must be at most 2000");
+        Ok(Self {
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("the default listen address parses")),
+            canvas,
+            fps,
+            vp8_profile: args.vp8_profile.or(file.vp8_profile).unwrap_or_else(|| DEFAULT_VP8_PROFILE.into()),
+            h264_profile: args.h264_profile.or(file.h264_profile).unwrap_or_else(|| DEFAULT_H264_PROFILE.into()),
+            pipelines_dir: args.pipelines_dir.or(file.pipelines_dir),
+            jitterbuffer_ms,
+            ice: IceConfig {
+                stun_server: args.stun_server.or(file.stun_server),
+                turn_servers: if args.turn_server.is_empty() { file.turn_server } else { args.turn_server },
+                public_ip: args.public_ip.or(file.public_ip),
+                local_addresses: if args.ice_address.is_empty() { file.ice_address } else { args.ice_address },
+                rtp_ports,
+            },
+            empty_room_grace: args
+                .empty_room_grace_secs
+                .or(file.empty_room_grace_secs)
+                .map(Duration::from_secs)
+                .unwrap_or(DEFAULT_EMPTY_ROOM_GRACE),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {}", path.display(), e.to_string().trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_when_nothing_is_given() {
+        let c = Config::resolve(ServeArgs::default()).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.canvas, DEFAULT_CANVAS);
+        assert_eq!(c.fps, 30);
+        assert_eq!(c.vp8_profile, "vp8");
+    }
+
+    #[test]
+    fn file_fills_gaps_and_flags_win() {
+        let dir = std::env::temp_dir().join(format!("plenum-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("plenum.toml");
+        std::fs::write(&path, "fps = 15\ncanvas = \"640x360\"\nturn_server = [\"turn://u:p@h:3478\"]\n").unwrap();
+        let args = ServeArgs { config: Some(path), fps: Some(25), ..Default::default() };
+        let c = Config::resolve(args).unwrap();
+        assert_eq!(c.fps, 25);
+        assert_eq!(c.canvas, Size { width: 640, height: 360 });
+        assert_eq!(c.ice.turn_servers, vec!["turn://u:p@h:3478".to_string()]);
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!("1280".parse::<CanvasArg>().is_err());
+        assert!("1281x720".parse::<CanvasArg>().is_err());
+        assert!("9-3".parse::<PortRange>().is_err());
+        assert_eq!("40000-40010".parse::<PortRange>(), Ok(PortRange { min: 40000, max: 40010 }));
+    }
+}

@@ -1,0 +1,58 @@
+//! The one error type of the HTTP edge: a status and a one-line reason for the client.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::media::sdp::SdpError;
+use crate::media::MediaError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    reason: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        Self { status, reason: reason.into() }
+    }
+
+    pub fn unauthorized(reason: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, reason)
+    }
+}
+
+impl From<MediaError> for ApiError {
+    fn from(e: MediaError) -> Self {
+        use crate::media::MediaError as M;
+        let status = match &e {
+            M::Sdp(SdpError::Unparsable(_)) => StatusCode::BAD_REQUEST,
+            M::Sdp(SdpError::NoUsableCodec) => StatusCode::NOT_ACCEPTABLE,
+            M::UnknownSession => StatusCode::NOT_FOUND,
+            M::UnknownToken => StatusCode::UNAUTHORIZED,
+            M::RoomClosed => StatusCode::SERVICE_UNAVAILABLE,
+            M::Negotiation(_) => StatusCode::BAD_REQUEST,
+            M::Element(_) | M::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %e, "request failed inside the server");
+            return Self::new(status, "internal error; see the server log");
+        }
+        Self::new(status, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let line = self.reason.replace(['\r', '\n'], " ");
+        let mut r = (self.status, format!("{line}\n")).into_response();
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        r
+    }
+}

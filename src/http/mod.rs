@@ -1,0 +1,197 @@
+//! The HTTP edge: WHIP (RFC 9725) ingest, WHEP egress, health. Errors are mapped to a status and
+//! a one-line reason here and nowhere else.
+
+mod error;
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use error::ApiError;
+
+use crate::ids::{RoomId, SessionId};
+use crate::media::sdp::MAX_OFFER_BYTES;
+use crate::rooms::Rooms;
+
+const SDP: &str = "application/sdp";
+const TRICKLE: &str = "application/trickle-ice-sdpfrag";
+
+#[derive(Clone)]
+pub struct AppState {
+    pub rooms: Arc<Rooms>,
+}
+
+/// Which of the two symmetric protocols a request belongs to.
+#[derive(Clone, Copy)]
+enum Flow {
+    Whip,
+    Whep,
+}
+
+impl Flow {
+    fn path(self) -> &'static str {
+        match self {
+            Flow::Whip => "whip",
+            Flow::Whep => "whep",
+        }
+    }
+}
+
+/// The whole HTTP surface; tests call it without binding a port.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/whip/{room}", post(whip_post).options(preflight))
+        .route("/whep/{room}", post(whep_post).options(preflight))
+        .route("/whip/{room}/{session}", axum::routing::delete(end_session).patch(trickle).options(preflight))
+        .route("/whep/{room}/{session}", axum::routing::delete(end_session).patch(trickle).options(preflight))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(axum::middleware::map_response(cors))
+        .with_state(state)
+}
+
+/// WHIP and WHEP are used from pages on other origins (RFC 9725 §4.1): answer preflights and
+/// expose the headers a client needs.
+async fn cors(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, DELETE, PATCH, OPTIONS"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Authorization, Content-Type, If-Match"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Location, Link, ETag, Accept-Patch, Accept-Post"),
+    );
+    response
+}
+
+async fn preflight() -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut().insert("accept-post", HeaderValue::from_static(SDP));
+    r
+}
+
+fn room_id(raw: &str) -> Result<RoomId, ApiError> {
+    RoomId::parse(raw).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+fn session_id(raw: &str) -> Result<SessionId, ApiError> {
+    SessionId::parse(raw).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such session"))
+}
+
+fn require_content_type(headers: &HeaderMap, wanted: &'static str) -> Result<(), ApiError> {
+    let ok = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(wanted));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("Content-Type must be {wanted}")))
+    }
+}
+
+/// Reads at most `MAX_OFFER_BYTES`; larger bodies are refused without reading them whole.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("body exceeds {} KiB", MAX_OFFER_BYTES / 1024));
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_OFFER_BYTES) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, MAX_OFFER_BYTES).await.map_err(|_| too_large())
+}
+
+/// `Authorization: Bearer <publisher session>`: the viewer is that publisher and does not hear
+/// their own voice.
+fn bearer(headers: &HeaderMap) -> Result<Option<SessionId>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .ok_or_else(|| ApiError::unauthorized("Authorization must be 'Bearer <token>'"))?;
+    SessionId::parse(token.trim())
+        .map(Some)
+        .ok_or_else(|| ApiError::unauthorized("bearer token is not valid here"))
+}
+
+fn created(flow: Flow, room: &RoomId, answer: crate::media::Answer) -> Response {
+    let location = format!("/{}/{}/{}", flow.path(), room, answer.session);
+    let mut r = (StatusCode::CREATED, answer.sdp).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDP));
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        h.insert(header::LOCATION, v);
+    }
+    h.insert("accept-patch", HeaderValue::from_static(TRICKLE));
+    r
+}
+
+async fn whip_post(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let room = room_id(&room)?;
+    require_content_type(&headers, SDP)?;
+    let body = read_body(&headers, body).await?;
+    let answer = state.rooms.publish(&room, &body).await?;
+    Ok(created(Flow::Whip, &room, answer))
+}
+
+async fn whep_post(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let room = room_id(&room)?;
+    require_content_type(&headers, SDP)?;
+    let exclude = bearer(&headers)?;
+    let body = read_body(&headers, body).await?;
+    let answer = state.rooms.view(&room, &body, exclude).await?;
+    Ok(created(Flow::Whep, &room, answer))
+}
+
+async fn end_session(
+    State(state): State<AppState>,
+    Path((room, session)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let room = room_id(&room)?;
+    let session = session_id(&session)?;
+    state.rooms.end(&room, session).await?;
+    Ok(StatusCode::OK)
+}
+
+/// Trickle ICE (RFC 9725 §4.3): candidates from an `application/trickle-ice-sdpfrag` body.
+async fn trickle(
+    State(state): State<AppState>,
+    Path((room, session)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    debug_assert_eq!(method, Method::PATCH);
+    let room = room_id(&room)?;
+    let session = session_id(&session)?;
+    require_content_type(&headers, TRICKLE)?;
+    let body = read_body(&headers, body).await?;
+    let text = std::str::from_utf8(&body).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "body is not UTF-8"))?;
+    let candidates: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("a=candidate:"))
+        .map(str::to_string)
+        .collect();
+    state.rooms.trickle(&room, session, candidates).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

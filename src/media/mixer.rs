@@ -1,0 +1,194 @@
+//! The room's audio mixer: decoded publisher audio in, one or more mixes out.
+//!
+//! Each publisher's decoded audio (48 kHz mono S16) arrives through an appsink callback on a
+//! GStreamer streaming thread and is queued here. A dedicated thread ticks every 10 ms, takes one
+//! frame from every input that has one, sums them once and renders each output: the full mix for
+//! everyone who is not talking, and the mix without one talker's own voice for that talker
+//! (exact, see [`super::audio_mix`]). Outputs are pushed into live appsrcs that feed an Opus
+//! encoder each, so all listeners share one encode.
+//!
+//! An input that stops (a vanished peer) simply contributes nothing: the tick never waits for
+//! anybody, so no participant can stall the mix.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::audio_mix::{self, FRAME_SAMPLES};
+use crate::ids::SessionId;
+
+/// One tick of the mixer.
+pub const TICK: Duration = Duration::from_millis(10);
+/// An input starts being mixed once this much is queued (absorbs network and decoder jitter).
+const PRIME_SAMPLES: usize = 2 * FRAME_SAMPLES;
+/// Queued audio beyond this is dropped (clock drift, bursts): it would only add delay.
+const MAX_QUEUED_SAMPLES: usize = 10 * FRAME_SAMPLES;
+/// If the tick thread falls this far behind (machine overloaded), it skips ahead instead of
+/// bursting to catch up.
+const MAX_LAG: Duration = Duration::from_millis(100);
+
+/// Which mix an output carries: everybody, or everybody but one participant.
+pub type MixKey = Option<SessionId>;
+
+#[derive(Default)]
+struct InputQueue {
+    samples: VecDeque<i16>,
+    primed: bool,
+}
+
+impl InputQueue {
+    fn push(&mut self, samples: impl IntoIterator<Item = i16>) {
+        self.samples.extend(samples);
+        if self.samples.len() > MAX_QUEUED_SAMPLES {
+            let excess = self.samples.len() - PRIME_SAMPLES;
+            self.samples.drain(..excess);
+        }
+    }
+
+    /// One frame, or `None` while the input is (re)filling after an underrun.
+    fn pop_frame(&mut self, frame: &mut [i16; FRAME_SAMPLES]) -> bool {
+        if !self.primed {
+            if self.samples.len() < PRIME_SAMPLES {
+                return false;
+            }
+            self.primed = true;
+        }
+        if self.samples.len() < FRAME_SAMPLES {
+            self.primed = false;
+            return false;
+        }
+        for (dst, src) in frame.iter_mut().zip(self.samples.drain(..FRAME_SAMPLES)) {
+            *dst = src;
+        }
+        true
+    }
+}
+
+/// Receives one mix; implemented by the engine with an appsrc.
+pub trait MixSink: Send + 'static {
+    fn push(&self, samples: &[i16]);
+}
+
+struct Output {
+    key: MixKey,
+    sink: Box<dyn MixSink>,
+}
+
+#[derive(Default)]
+struct MixState {
+    inputs: BTreeMap<SessionId, InputQueue>,
+    outputs: Vec<Output>,
+}
+
+/// Owned by the room's media task; dropping it stops the tick thread.
+pub struct Mixer {
+    state: Arc<Mutex<MixState>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Handed to the appsink callback of one publisher; feeds that publisher's queue. Once the
+/// publisher is removed from the mixer, whatever it still delivers is dropped.
+#[derive(Clone)]
+pub struct InputFeed {
+    state: Weak<Mutex<MixState>>,
+    id: SessionId,
+}
+
+impl InputFeed {
+    pub fn push(&self, samples: &[i16]) {
+        if let Some(state) = self.state.upgrade() {
+            if let Some(queue) = lock(&state).inputs.get_mut(&self.id) {
+                queue.push(samples.iter().copied());
+            }
+        }
+    }
+}
+
+fn lock(state: &Mutex<MixState>) -> MutexGuard<'_, MixState> {
+    // A panic while holding this lock would be a bug in the arithmetic above; the data is still
+    // consistent (queues of samples), so keep mixing rather than poisoning the whole room.
+    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Mixer {
+    pub fn start(room: &str) -> std::io::Result<Self> {
+        let state = Arc::new(Mutex::new(MixState::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new().name(format!("mix-{room}")).spawn({
+            let state = state.clone();
+            let stop = stop.clone();
+            move || tick_loop(&state, &stop)
+        })?;
+        Ok(Self { state, stop, thread: Some(thread) })
+    }
+
+    pub fn add_input(&self, id: SessionId) -> InputFeed {
+        lock(&self.state).inputs.insert(id, InputQueue::default());
+        InputFeed { state: Arc::downgrade(&self.state), id }
+    }
+
+    /// From the next tick on, `id` is in no mix.
+    pub fn remove_input(&self, id: SessionId) {
+        lock(&self.state).inputs.remove(&id);
+    }
+
+    pub fn add_output(&self, key: MixKey, sink: Box<dyn MixSink>) {
+        lock(&self.state).outputs.push(Output { key, sink });
+    }
+
+    pub fn remove_output(&self, key: MixKey) {
+        lock(&self.state).outputs.retain(|o| o.key != key);
+    }
+}
+
+impl Drop for Mixer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn tick_loop(state: &Mutex<MixState>, stop: &AtomicBool) {
+    let mut next = Instant::now();
+    let mut frames: Vec<(SessionId, [i16; FRAME_SAMPLES])> = Vec::new();
+    let mut full = [0i32; FRAME_SAMPLES];
+    let mut minus = [0i32; FRAME_SAMPLES];
+    let mut out = [0i16; FRAME_SAMPLES];
+    while !stop.load(Ordering::Relaxed) {
+        next += TICK;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else if now - next > MAX_LAG {
+            next = now;
+        }
+        let mut guard = lock(state);
+        frames.clear();
+        for (id, queue) in guard.inputs.iter_mut() {
+            let mut frame = [0i16; FRAME_SAMPLES];
+            if queue.pop_frame(&mut frame) {
+                frames.push((*id, frame));
+            }
+        }
+        full.fill(0);
+        for (_, f) in &frames {
+            audio_mix::accumulate(&mut full, f);
+        }
+        // Pushing into a live appsrc only queues the buffer, so holding the lock here is brief.
+        for output in &guard.outputs {
+            let own: Vec<&[i16]> = frames
+                .iter()
+                .filter(|(id, _)| Some(*id) == output.key)
+                .map(|(_, f)| f.as_slice())
+                .collect();
+            audio_mix::mix_minus(&full, &own, &mut minus);
+            audio_mix::render(&minus, &mut out);
+            output.sink.push(&out);
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The room's pipeline and its shared parts: the compositor, one encoder per codec, one Opus
+//! encode per mix.
+//!
+//! ```text
+//!  tiles ─▶ compositor ─▶ I420 canvas ─▶ tee ─▶ queue ─▶ encoder (vp8 profile)  ─▶ tee ─▶ viewers
+//!                                           └─▶ queue ─▶ encoder (h264 profile) ─▶ tee ─▶ viewers
+//!  mixer thread ─▶ appsrc (full mix)  ─▶ opusenc ─▶ tee ─▶ listeners
+//!              └─▶ appsrc (minus X)   ─▶ opusenc ─▶ tee ─▶ X's own viewer
+//! ```
+//! Encoders and mix outputs are created when the first viewer needs them: a room is encoded
+//! once per codec and once per distinct mix, never per viewer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use gst::prelude::*;
+
+use super::mixer::{MixKey, MixSink, Mixer};
+use super::peer::make;
+use super::{MediaConfig, MediaError};
+use crate::profiles::VideoCodec;
+use crate::room::layout::Rect;
+
+/// Frames a codec branch may fall behind before old ones are dropped (never block the canvas).
+const ENCODER_QUEUE_BUFFERS: u32 = 3;
+/// Bitrate of every Opus mix (mono speech and some music).
+const OPUS_BITRATE: i32 = 48_000;
+
+struct AudioOut {
+    tee: gst::Element,
+    elements: Vec<gst::Element>,
+    users: usize,
+}
+
+pub struct RoomPipeline {
+    pub pipeline: gst::Pipeline,
+    compositor: gst::Element,
+    canvas_tee: gst::Element,
+    encoders: HashMap<VideoCodec, gst::Element>,
+    audio_outs: HashMap<MixKey, AudioOut>,
+    pub mixer: Mixer,
+    cfg: Arc<MediaConfig>,
+}
+
+impl RoomPipeline {
+    pub fn new(room: &str, cfg: Arc<MediaConfig>) -> Result<Self, MediaError> {
+        let pipeline = gst::Pipeline::with_name(&format!("room-{room}"));
+        // force-live: the canvas runs (black) before anyone publishes and after everyone left.
+        let upstream_latency = gst::ClockTime::from_mseconds(u64::from(cfg.jitterbuffer_ms) + 100);
+        let compositor = gst::ElementFactory::make("compositor")
+            .name("vmix")
+            .property("force-live", true)
+            .property_from_str("start-time-selection", "zero")
+            .property_from_str("background", "black")
+            .property("ignore-inactive-pads", true)
+            .property("min-upstream-latency", upstream_latency.nseconds())
+            .build()
+            .map_err(|_| MediaError::Element("compositor".into()))?;
+        let canvas_caps = make("capsfilter", "canvas-caps")?;
+        canvas_caps.set_property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("format", "I420")
+                .field("width", cfg.canvas.width as i32)
+                .field("height", cfg.canvas.height as i32)
+                .field("framerate", gst::Fraction::new(cfg.fps as i32, 1))
+                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+                .build(),
+        );
+        let canvas_tee = make("tee", "canvas-tee")?;
+        canvas_tee.set_property("allow-not-linked", true);
+        pipeline.add_many([&compositor, &canvas_caps, &canvas_tee]).map_err(gst_err)?;
+        gst::Element::link_many([&compositor, &canvas_caps, &canvas_tee]).map_err(gst_err)?;
+        let mixer = Mixer::start(room).map_err(|e| MediaError::Internal(format!("mixer thread: {e}")))?;
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|_| MediaError::Internal("room pipeline refused to start".into()))?;
+        Ok(Self { pipeline, compositor, canvas_tee, encoders: HashMap::new(), audio_outs: HashMap::new(), mixer, cfg })
+    }
+
+    /// A compositor input for one publisher's tile (hidden until laid out).
+    pub fn request_tile(&self) -> Result<gst::Pad, MediaError> {
+        let pad = self
+            .compositor
+            .request_pad_simple("sink_%u")
+            .ok_or_else(|| MediaError::Internal("compositor gave no sink pad".into()))?;
+        pad.set_property("alpha", 0.0f64);
+        Ok(pad)
+    }
+
+    pub fn place_tile(pad: &gst::Pad, rect: Rect) {
+        pad.set_property("xpos", rect.x as i32);
+        pad.set_property("ypos", rect.y as i32);
+        pad.set_property("width", rect.width as i32);
+        pad.set_property("height", rect.height as i32);
+        pad.set_property("alpha", 1.0f64);
+    }
+
+    /// Hides the tile at once, then gives the input back to the compositor.
+    pub fn release_tile(&self, pad: &gst::Pad) {
+        pad.set_property("alpha", 0.0f64);
+        if let Some(peer) = pad.peer() {
+            let _ = peer.unlink(pad);
+        }
+        self.compositor.release_request_pad(pad);
+    }
+
+    /// The encoded stream for `codec`, building its encoder on first use.
+    pub fn video_tee(&mut self, codec: VideoCodec) -> Result<gst::Element, MediaError> {
+        if let Some(tee) = self.encoders.get(&codec) {
+            return Ok(tee.clone());
+        }
+        let profile = match codec {
+            VideoCodec::Vp8 => &self.cfg.vp8_profile,
+            VideoCodec::H264 => &self.cfg.h264_profile,
+        };
+        let name = codec.name();
+        let queue = make("queue", &format!("venc-queue-{name}"))?;
+        queue.set_property_from_str("leaky", "downstream");
+        queue.set_property("max-size-buffers", ENCODER_QUEUE_BUFFERS);
+        queue.set_property("max-size-bytes", 0u32);
+        queue.set_property("max-size-time", 0u64);
+        let encoder = gst::parse::bin_from_description_with_name(&profile.encoder, true, &format!("venc-{name}"))
+            .map_err(|e| MediaError::Internal(format!("encoder profile {}: {e}", profile.name)))?;
+        let tee = make("tee", &format!("venc-tee-{name}"))?;
+        tee.set_property("allow-not-linked", true);
+        let elements = [&queue, encoder.upcast_ref(), &tee];
+        self.pipeline.add_many(elements).map_err(gst_err)?;
+        gst::Element::link_many(elements).map_err(gst_err)?;
+        for e in elements {
+            e.sync_state_with_parent().map_err(gst_err)?;
+        }
+        let src = self.canvas_tee.request_pad_simple("src_%u").ok_or_else(|| MediaError::Internal("canvas tee".into()))?;
+        src.link(&queue.static_pad("sink").expect("queue has a sink pad")).map_err(gst_err)?;
+        tracing::info!(profile = %profile.name, "video encoder started");
+        self.encoders.insert(codec, tee.clone());
+        Ok(tee)
+    }
+
+    /// Asks `codec`'s encoder for a keyframe (throttled by the profile's
+    /// `min-force-key-unit-interval`).
+    pub fn force_keyframe(&self, codec: VideoCodec) {
+        if let Some(pad) = self.encoders.get(&codec).and_then(|tee| tee.static_pad("sink")) {
+            let event = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
+            pad.push_event(event);
+        }
+    }
+
+    /// The Opus stream for mix `key`, building it on first use; counts one more user.
+    pub fn audio_tee(&mut self, key: MixKey) -> Result<gst::Element, MediaError> {
+        if let Some(out) = self.audio_outs.get_mut(&key) {
+            out.users += 1;
+            return Ok(out.tee.clone());
+        }
+        let n = self.audio_outs.len();
+        let appsrc = gst_app::AppSrc::builder()
+            .name(format!("amix-src-{n}"))
+            .caps(
+                &gst::Caps::builder("audio/x-raw")
+                    .field("format", "S16LE")
+                    .field("layout", "interleaved")
+                    .field("rate", super::audio_mix::SAMPLE_RATE as i32)
+                    .field("channels", 1)
+                    .build(),
+            )
+            .is_live(true)
+            .format(gst::Format::Time)
+            .do_timestamp(true)
+            .min_latency(0)
+            .max_latency(gst::ClockTime::SECOND.nseconds() as i64)
+            .max_time(Some(gst::ClockTime::from_mseconds(200)))
+            .leaky_type(gst_app::AppLeakyType::Downstream)
+            .build();
+        let encoder = make("opusenc", &format!("amix-enc-{n}"))?;
+        encoder.set_property("bitrate", OPUS_BITRATE);
+        encoder.set_property("inband-fec", true);
+        let tee = make("tee", &format!("amix-tee-{n}"))?;
+        tee.set_property("allow-not-linked", true);
+        let elements = vec![appsrc.clone().upcast::<gst::Element>(), encoder, tee.clone()];
+        self.pipeline.add_many(&elements).map_err(gst_err)?;
+        gst::Element::link_many(&elements).map_err(gst_err)?;
+        for e in &elements {
+            e.sync_state_with_parent().map_err(gst_err)?;
+        }
+        self.mixer.add_output(key, Box::new(AppSrcSink(appsrc)));
+        self.audio_outs.insert(key, AudioOut { tee: tee.clone(), elements, users: 1 });
+        Ok(tee)
+    }
+
+    /// One user fewer for mix `key`; a talker's own mix is torn down with its last user. The
+    /// full mix stays: the next listener is likely to come.
+    pub fn release_audio(&mut self, key: MixKey) {
+        let Some(out) = self.audio_outs.get_mut(&key) else { return };
+        out.users = out.users.saturating_sub(1);
+        if out.users > 0 || key.is_none() {
+            return;
+        }
+        self.mixer.remove_output(key);
+        if let Some(out) = self.audio_outs.remove(&key) {
+            for e in &out.elements {
+                let _ = e.set_state(gst::State::Null);
+            }
+            let _ = self.pipeline.remove_many(&out.elements);
+        }
+    }
+}
+
+struct AppSrcSink(gst_app::AppSrc);
+
+impl MixSink for AppSrcSink {
+    fn push(&self, samples: &[i16]) {
+        let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+        // Flushing (room shutting down) is the only expected failure; nothing to do about it.
+        let _ = self.0.push_buffer(gst::Buffer::from_mut_slice(bytes));
+    }
+}
+
+pub fn gst_err(e: impl std::fmt::Display) -> MediaError {
+    MediaError::Internal(e.to_string())
+}

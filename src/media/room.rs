@@ -1,0 +1,592 @@
+//! The task that owns one room's pipeline: sessions in and out, layout, liveness.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use gst_webrtc::{WebRTCPeerConnectionState, WebRTCRTPTransceiver, WebRTCRTPTransceiverDirection};
+use tokio::sync::{mpsc, oneshot};
+
+use super::egress::{self, TeeLink};
+use super::ingest::{self, Tile};
+use super::mixer::MixKey;
+use super::peer::{self, Liveness};
+use super::pipeline::{gst_err, RoomPipeline};
+use super::sdp::{OfferPlan, Track};
+use super::{MediaError, SharedMediaConfig};
+use crate::ids::{RoomId, SessionId};
+use crate::profiles::VideoCodec;
+use crate::room::layout;
+
+/// Commands queued for a room before senders wait.
+const COMMAND_CAPACITY: usize = 64;
+/// A session from which nothing (RTP, RTCP, DTLS) arrived for this long is ended.
+pub const SILENCE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often liveness and emptiness are checked.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(250);
+/// A second keyframe request after a viewer connects, in case the first raced DTLS.
+const SECOND_KEYFRAME_DELAY: Duration = Duration::from_millis(600);
+/// How long tearing down the pipeline may take before the task gives up waiting.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A negotiated session: its id (also the `Location`) and the SDP answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub session: SessionId,
+    pub sdp: String,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, MediaError>>;
+
+enum Command {
+    Publish { offer: gst_sdp::SDPMessage, plan: OfferPlan, reply: Reply<Answer> },
+    View { offer: gst_sdp::SDPMessage, plan: OfferPlan, exclude: Option<SessionId>, reply: Reply<Answer> },
+    End { session: SessionId, reply: Reply<()> },
+    Trickle { session: SessionId, candidates: Vec<String>, reply: Reply<()> },
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+enum Event {
+    Connection { session: SessionId, state: WebRTCPeerConnectionState },
+    NegotiationFailed { session: SessionId },
+    Keyframe(VideoCodec),
+    Bus(gst::Message),
+}
+
+/// A handle to a room's media task. Cloning is cheap; the task ends when it empties or on
+/// [`RoomMedia::shutdown`].
+#[derive(Clone)]
+pub struct RoomMedia {
+    tx: mpsc::Sender<Command>,
+}
+
+/// What the task reports when it ends by itself (empty room after the grace period).
+pub type OnIdle = Box<dyn FnOnce() + Send>;
+
+impl RoomMedia {
+    /// Builds the room's pipeline and starts its task.
+    pub fn start(
+        room: RoomId,
+        cfg: SharedMediaConfig,
+        empty_grace: Duration,
+        on_idle: OnIdle,
+    ) -> Result<Self, MediaError> {
+        let pipe = RoomPipeline::new(room.as_str(), cfg.clone())?;
+        let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let bus_tx = events_tx.clone();
+        pipe.pipeline.bus().expect("a pipeline has a bus").set_sync_handler(move |_, msg| {
+            if matches!(msg.view(), gst::MessageView::Error(_) | gst::MessageView::Latency(_)) {
+                let _ = bus_tx.send(Event::Bus(msg.clone()));
+            }
+            gst::BusSyncReply::Drop
+        });
+        let task = RoomTask {
+            room,
+            cfg,
+            pipe,
+            sessions: HashMap::new(),
+            tiles: Vec::new(),
+            events: events_tx,
+            epoch: Instant::now(),
+            empty_since: Some(Instant::now()),
+            empty_grace,
+            next_element_id: 0,
+        };
+        tokio::spawn(task.run(rx, events_rx, on_idle));
+        Ok(Self { tx })
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, MediaError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| MediaError::RoomClosed)?;
+        rx.await.map_err(|_| MediaError::RoomClosed)?
+    }
+
+    pub async fn publish(&self, offer: gst_sdp::SDPMessage, plan: OfferPlan) -> Result<Answer, MediaError> {
+        self.call(|reply| Command::Publish { offer, plan, reply }).await
+    }
+
+    pub async fn view(
+        &self,
+        offer: gst_sdp::SDPMessage,
+        plan: OfferPlan,
+        exclude: Option<SessionId>,
+    ) -> Result<Answer, MediaError> {
+        self.call(|reply| Command::View { offer, plan, exclude, reply }).await
+    }
+
+    pub async fn end(&self, session: SessionId) -> Result<(), MediaError> {
+        self.call(|reply| Command::End { session, reply }).await
+    }
+
+    pub async fn trickle(&self, session: SessionId, candidates: Vec<String>) -> Result<(), MediaError> {
+        self.call(|reply| Command::Trickle { session, candidates, reply }).await
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Ends every session and stops the pipeline; returns when done.
+    pub async fn shutdown(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::Shutdown { reply }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+enum Kind {
+    Publisher { tile: Option<Tile>, has_audio: bool },
+    Viewer { links: Vec<TeeLink>, codec: Option<VideoCodec>, mix: Option<MixKey> },
+}
+
+struct Session {
+    name: String,
+    bin: gst::Bin,
+    webrtc: gst::Element,
+    liveness: Liveness,
+    connected: bool,
+    kind: Kind,
+}
+
+struct RoomTask {
+    room: RoomId,
+    cfg: SharedMediaConfig,
+    pipe: RoomPipeline,
+    sessions: HashMap<SessionId, Session>,
+    /// Publishers with video, in the order they appear on the canvas.
+    tiles: Vec<SessionId>,
+    events: mpsc::UnboundedSender<Event>,
+    epoch: Instant,
+    empty_since: Option<Instant>,
+    empty_grace: Duration,
+    next_element_id: u64,
+}
+
+impl RoomTask {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut events: mpsc::UnboundedReceiver<Event>,
+        on_idle: OnIdle,
+    ) {
+        tracing::info!(room = %self.room, "room opened");
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+        let mut shutdown_reply = None;
+        loop {
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Shutdown { reply }) => { shutdown_reply = Some(reply); break; }
+                    Some(cmd) => self.handle_command(cmd).await,
+                    None => break,
+                },
+                Some(event) = events.recv() => self.handle_event(event),
+                _ = housekeeping.tick() => {
+                    self.check_liveness();
+                    if self.idle_expired() {
+                        // Refuse new commands first, so nobody queues behind a closing room.
+                        commands.close();
+                        while let Ok(cmd) = commands.try_recv() {
+                            reject(cmd);
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        for id in ids {
+            self.remove(id, "room closing");
+        }
+        let pipeline = self.pipe.pipeline.clone();
+        let stopped = tokio::task::spawn_blocking(move || {
+            let _ = pipeline.set_state(gst::State::Null);
+        });
+        if tokio::time::timeout(SHUTDOWN_TIMEOUT, stopped).await.is_err() {
+            tracing::warn!(room = %self.room, "pipeline did not stop in time");
+        }
+        tracing::info!(room = %self.room, "room closed");
+        if shutdown_reply.is_none() {
+            on_idle();
+        }
+        drop(self);
+        if let Some(reply) = shutdown_reply {
+            let _ = reply.send(());
+        }
+    }
+
+    fn idle_expired(&self) -> bool {
+        self.sessions.is_empty() && self.empty_since.is_some_and(|t| t.elapsed() >= self.empty_grace)
+    }
+
+    async fn handle_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Publish { offer, plan, reply } => {
+                match self.add_publisher(offer, plan).await {
+                    Ok((id, webrtc, liveness)) => self.negotiate(id, webrtc, liveness, reply),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Command::View { offer, plan, exclude, reply } => {
+                match self.add_viewer(offer, plan, exclude).await {
+                    Ok((id, webrtc, liveness)) => self.negotiate(id, webrtc, liveness, reply),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Command::End { session, reply } => {
+                let found = self.remove(session, "ended by client");
+                let _ = reply.send(if found { Ok(()) } else { Err(MediaError::UnknownSession) });
+            }
+            Command::Trickle { session, candidates, reply } => {
+                let result = match self.sessions.get(&session) {
+                    Some(s) => {
+                        // Bundled sessions share one transport: every candidate goes to m-line 0.
+                        for c in &candidates {
+                            peer::add_remote_candidate(&s.webrtc, 0, c);
+                        }
+                        Ok(())
+                    }
+                    None => Err(MediaError::UnknownSession),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Shutdown { .. } => unreachable!("handled in run()"),
+        }
+    }
+
+    fn handle_event(&mut self, event: Event) {
+        match event {
+            Event::Connection { session, state } => self.on_connection_state(session, state),
+            Event::NegotiationFailed { session } => {
+                self.remove(session, "negotiation failed");
+            }
+            Event::Keyframe(codec) => self.pipe.force_keyframe(codec),
+            Event::Bus(msg) => self.on_bus_message(&msg),
+        }
+    }
+
+    fn on_connection_state(&mut self, id: SessionId, state: WebRTCPeerConnectionState) {
+        let Some(session) = self.sessions.get_mut(&id) else { return };
+        match state {
+            WebRTCPeerConnectionState::Connected => {
+                session.connected = true;
+                session.liveness.touch();
+                tracing::debug!(room = %self.room, session = %session.name, "connected");
+                if let Kind::Viewer { codec: Some(codec), .. } = session.kind {
+                    self.pipe.force_keyframe(codec);
+                    let events = self.events.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(SECOND_KEYFRAME_DELAY).await;
+                        let _ = events.send(Event::Keyframe(codec));
+                    });
+                }
+            }
+            WebRTCPeerConnectionState::Failed | WebRTCPeerConnectionState::Closed => {
+                self.remove(id, "connection failed");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_bus_message(&mut self, msg: &gst::Message) {
+        match msg.view() {
+            gst::MessageView::Latency(_) => {
+                let _ = self.pipe.pipeline.recalculate_latency();
+            }
+            gst::MessageView::Error(err) => {
+                let owner = self.session_owning(msg.src());
+                match owner {
+                    Some(id) => {
+                        tracing::warn!(room = %self.room, error = %err.error(), "media error in a session; ending it");
+                        self.remove(id, "media error");
+                    }
+                    None => tracing::error!(room = %self.room, error = %err.error(), debug = ?err.debug(), "room pipeline error"),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The session whose bin contains `src`, if any.
+    fn session_owning(&self, src: Option<&gst::Object>) -> Option<SessionId> {
+        let mut obj = src.cloned();
+        while let Some(o) = obj {
+            if let Some((id, _)) = self.sessions.iter().find(|(_, s)| s.bin.upcast_ref::<gst::Object>() == &o) {
+                return Some(*id);
+            }
+            obj = o.parent();
+        }
+        None
+    }
+
+    fn check_liveness(&mut self) {
+        let now = Instant::now();
+        let silent: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.liveness.silent_for(now) > SILENCE_TIMEOUT)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in silent {
+            self.remove(id, "nothing received for 5 s");
+        }
+    }
+
+    /// A new session bin holding a webrtcbin, added to the pipeline and playing.
+    fn new_session_bin(&mut self, prefix: &str) -> Result<(String, gst::Bin, gst::Element), MediaError> {
+        self.next_element_id += 1;
+        let name = format!("{prefix}-{}", self.next_element_id);
+        let bin = gst::Bin::with_name(&name);
+        let webrtc = peer::new_webrtcbin("webrtc", &self.cfg.ice, self.cfg.jitterbuffer_ms)?;
+        bin.add(&webrtc).map_err(gst_err)?;
+        Ok((name, bin, webrtc))
+    }
+
+    fn watch_connection(&self, id: SessionId, webrtc: &gst::Element) {
+        let events = self.events.clone();
+        webrtc.connect_notify(Some("connection-state"), move |w, _| {
+            let state = w.property::<WebRTCPeerConnectionState>("connection-state");
+            let _ = events.send(Event::Connection { session: id, state });
+        });
+    }
+
+    async fn add_publisher(
+        &mut self,
+        offer: gst_sdp::SDPMessage,
+        plan: OfferPlan,
+    ) -> Result<(SessionId, gst::Element, Liveness), MediaError> {
+        let id = SessionId::random();
+        let (name, bin, webrtc) = self.new_session_bin("pub")?;
+        let liveness = Liveness::new(self.epoch);
+        let tile = match &plan.video {
+            Some(_) => Some(ingest::add_video_tail(&bin, self.pipe.request_tile()?)?),
+            None => None,
+        };
+        let feed = plan.audio.as_ref().map(|_| self.pipe.mixer.add_input(id));
+        if let Some(feed) = feed {
+            ingest::add_audio_tail(&bin, feed)?;
+        }
+        ingest::on_incoming_streams(&webrtc, liveness.clone());
+        self.watch_connection(id, &webrtc);
+        let has_video = tile.is_some();
+        self.insert_session(id, Session {
+            name: name.clone(),
+            bin: bin.clone(),
+            webrtc: webrtc.clone(),
+            liveness: liveness.clone(),
+            connected: false,
+            kind: Kind::Publisher { tile, has_audio: plan.audio.is_some() },
+        })?;
+        if has_video {
+            self.tiles.push(id);
+            self.relayout();
+        }
+        let configured = async {
+            peer::set_remote_offer(&webrtc, offer).await?;
+            for track in plan.video.iter().map(|(_, t)| t).chain(plan.audio.iter()) {
+                receive_only(&webrtc, track)?;
+            }
+            Ok::<_, MediaError>(())
+        }
+        .await;
+        if let Err(e) = configured {
+            self.remove(id, "offer refused");
+            return Err(e);
+        }
+        tracing::info!(room = %self.room, session = %name, video = has_video, audio = plan.audio.is_some(), "publisher joined");
+        Ok((id, webrtc, liveness))
+    }
+
+    async fn add_viewer(
+        &mut self,
+        offer: gst_sdp::SDPMessage,
+        plan: OfferPlan,
+        exclude: Option<SessionId>,
+    ) -> Result<(SessionId, gst::Element, Liveness), MediaError> {
+        // A viewer who is also a talker hears the mix without their own voice; everyone else
+        // shares the full mix.
+        let mix: MixKey = match exclude {
+            None => None,
+            Some(p) => match self.sessions.get(&p).map(|s| &s.kind) {
+                Some(Kind::Publisher { has_audio: true, .. }) => Some(p),
+                Some(Kind::Publisher { has_audio: false, .. }) => None,
+                _ => return Err(MediaError::UnknownToken),
+            },
+        };
+        let id = SessionId::random();
+        let (name, bin, webrtc) = self.new_session_bin("view")?;
+        let liveness = Liveness::new(self.epoch);
+        self.watch_connection(id, &webrtc);
+        self.insert_session(id, Session {
+            name: name.clone(),
+            bin: bin.clone(),
+            webrtc: webrtc.clone(),
+            liveness: liveness.clone(),
+            connected: false,
+            kind: Kind::Viewer { links: Vec::new(), codec: None, mix: None },
+        })?;
+        let attached = self.attach_viewer(id, &bin, &webrtc, offer, &plan, mix).await;
+        if let Err(e) = attached {
+            self.remove(id, "offer refused");
+            return Err(e);
+        }
+        let codec = plan.video.as_ref().map(|(c, _)| c.name()).unwrap_or("none");
+        tracing::info!(room = %self.room, session = %name, codec, own_mix = mix.is_some(), "viewer joined");
+        Ok((id, webrtc, liveness))
+    }
+
+    async fn attach_viewer(
+        &mut self,
+        id: SessionId,
+        bin: &gst::Bin,
+        webrtc: &gst::Element,
+        offer: gst_sdp::SDPMessage,
+        plan: &OfferPlan,
+        mix: MixKey,
+    ) -> Result<(), MediaError> {
+        peer::set_remote_offer(webrtc, offer).await?;
+        let mut links = Vec::new();
+        let mut codec = None;
+        let mut mix_used = None;
+        let result = (|| {
+            if let Some((c, track)) = &plan.video {
+                let tee = self.pipe.video_tee(*c)?;
+                let payloader = match c {
+                    VideoCodec::Vp8 => "rtpvp8pay",
+                    VideoCodec::H264 => "rtph264pay",
+                };
+                links.push(egress::attach_track(bin, webrtc, track, payloader, &tee)?);
+                codec = Some(*c);
+            }
+            if let Some(track) = &plan.audio {
+                let tee = self.pipe.audio_tee(mix)?;
+                mix_used = Some(mix);
+                links.push(egress::attach_track(bin, webrtc, track, "rtpopuspay", &tee)?);
+            }
+            Ok::<_, MediaError>(())
+        })();
+        // Record what was attached even on failure, so removal undoes exactly that.
+        if let Some(Session { kind: Kind::Viewer { links: l, codec: c, mix: m }, .. }) = self.sessions.get_mut(&id) {
+            *l = links;
+            *c = codec;
+            *m = mix_used;
+        }
+        result
+    }
+
+    fn insert_session(&mut self, id: SessionId, session: Session) -> Result<(), MediaError> {
+        self.pipe.pipeline.add(&session.bin).map_err(gst_err)?;
+        let synced = session.bin.sync_state_with_parent().map_err(gst_err);
+        self.sessions.insert(id, session);
+        self.empty_since = None;
+        if let Err(e) = synced {
+            self.remove(id, "could not start");
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Finishes negotiation off the task (ICE gathering takes a few hundred ms) and replies.
+    fn negotiate(&self, id: SessionId, webrtc: gst::Element, liveness: Liveness, reply: Reply<Answer>) {
+        let events = self.events.clone();
+        let public_ip = self.cfg.ice.public_ip;
+        tokio::spawn(async move {
+            match peer::answer(&webrtc).await {
+                Ok(mut sdp) => {
+                    liveness.watch(&webrtc);
+                    if let Some(ip) = public_ip {
+                        sdp = super::sdp::announce_public_ip(&sdp, ip);
+                    }
+                    if reply.send(Ok(Answer { session: id, sdp })).is_err() {
+                        // The client gave up waiting; nobody will ever use this session.
+                        let _ = events.send(Event::NegotiationFailed { session: id });
+                    }
+                }
+                Err(e) => {
+                    let _ = events.send(Event::NegotiationFailed { session: id });
+                    let _ = reply.send(Err(e.into()));
+                }
+            }
+        });
+    }
+
+    fn relayout(&self) {
+        let rects = layout::grid(self.tiles.len(), self.cfg.canvas);
+        for (id, rect) in self.tiles.iter().zip(rects) {
+            if let Some(Session { kind: Kind::Publisher { tile: Some(tile), .. }, .. }) = self.sessions.get(id) {
+                tile.place(rect);
+            }
+        }
+    }
+
+    /// Ends a session: out of the picture and the mix at once, then its elements are stopped
+    /// off the task. Returns whether it existed.
+    fn remove(&mut self, id: SessionId, why: &str) -> bool {
+        let Some(session) = self.sessions.remove(&id) else { return false };
+        match &session.kind {
+            Kind::Publisher { tile, .. } => {
+                self.pipe.mixer.remove_input(id);
+                if let Some(tile) = tile {
+                    self.pipe.release_tile(&tile.mixer_pad);
+                }
+                if let Some(pos) = self.tiles.iter().position(|t| *t == id) {
+                    self.tiles.remove(pos);
+                    self.relayout();
+                }
+                tracing::info!(room = %self.room, session = %session.name, reason = why, "publisher left");
+            }
+            Kind::Viewer { links, mix, .. } => {
+                for link in links {
+                    link.detach();
+                }
+                if let Some(mix) = mix {
+                    self.pipe.release_audio(*mix);
+                }
+                tracing::info!(room = %self.room, session = %session.name, reason = why, "viewer left");
+            }
+        }
+        // A viewer hearing "everyone but X" keeps its mix after X leaves: with X's input gone
+        // it simply equals the full mix.
+        let bin = session.bin;
+        let _ = bin.set_locked_state(true);
+        let _ = self.pipe.pipeline.remove(&bin);
+        // webrtcbin's teardown can block (DTLS, ICE threads): never on this task.
+        tokio::task::spawn_blocking(move || {
+            let _ = bin.set_state(gst::State::Null);
+        });
+        if self.sessions.is_empty() {
+            self.empty_since = Some(Instant::now());
+        }
+        true
+    }
+}
+
+/// Makes the transceiver of `track`'s m-line receive-only with the offered codec.
+fn receive_only(webrtc: &gst::Element, track: &Track) -> Result<(), MediaError> {
+    let transceiver = webrtc
+        .emit_by_name::<Option<WebRTCRTPTransceiver>>("get-transceiver", &[&(track.mline as i32)])
+        .ok_or_else(|| MediaError::Internal(format!("no transceiver for m-line {}", track.mline)))?;
+    transceiver.set_direction(WebRTCRTPTransceiverDirection::Recvonly);
+    transceiver.set_codec_preferences(Some(&track.caps));
+    Ok(())
+}
+
+fn reject(cmd: Command) {
+    match cmd {
+        Command::Publish { reply, .. } | Command::View { reply, .. } => {
+            let _ = reply.send(Err(MediaError::RoomClosed));
+        }
+        Command::End { reply, .. } | Command::Trickle { reply, .. } => {
+            let _ = reply.send(Err(MediaError::RoomClosed));
+        }
+        Command::Shutdown { reply } => {
+            let _ = reply.send(());
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! Reading offers: which m-line carries what, with which payload type, and whether the offer is
+//! usable at all. Also the one rewrite we do on answers (announcing a public IP).
+
+use std::net::IpAddr;
+
+use gst_sdp::{SDPMediaRef, SDPMessage, SDPMessageRef};
+
+use crate::profiles::VideoCodec;
+
+/// Largest offer accepted (bytes). Real browser offers are 3-8 KiB.
+pub const MAX_OFFER_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SdpError {
+    #[error("offer is not valid SDP: {0}")]
+    Unparsable(&'static str),
+    #[error("offer has no usable codec (video: VP8 or H.264, audio: Opus)")]
+    NoUsableCodec,
+}
+
+/// The codec chosen for one m-line, with the offer's payload type and codec caps (the form
+/// webrtcbin wants for `codec-preferences`).
+#[derive(Debug, Clone)]
+pub struct Track {
+    pub mline: u32,
+    pub pt: u8,
+    pub caps: gst::Caps,
+}
+
+/// What the engine will do with each part of an offer. m-lines it does not use are answered
+/// inactive by leaving their transceivers without codec preferences.
+#[derive(Debug, Clone, Default)]
+pub struct OfferPlan {
+    pub video: Option<(VideoCodec, Track)>,
+    pub audio: Option<Track>,
+    pub mlines: u32,
+}
+
+/// Which end of the flow the offer comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// WHIP: the offerer sends; any VP8 or H.264 profile is decodable.
+    Publish,
+    /// WHEP: the offerer receives; VP8 preferred, else constrained-baseline-compatible H.264.
+    View,
+}
+
+/// Parses and sanity-checks an offer. GStreamer's own parser accepts nearly anything, so the
+/// structural checks a peer connection depends on are made here, before any element exists.
+pub fn parse_offer(body: &[u8]) -> Result<SDPMessage, SdpError> {
+    let text = std::str::from_utf8(body).map_err(|_| SdpError::Unparsable("not UTF-8 text"))?;
+    if !text.trim_start().starts_with("v=0") {
+        return Err(SdpError::Unparsable("must start with v=0"));
+    }
+    let msg = SDPMessage::parse_buffer(text.as_bytes()).map_err(|_| SdpError::Unparsable("syntax error"))?;
+    if msg.medias_len() == 0 {
+        return Err(SdpError::Unparsable("no m= line"));
+    }
+    if msg.medias_len() > 16 {
+        return Err(SdpError::Unparsable("more than 16 m= lines"));
+    }
+    let session_ice = msg.attribute_val("ice-ufrag").is_some() && msg.attribute_val("ice-pwd").is_some();
+    let session_fp = msg.attribute_val("fingerprint").is_some();
+    for media in msg.medias() {
+        if !(session_ice || media.attribute_val("ice-ufrag").is_some() && media.attribute_val("ice-pwd").is_some()) {
+            return Err(SdpError::Unparsable("an m= line has no ICE credentials (a=ice-ufrag, a=ice-pwd)"));
+        }
+        if !(session_fp || media.attribute_val("fingerprint").is_some()) {
+            return Err(SdpError::Unparsable("an m= line has no DTLS fingerprint (a=fingerprint)"));
+        }
+    }
+    Ok(msg)
+}
+
+/// Chooses a codec per m-line: the first video m-line with a usable codec, the first audio m-line
+/// with Opus. An offer where neither exists is refused.
+pub fn plan(msg: &SDPMessageRef, role: Role) -> Result<OfferPlan, SdpError> {
+    let mut plan = OfferPlan { mlines: msg.medias_len(), ..Default::default() };
+    for (idx, media) in msg.medias().enumerate() {
+        let idx = idx as u32;
+        if is_rejected(media) {
+            continue;
+        }
+        match media.media() {
+            Some("video") if plan.video.is_none() => plan.video = pick_video(media, idx, role),
+            Some("audio") if plan.audio.is_none() => plan.audio = pick(media, idx, |c| c.encoding == "OPUS"),
+            _ => {}
+        }
+    }
+    if plan.video.is_none() && plan.audio.is_none() {
+        return Err(SdpError::NoUsableCodec);
+    }
+    Ok(plan)
+}
+
+/// Port 0 without `a=bundle-only` means the offerer rejected this m-line.
+fn is_rejected(media: &SDPMediaRef) -> bool {
+    media.port() == 0 && media.attribute_val("bundle-only").is_none()
+}
+
+struct Candidate<'a> {
+    encoding: String,
+    fmtp: Option<&'a str>,
+}
+
+fn pick_video(media: &SDPMediaRef, idx: u32, role: Role) -> Option<(VideoCodec, Track)> {
+    if let Some(t) = pick(media, idx, |c| c.encoding == "VP8") {
+        return Some((VideoCodec::Vp8, t));
+    }
+    let h264 = |c: &Candidate| c.encoding == "H264" && fmtp_value(c.fmtp, "packetization-mode") == Some("1");
+    let track = match role {
+        Role::Publish => pick(media, idx, h264),
+        // Our encoders produce constrained baseline; prefer the matching profile-level-id.
+        Role::View => pick(media, idx, |c| h264(c) && fmtp_value(c.fmtp, "profile-level-id").is_some_and(|p| p.eq_ignore_ascii_case("42e01f")))
+            .or_else(|| pick(media, idx, |c| h264(c) && fmtp_value(c.fmtp, "profile-level-id").is_some_and(|p| p.to_ascii_lowercase().starts_with("42"))))
+            .or_else(|| pick(media, idx, h264)),
+    }?;
+    Some((VideoCodec::H264, track))
+}
+
+/// The first payload type of `media` whose rtpmap/fmtp satisfy `accept`.
+fn pick(media: &SDPMediaRef, idx: u32, accept: impl Fn(&Candidate) -> bool) -> Option<Track> {
+    for fmt in media.formats() {
+        let Ok(pt) = fmt.parse::<u8>() else { continue };
+        if pt > 127 {
+            continue;
+        }
+        let Some(encoding) = rtpmap_encoding(media, pt) else { continue };
+        let candidate = Candidate { encoding, fmtp: fmtp_of(media, pt) };
+        if !accept(&candidate) {
+            continue;
+        }
+        let caps = codec_caps(media, pt)?;
+        return Some(Track { mline: idx, pt, caps });
+    }
+    None
+}
+
+fn attr_for_pt<'a>(media: &'a SDPMediaRef, key: &str, pt: u8) -> Option<&'a str> {
+    let prefix = format!("{pt} ");
+    media
+        .attributes()
+        .filter(|a| a.key() == key)
+        .filter_map(|a| a.value())
+        .find_map(|v| v.strip_prefix(prefix.as_str()))
+}
+
+fn rtpmap_encoding(media: &SDPMediaRef, pt: u8) -> Option<String> {
+    let value = attr_for_pt(media, "rtpmap", pt)?;
+    let name = value.split('/').next()?.trim();
+    Some(name.to_ascii_uppercase())
+}
+
+fn fmtp_of<'a>(media: &'a SDPMediaRef, pt: u8) -> Option<&'a str> {
+    attr_for_pt(media, "fmtp", pt)
+}
+
+fn fmtp_value<'a>(fmtp: Option<&'a str>, key: &str) -> Option<&'a str> {
+    fmtp?.split(';').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k.trim() == key).then_some(v.trim())
+    })
+}
+
+/// `application/x-rtp` caps for one payload type, as webrtcbin's `codec-preferences` expects.
+/// Header-extension and SSRC fields are left out: they belong to the transport, not the codec.
+fn codec_caps(media: &SDPMediaRef, pt: u8) -> Option<gst::Caps> {
+    let mut caps = media.caps_from_media(i32::from(pt))?;
+    {
+        let caps = caps.make_mut();
+        let s = caps.structure_mut(0)?;
+        s.set_name("application/x-rtp");
+        let drop: Vec<String> = s
+            .fields()
+            .map(|f| f.to_string())
+            .filter(|f| f.starts_with("extmap-") || f.starts_with("a-") || f.starts_with("ssrc"))
+            .collect();
+        for f in drop {
+            s.remove_field(f.as_str());
+        }
+        s.set("media", media.media()?);
+    }
+    Some(caps)
+}
+
+/// Adds, for every host candidate in `sdp`, the same candidate on `public_ip` (a server behind
+/// 1:1 NAT). The originals stay, so clients on the same network still connect directly.
+pub fn announce_public_ip(sdp: &str, public_ip: IpAddr) -> String {
+    let mut out = String::with_capacity(sdp.len() * 2);
+    for line in sdp.split_inclusive('\n') {
+        out.push_str(line);
+        let trimmed = line.trim_end();
+        let Some(rest) = trimmed.strip_prefix("a=candidate:") else { continue };
+        let fields: Vec<&str> = rest.split(' ').collect();
+        // foundation component transport priority address port "typ" type ...
+        if fields.len() < 8 || fields[6] != "typ" || fields[7] != "host" {
+            continue;
+        }
+        if fields[4].parse::<IpAddr>().is_ok_and(|a| a.is_ipv4() != public_ip.is_ipv4()) {
+            continue;
+        }
+        let priority = fields[3].parse::<u32>().unwrap_or(1).saturating_sub(1);
+        let mut copy = fields.clone();
+        let foundation = format!("{}9", fields[0]);
+        let (ip, prio) = (public_ip.to_string(), priority.to_string());
+        copy[0] = &foundation;
+        copy[3] = &prio;
+        copy[4] = &ip;
+        out.push_str("a=candidate:");
+        out.push_str(&copy.join(" "));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHROME_LIKE: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
+a=fingerprint:sha-256 00:11\r\na=ice-ufrag:abcd\r\na=ice-pwd:0123456789012345678901\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\n\
+a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\na=rtpmap:0 PCMU/8000\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96 102 106\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendonly\r\n\
+a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n\
+a=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack pli\r\n\
+a=rtpmap:102 H264/90000\r\na=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=64001f\r\n\
+a=rtpmap:106 H264/90000\r\na=fmtp:106 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
+
+    fn init() {
+        gst::init().unwrap();
+    }
+
+    #[test]
+    fn picks_opus_and_vp8() {
+        init();
+        let msg = parse_offer(CHROME_LIKE.as_bytes()).unwrap();
+        let p = plan(&msg, Role::Publish).unwrap();
+        let (codec, video) = p.video.unwrap();
+        assert_eq!((codec, video.mline, video.pt), (VideoCodec::Vp8, 1, 96));
+        let s = video.caps.structure(0).unwrap();
+        assert_eq!(s.name(), "application/x-rtp");
+        assert_eq!(s.get::<&str>("encoding-name").unwrap(), "VP8");
+        assert!(!s.fields().any(|f| f.starts_with("extmap")), "{s}");
+        let audio = p.audio.unwrap();
+        assert_eq!((audio.mline, audio.pt), (0, 111));
+    }
+
+    #[test]
+    fn viewers_without_vp8_get_constrained_baseline_h264() {
+        init();
+        let text = CHROME_LIKE.replace("96 102 106", "102 106").replace("a=rtpmap:96 VP8/90000\r\n", "");
+        let msg = parse_offer(text.as_bytes()).unwrap();
+        let (codec, t) = plan(&msg, Role::View).unwrap().video.unwrap();
+        assert_eq!((codec, t.pt), (VideoCodec::H264, 106));
+        let (_, t) = plan(&msg, Role::Publish).unwrap().video.unwrap();
+        assert_eq!(t.pt, 102, "a publisher may send any H.264 profile");
+    }
+
+    #[test]
+    fn offers_without_usable_codecs_are_refused() {
+        init();
+        let text = CHROME_LIKE
+            .replace("rtpmap:111 opus/48000/2", "rtpmap:111 G722/8000")
+            .replace("VP8/90000", "AV1/90000")
+            .replace("packetization-mode=1", "packetization-mode=0");
+        let msg = parse_offer(text.as_bytes()).unwrap();
+        assert_eq!(plan(&msg, Role::Publish).unwrap_err(), SdpError::NoUsableCodec);
+    }
+
+    #[test]
+    fn junk_is_unparsable() {
+        init();
+        for junk in [&b"hello"[..], b"\xff\xfe", b"v=0\r\ns=-\r\n", b""] {
+            assert!(matches!(parse_offer(junk), Err(SdpError::Unparsable(_))), "{junk:?}");
+        }
+        let no_ice = CHROME_LIKE.replace("a=ice-ufrag:abcd\r\n", "");
+        assert!(parse_offer(no_ice.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn public_ip_duplicates_host_candidates() {
+        let sdp = "a=candidate:1 1 UDP 2015363327 10.0.0.5 40000 typ host\r\na=candidate:2 1 TCP 1015021823 10.0.0.5 9 typ host tcptype active\r\na=candidate:3 1 UDP 1 1.2.3.4 5 typ srflx raddr 0.0.0.0 rport 0\r\n";
+        let out = announce_public_ip(sdp, "203.0.113.7".parse().unwrap());
+        assert!(out.contains("a=candidate:19 1 UDP 2015363326 203.0.113.7 40000 typ host\r\n"), "{out}");
+        assert_eq!(out.matches("203.0.113.7").count(), 2);
+        assert_eq!(out.matches("a=candidate:").count(), 5);
+    }
+}
