@@ -47,6 +47,9 @@ pub fn add_video_tail(bin: &gst::Bin, mixer_pad: gst::Pad) -> Result<Tile, Media
     let ghost = gst::GhostPad::builder_with_target(&target).map_err(gst_err)?.name("video").build();
     bin.add_pad(&ghost).map_err(gst_err)?;
     ghost.link(&mixer_pad).map_err(gst_err)?;
+    for e in [&convert, &scale, &scaler_caps] {
+        e.sync_state_with_parent().map_err(gst_err)?;
+    }
     Ok(Tile { mixer_pad, scaler_caps })
 }
 
@@ -86,6 +89,9 @@ pub fn add_audio_tail(bin: &gst::Bin, feed: InputFeed) -> Result<(), MediaError>
     let elements = [&convert, &resample, &caps, sink.upcast_ref()];
     bin.add_many(elements).map_err(gst_err)?;
     gst::Element::link_many(elements).map_err(gst_err)?;
+    for e in elements {
+        e.sync_state_with_parent().map_err(gst_err)?;
+    }
     Ok(())
 }
 

@@ -338,13 +338,14 @@ impl RoomTask {
         }
     }
 
-    /// A new session bin holding a webrtcbin, added to the pipeline and playing.
+    /// A new session bin holding a webrtcbin, added to the pipeline (started by `insert_session`).
     fn new_session_bin(&mut self, prefix: &str) -> Result<(String, gst::Bin, gst::Element), MediaError> {
         self.next_element_id += 1;
         let name = format!("{prefix}-{}", self.next_element_id);
         let bin = gst::Bin::with_name(&name);
         let webrtc = peer::new_webrtcbin("webrtc", &self.cfg.ice, self.cfg.jitterbuffer_ms)?;
         bin.add(&webrtc).map_err(gst_err)?;
+        self.pipe.pipeline.add(&bin).map_err(gst_err)?;
         Ok((name, bin, webrtc))
     }
 
@@ -364,34 +365,50 @@ impl RoomTask {
         let id = SessionId::random();
         let (name, bin, webrtc) = self.new_session_bin("pub")?;
         let liveness = Liveness::new(self.epoch);
-        let tile = match &plan.video {
-            Some(_) => Some(ingest::add_video_tail(&bin, self.pipe.request_tile()?)?),
-            None => None,
-        };
-        let feed = plan.audio.as_ref().map(|_| self.pipe.mixer.add_input(id));
-        if let Some(feed) = feed {
-            ingest::add_audio_tail(&bin, feed)?;
-        }
         ingest::on_incoming_streams(&webrtc, liveness.clone());
         self.watch_connection(id, &webrtc);
-        let has_video = tile.is_some();
         self.insert_session(id, Session {
             name: name.clone(),
             bin: bin.clone(),
             webrtc: webrtc.clone(),
             liveness: liveness.clone(),
             connected: false,
-            kind: Kind::Publisher { tile, has_audio: plan.audio.is_some() },
+            kind: Kind::Publisher { tile: None, has_audio: plan.audio.is_some() },
         })?;
+        let tails = (|| {
+            let tile = match &plan.video {
+                Some(_) => Some(ingest::add_video_tail(&bin, self.pipe.request_tile()?)?),
+                None => None,
+            };
+            if plan.audio.is_some() {
+                ingest::add_audio_tail(&bin, self.pipe.mixer.add_input(id))?;
+            }
+            Ok::<_, MediaError>(tile)
+        })();
+        let tile = match tails {
+            Ok(tile) => tile,
+            Err(e) => {
+                self.remove(id, "could not build its branch");
+                return Err(e);
+            }
+        };
+        let has_video = tile.is_some();
+        if let Some(Session { kind: Kind::Publisher { tile: t, .. }, .. }) = self.sessions.get_mut(&id) {
+            *t = tile;
+        }
         if has_video {
             self.tiles.push(id);
             self.relayout();
         }
         let configured = async {
-            peer::set_remote_offer(&webrtc, offer).await?;
-            for track in plan.video.iter().map(|(_, t)| t).chain(plan.audio.iter()) {
-                receive_only(&webrtc, track)?;
+            // webrtcbin 1.22 creates transceivers for a remote offer only when answering;
+            // receive-only ones added first are matched to the offer's m-lines by kind.
+            let mut tracks: Vec<&Track> = plan.video.iter().map(|(_, t)| t).chain(plan.audio.iter()).collect();
+            tracks.sort_by_key(|t| t.mline);
+            for track in tracks {
+                receive_only(&webrtc, track);
             }
+            peer::set_remote_offer(&webrtc, offer).await?;
             Ok::<_, MediaError>(())
         }
         .await;
@@ -481,7 +498,6 @@ impl RoomTask {
     }
 
     fn insert_session(&mut self, id: SessionId, session: Session) -> Result<(), MediaError> {
-        self.pipe.pipeline.add(&session.bin).map_err(gst_err)?;
         let synced = session.bin.sync_state_with_parent().map_err(gst_err);
         self.sessions.insert(id, session);
         self.empty_since = None;
@@ -499,7 +515,9 @@ impl RoomTask {
         tokio::spawn(async move {
             match peer::answer(&webrtc).await {
                 Ok(mut sdp) => {
-                    liveness.watch(&webrtc);
+                    if liveness.watch(&webrtc) == 0 {
+                        tracing::warn!("no ICE source found to watch; the session relies on RTP alone");
+                    }
                     if let Some(ip) = public_ip {
                         sdp = super::sdp::announce_public_ip(&sdp, ip);
                     }
@@ -567,14 +585,12 @@ impl RoomTask {
     }
 }
 
-/// Makes the transceiver of `track`'s m-line receive-only with the offered codec.
-fn receive_only(webrtc: &gst::Element, track: &Track) -> Result<(), MediaError> {
-    let transceiver = webrtc
-        .emit_by_name::<Option<WebRTCRTPTransceiver>>("get-transceiver", &[&(track.mline as i32)])
-        .ok_or_else(|| MediaError::Internal(format!("no transceiver for m-line {}", track.mline)))?;
-    transceiver.set_direction(WebRTCRTPTransceiverDirection::Recvonly);
-    transceiver.set_codec_preferences(Some(&track.caps));
-    Ok(())
+/// Adds a receive-only transceiver for `track`'s codec.
+fn receive_only(webrtc: &gst::Element, track: &Track) {
+    webrtc.emit_by_name::<WebRTCRTPTransceiver>(
+        "add-transceiver",
+        &[&WebRTCRTPTransceiverDirection::Recvonly, &track.caps],
+    );
 }
 
 fn reject(cmd: Command) {

@@ -1,0 +1,305 @@
+//! WHIP publisher and WHEP viewer on webrtcbin, as a browser or OBS would be.
+//!
+//! A publisher sends a solid colour and a sine tone; a viewer decodes what it receives into
+//! RGB frames and mono float audio for [`super::analysis`].
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gst::glib;
+use gst::prelude::*;
+use gst_webrtc::{WebRTCICEGatheringState, WebRTCRTPTransceiverDirection, WebRTCSDPType, WebRTCSessionDescription};
+
+use super::http;
+
+pub fn init() {
+    gst::init().expect("GStreamer initialises");
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rgb(pub u8, pub u8, pub u8);
+
+pub const RED: Rgb = Rgb(230, 30, 30);
+pub const GREEN: Rgb = Rgb(30, 200, 40);
+pub const BLUE: Rgb = Rgb(40, 60, 230);
+pub const YELLOW: Rgb = Rgb(240, 220, 30);
+
+/// Publisher video codec.
+#[derive(Clone, Copy, Debug)]
+pub enum Codec {
+    Vp8,
+    H264,
+}
+
+fn webrtcbin(pipeline: &gst::Pipeline) -> gst::Element {
+    // Browsers send RTCP about once a second; GStreamer's default minimum is 5 s, which the
+    // server would rightly take for a vanished peer.
+    pipeline.connect_deep_element_added(|_, _, element| {
+        if element.factory().is_some_and(|f| f.name() == "rtpsession") {
+            element.set_property("rtcp-min-interval", 1_000_000_000u64);
+        }
+    });
+    let webrtc = pipeline.by_name("w").expect("pipeline has webrtcbin 'w'");
+    let agent = webrtc.property::<gst_webrtc::WebRTCICE>("ice-agent");
+    agent.emit_by_name::<bool>("add-local-ip-address", &[&"127.0.0.1"]);
+    webrtc
+}
+
+fn promise_reply(webrtc: &gst::Element, signal: &str, args: &[&dyn ToValue]) -> Option<gst::Structure> {
+    let promise = gst::Promise::new();
+    let mut values: Vec<glib::Value> = args.iter().map(|a| a.to_value()).collect();
+    values.push(promise.to_value());
+    webrtc.emit_by_name_with_values(signal, &values);
+    match promise.wait() {
+        gst::PromiseResult::Replied => promise.get_reply().map(|r| r.to_owned()),
+        other => panic!("{signal}: promise {other:?}"),
+    }
+}
+
+/// Creates the offer, waits for ICE gathering and returns the SDP text with all candidates.
+fn local_offer(webrtc: &gst::Element) -> String {
+    let reply = promise_reply(webrtc, "create-offer", &[&None::<gst::Structure>]).expect("offer reply");
+    let offer = reply.get::<WebRTCSessionDescription>("offer").expect("an offer");
+    promise_reply(webrtc, "set-local-description", &[&offer]);
+    super::wait_for(Duration::from_secs(10), "client ICE gathering", || {
+        match webrtc.property::<WebRTCICEGatheringState>("ice-gathering-state") {
+            WebRTCICEGatheringState::Complete => Ok(()),
+            s => Err(format!("{s:?}")),
+        }
+    });
+    let local = webrtc.property::<WebRTCSessionDescription>("local-description");
+    local.sdp().as_text().expect("offer as text")
+}
+
+fn apply_answer(webrtc: &gst::Element, sdp: &str) {
+    let msg = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()).expect("answer parses");
+    let answer = WebRTCSessionDescription::new(WebRTCSDPType::Answer, msg);
+    promise_reply(webrtc, "set-remote-description", &[&answer]);
+}
+
+/// Posts `offer` to `path`; panics unless the server answers 201 with an SDP.
+fn post_offer(addr: SocketAddr, path: &str, offer: &str, token: Option<&str>) -> (String, String) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/sdp")];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a.as_str()));
+    }
+    let r = http::request(addr, "POST", path, &headers, offer.as_bytes());
+    assert_eq!(r.status, 201, "POST {path}: {} {}", r.status, r.body);
+    assert_eq!(r.header("content-type"), Some("application/sdp"));
+    let location = r.header("location").expect("201 carries a Location").to_string();
+    (location, r.body)
+}
+
+/// A WHIP publisher sending one colour and one tone.
+pub struct Publisher {
+    pipeline: gst::Pipeline,
+    addr: SocketAddr,
+    pub location: String,
+}
+
+impl Publisher {
+    pub fn start(addr: SocketAddr, room: &str, colour: Rgb, tone_hz: u32) -> Self {
+        Self::start_with(addr, room, colour, tone_hz, Codec::Vp8)
+    }
+
+    pub fn start_with(addr: SocketAddr, room: &str, colour: Rgb, tone_hz: u32, codec: Codec) -> Self {
+        let argb = 0xff00_0000u32 | (u32::from(colour.0) << 16) | (u32::from(colour.1) << 8) | u32::from(colour.2);
+        let (enc, pay, name, pt) = match codec {
+            Codec::Vp8 => ("vp8enc deadline=1 cpu-used=8 target-bitrate=300000 keyframe-max-dist=30", "rtpvp8pay", "VP8", 96),
+            Codec::H264 => (
+                "x264enc tune=zerolatency speed-preset=ultrafast bitrate=300 key-int-max=30 ! video/x-h264,profile=constrained-baseline",
+                "rtph264pay config-interval=-1 aggregate-mode=zero-latency",
+                "H264",
+                102,
+            ),
+        };
+        let description = format!(
+            "webrtcbin name=w bundle-policy=max-bundle \
+             videotestsrc is-live=true pattern=solid-color foreground-color={argb} \
+               ! video/x-raw,width=320,height=240,framerate=15/1 ! videoconvert ! {enc} ! {pay} pt={pt} \
+               ! application/x-rtp,media=video,encoding-name={name},payload={pt},clock-rate=90000 ! w. \
+             audiotestsrc is-live=true wave=sine freq={tone_hz} volume=0.2 ! audioconvert ! audioresample \
+               ! opusenc ! rtpopuspay pt=111 \
+               ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000 ! w."
+        );
+        let pipeline = gst::parse::launch(&description)
+            .expect("publisher pipeline parses")
+            .downcast::<gst::Pipeline>()
+            .expect("a pipeline");
+        let webrtc = webrtcbin(&pipeline);
+        for i in 0..2i32 {
+            let t = webrtc
+                .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&i])
+                .expect("two transceivers");
+            t.set_direction(WebRTCRTPTransceiverDirection::Sendonly);
+        }
+        pipeline.set_state(gst::State::Playing).expect("publisher plays");
+        super::wait_for(Duration::from_secs(10), "caps on the publisher's webrtcbin", || {
+            let ready = webrtc.sink_pads().iter().all(|p| p.current_caps().is_some());
+            if ready { Ok(()) } else { Err("sink pads without caps".into()) }
+        });
+        let offer = local_offer(&webrtc);
+        let (location, answer) = post_offer(addr, &format!("/whip/{room}"), &offer, None);
+        apply_answer(&webrtc, &answer);
+        Self { pipeline, addr, location }
+    }
+
+    /// The session id, which is also this publisher's bearer token for its own WHEP view.
+    pub fn token(&self) -> String {
+        self.location.rsplit('/').next().expect("a location path").to_string()
+    }
+
+    /// Leaves properly: DELETE on the session, then stops sending.
+    pub fn leave(self) -> u16 {
+        let r = http::request(self.addr, "DELETE", &self.location, &[], b"");
+        let _ = self.pipeline.set_state(gst::State::Null);
+        r.status
+    }
+
+    /// Vanishes: stops sending without telling the server (a crashed tab, a lost network).
+    pub fn vanish(self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// What a viewer has received so far.
+#[derive(Default)]
+pub struct Received {
+    /// Latest decoded frame, RGB, `VIEW_W` x `VIEW_H`.
+    pub frame: Option<Vec<u8>>,
+    pub frame_times: Vec<Instant>,
+    pub first_frame: Option<Instant>,
+    /// The last [`AUDIO_KEEP`] samples of mono 48 kHz audio.
+    pub audio: VecDeque<f32>,
+    pub audio_samples: u64,
+}
+
+pub const VIEW_W: usize = 160;
+pub const VIEW_H: usize = 90;
+const AUDIO_KEEP: usize = 48_000;
+
+/// A WHEP viewer that decodes the room's mix.
+pub struct Viewer {
+    pipeline: gst::Pipeline,
+    addr: SocketAddr,
+    pub location: String,
+    pub received: Arc<Mutex<Received>>,
+    pub posted_at: Instant,
+}
+
+impl Viewer {
+    pub fn start(addr: SocketAddr, room: &str, token: Option<&str>) -> Self {
+        Self::start_with(addr, room, token, Codec::Vp8)
+    }
+
+    pub fn start_with(addr: SocketAddr, room: &str, token: Option<&str>, codec: Codec) -> Self {
+        let pipeline = gst::Pipeline::new();
+        let w = gst::ElementFactory::make("webrtcbin").name("w").build().expect("webrtcbin exists");
+        w.set_property_from_str("bundle-policy", "max-bundle");
+        pipeline.add(&w).expect("webrtcbin added");
+        let webrtc = webrtcbin(&pipeline);
+        let video_caps = match codec {
+            Codec::Vp8 => "application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000",
+            Codec::H264 => "application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000,packetization-mode=(string)1,profile-level-id=(string)42e01f",
+        };
+        for caps in [video_caps, "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000"] {
+            let caps: gst::Caps = caps.parse().expect("caps parse");
+            webrtc.emit_by_name::<glib::Object>("add-transceiver", &[&WebRTCRTPTransceiverDirection::Recvonly, &caps]);
+        }
+        let received = Arc::new(Mutex::new(Received::default()));
+        let sink_state = received.clone();
+        let pipeline_weak = pipeline.downgrade();
+        webrtc.connect_pad_added(move |_, pad| {
+            let Some(pipeline) = pipeline_weak.upgrade() else { return };
+            decode_into(&pipeline, pad, sink_state.clone());
+        });
+        pipeline.set_state(gst::State::Playing).expect("viewer plays");
+        let offer = local_offer(&webrtc);
+        let posted_at = Instant::now();
+        let (location, answer) = post_offer(addr, &format!("/whep/{room}"), &offer, token);
+        apply_answer(&webrtc, &answer);
+        Self { pipeline, addr, location, received, posted_at }
+    }
+
+    pub fn leave(self) -> u16 {
+        let r = http::request(self.addr, "DELETE", &self.location, &[], b"");
+        let _ = self.pipeline.set_state(gst::State::Null);
+        r.status
+    }
+
+    /// The latest frame, once one has arrived.
+    pub fn frame(&self) -> Option<Vec<u8>> {
+        self.received.lock().unwrap().frame.clone()
+    }
+
+    /// The last `n` audio samples, once that many have arrived.
+    pub fn audio(&self, n: usize) -> Option<Vec<f32>> {
+        let r = self.received.lock().unwrap();
+        (r.audio.len() >= n).then(|| r.audio.iter().skip(r.audio.len() - n).copied().collect())
+    }
+
+    /// Frames received after `since`, and the largest gap between consecutive ones.
+    pub fn frames_since(&self, since: Instant) -> (usize, Duration) {
+        let r = self.received.lock().unwrap();
+        let times: Vec<Instant> = r.frame_times.iter().copied().filter(|t| *t >= since).collect();
+        let gap = times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+        (times.len(), gap)
+    }
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+fn decode_into(pipeline: &gst::Pipeline, pad: &gst::Pad, received: Arc<Mutex<Received>>) {
+    let caps = pad.current_caps().expect("src pad has caps");
+    let s = caps.structure(0).expect("caps structure");
+    let encoding = s.get::<&str>("encoding-name").unwrap_or("");
+    let description = match encoding {
+        "VP8" => format!("rtpvp8depay ! vp8dec ! videoconvert ! videoscale ! video/x-raw,format=RGB,width={VIEW_W},height={VIEW_H} ! appsink name=sink sync=false"),
+        "H264" => format!("rtph264depay ! h264parse ! avdec_h264 ! videoconvert ! videoscale ! video/x-raw,format=RGB,width={VIEW_W},height={VIEW_H} ! appsink name=sink sync=false"),
+        "OPUS" => "rtpopusdepay ! opusdec ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,rate=48000,channels=1 ! appsink name=sink sync=false".to_string(),
+        other => panic!("unexpected stream {other}"),
+    };
+    let bin = gst::parse::bin_from_description(&description, true).expect("decoder parses");
+    let sink = bin.by_name("sink").expect("appsink").downcast::<gst_app::AppSink>().expect("an appsink");
+    let is_video = encoding != "OPUS";
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                let mut r = received.lock().unwrap();
+                if is_video {
+                    let now = Instant::now();
+                    r.first_frame.get_or_insert(now);
+                    r.frame_times.push(now);
+                    r.frame = Some(map.to_vec());
+                } else {
+                    for c in map.chunks_exact(4) {
+                        r.audio.push_back(f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+                    }
+                    let excess = r.audio.len().saturating_sub(AUDIO_KEEP);
+                    r.audio.drain(..excess);
+                    r.audio_samples += (map.len() / 4) as u64;
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    pipeline.add(&bin).expect("decoder added");
+    pad.link(&bin.static_pad("sink").expect("ghost sink")).expect("decoder linked");
+    bin.sync_state_with_parent().expect("decoder plays");
+}

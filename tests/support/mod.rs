@@ -1,0 +1,24 @@
+//! Shared harness for the integration tests: the server as a child process, a minimal HTTP
+//! client, WHIP/WHEP test peers on webrtcbin, and media analysis.
+#![allow(dead_code)]
+
+pub mod analysis;
+pub mod client;
+pub mod http;
+pub mod server;
+
+use std::time::{Duration, Instant};
+
+/// Polls `check` until it returns `Ok`, or fails the test with `what` and the last reason.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let start = Instant::now();
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(reason) if start.elapsed() >= timeout => {
+                panic!("timed out after {timeout:?} waiting for {what}: {reason}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The real `plenum` binary as a child process on a free loopback port.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+use super::http::{self, Response};
+
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+/// Settings that keep the media tests real-time on a 2-core machine.
+pub const TEST_ARGS: &[&str] = &["--ice-address", "127.0.0.1", "--canvas", "640x360", "--fps", "15"];
+
+impl Server {
+    pub fn start() -> Self {
+        Self::start_with(TEST_ARGS)
+    }
+
+    pub fn start_with(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_plenum"))
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("PLENUM_LOG", std::env::var("PLENUM_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the plenum binary starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("server prints its address");
+        let addr = line
+            .trim()
+            .strip_prefix("plenum listening on http://")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("server did not report its address; it printed {line:?}"));
+        let server = Self { child, addr };
+        super::wait_for(std::time::Duration::from_secs(10), "/healthz to answer 200", || {
+            let r = server.get("/healthz");
+            if r.status == 200 { Ok(()) } else { Err(format!("status {}", r.status)) }
+        });
+        server
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        http::request(self.addr, "GET", path, &[], b"")
+    }
+
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+        http::request(self.addr, method, path, headers, body)
+    }
+
+    /// CPU time (user + system) the server has used so far, from /proc.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+        let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+            + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+        ticks / 100.0
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGINT (Ctrl-C) and waits for the exit status.
+    pub fn interrupt(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+        let status = self.child.wait().expect("server exits");
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
