@@ -20,8 +20,14 @@ use crate::room::layout;
 
 /// Commands queued for a room before senders wait.
 const COMMAND_CAPACITY: usize = 64;
-/// A session from which nothing (RTP, RTCP, DTLS) arrived for this long is ended.
-pub const SILENCE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A viewer from which nothing (RTCP, DTLS) arrived for this long is ended. Browsers send
+/// receiver reports about once a second.
+pub const VIEWER_SILENCE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A publisher sends media continuously (even muted: silence, DTX every 400 ms, black frames),
+/// so a shorter silence already means it is gone; this keeps "gone within 5 s" for its tile.
+pub const PUBLISHER_SILENCE_TIMEOUT: Duration = Duration::from_secs(4);
+/// Time a new session has to complete ICE and DTLS (relayed candidates can be slow).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often liveness and emptiness are checked.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(250);
 /// A second keyframe request after a viewer connects, in case the first raced DTLS.
@@ -303,7 +309,7 @@ impl RoomTask {
                 let owner = self.session_owning(msg.src());
                 match owner {
                     Some(id) => {
-                        tracing::warn!(room = %self.room, error = %err.error(), "media error in a session; ending it");
+                        tracing::warn!(room = %self.room, error = %err.error(), debug = ?err.debug(), "media error in a session; ending it");
                         self.remove(id, "media error");
                     }
                     None => tracing::error!(room = %self.room, error = %err.error(), debug = ?err.debug(), "room pipeline error"),
@@ -330,11 +336,18 @@ impl RoomTask {
         let silent: Vec<SessionId> = self
             .sessions
             .iter()
-            .filter(|(_, s)| s.liveness.silent_for(now) > SILENCE_TIMEOUT)
+            .filter(|(_, s)| {
+                let limit = match s.kind {
+                    _ if !s.connected => CONNECT_TIMEOUT,
+                    Kind::Publisher { .. } => PUBLISHER_SILENCE_TIMEOUT,
+                    Kind::Viewer { .. } => VIEWER_SILENCE_TIMEOUT,
+                };
+                s.liveness.silent_for(now) > limit
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in silent {
-            self.remove(id, "nothing received for 5 s");
+            self.remove(id, "nothing received");
         }
     }
 

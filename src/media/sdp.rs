@@ -115,7 +115,20 @@ fn pick_video(media: &SDPMediaRef, idx: u32, role: Role) -> Option<(VideoCodec, 
             .or_else(|| pick(media, idx, |c| h264(c) && fmtp_value(c.fmtp, "profile-level-id").is_some_and(|p| p.to_ascii_lowercase().starts_with("42"))))
             .or_else(|| pick(media, idx, h264)),
     }?;
-    Some((VideoCodec::H264, track))
+    Some((VideoCodec::H264, without_profile_for_viewers(track, role)))
+}
+
+/// The composite is encoded once for every H.264 viewer, and the payloader states the profile
+/// of that one stream (x264's constrained baseline reads 42c0xx, browsers offer 42e0xx). The
+/// answer still carries the offer's profile-level-id (webrtcbin intersects offer and
+/// preferences); only the local caps check must not insist on it.
+fn without_profile_for_viewers(mut track: Track, role: Role) -> Track {
+    if role == Role::View {
+        if let Some(s) = track.caps.make_mut().structure_mut(0) {
+            s.remove_field("profile-level-id");
+        }
+    }
+    track
 }
 
 /// The first payload type of `media` whose rtpmap/fmtp satisfy `accept`.
