@@ -66,6 +66,6 @@ fn deleted_and_vanished_publishers_leave_picture_and_sound() {
     assert_eq!(last.location.split('/').count(), 4);
     wait_for(Duration::from_secs(2), "blue to stay", || {
         let f = viewer.frame().ok_or("no frame")?;
-        if coverage(&f, BLUE, TOLERANCE) >= PRESENT { Ok(()) } else { Err("blue missing".into()) }
+        if coverage(&f, BLUE, TOLERANCE) >= PRESENT { Ok(()) } else { Err("blue missing") }
     });
 }

@@ -93,6 +93,24 @@ fn post_offer(addr: SocketAddr, path: &str, offer: &str, token: Option<&str>) ->
     (location, r.body)
 }
 
+/// What a test publisher sends.
+#[derive(Clone, Copy, Debug)]
+pub struct Source {
+    pub colour: Rgb,
+    pub tone_hz: u32,
+    pub codec: Codec,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+}
+
+impl Source {
+    /// Small and cheap: 320x240@15 VP8, so several fit on two cores beside the server.
+    pub fn new(colour: Rgb, tone_hz: u32) -> Self {
+        Self { colour, tone_hz, codec: Codec::Vp8, width: 320, height: 240, fps: 15 }
+    }
+}
+
 /// A WHIP publisher sending one colour and one tone.
 pub struct Publisher {
     pipeline: gst::Pipeline,
@@ -106,9 +124,14 @@ impl Publisher {
     }
 
     pub fn start_with(addr: SocketAddr, room: &str, colour: Rgb, tone_hz: u32, codec: Codec) -> Self {
+        Self::start_source(addr, room, Source { codec, ..Source::new(colour, tone_hz) })
+    }
+
+    pub fn start_source(addr: SocketAddr, room: &str, source: Source) -> Self {
+        let Source { colour, tone_hz, codec, width, height, fps } = source;
         let argb = 0xff00_0000u32 | (u32::from(colour.0) << 16) | (u32::from(colour.1) << 8) | u32::from(colour.2);
         let (enc, pay, name, pt) = match codec {
-            Codec::Vp8 => ("vp8enc deadline=1 cpu-used=8 target-bitrate=300000 keyframe-max-dist=30", "rtpvp8pay", "VP8", 96),
+            Codec::Vp8 => ("vp8enc deadline=1 cpu-used=8 target-bitrate=600000 keyframe-max-dist=60 threads=1", "rtpvp8pay", "VP8", 96),
             Codec::H264 => (
                 "x264enc tune=zerolatency speed-preset=ultrafast bitrate=300 key-int-max=30 ! video/x-h264,profile=constrained-baseline",
                 "rtph264pay config-interval=-1 aggregate-mode=zero-latency",
@@ -119,7 +142,7 @@ impl Publisher {
         let description = format!(
             "webrtcbin name=w bundle-policy=max-bundle \
              videotestsrc is-live=true pattern=solid-color foreground-color={argb} \
-               ! video/x-raw,width=320,height=240,framerate=15/1 ! videoconvert ! {enc} ! {pay} pt={pt} \
+               ! video/x-raw,width={width},height={height},framerate={fps}/1 ! videoconvert ! {enc} ! {pay} pt={pt} \
                ! application/x-rtp,media=video,encoding-name={name},payload={pt},clock-rate=90000 ! w. \
              audiotestsrc is-live=true wave=sine freq={tone_hz} volume=0.2 ! audioconvert ! audioresample \
                ! opusenc ! rtpopuspay pt=111 \
@@ -139,7 +162,7 @@ impl Publisher {
         pipeline.set_state(gst::State::Playing).expect("publisher plays");
         super::wait_for(Duration::from_secs(10), "caps on the publisher's webrtcbin", || {
             let ready = webrtc.sink_pads().iter().all(|p| p.current_caps().is_some());
-            if ready { Ok(()) } else { Err("sink pads without caps".into()) }
+            if ready { Ok(()) } else { Err("sink pads without caps") }
         });
         let offer = local_offer(&webrtc);
         let (location, answer) = post_offer(addr, &format!("/whip/{room}"), &offer, None);

@@ -10,7 +10,7 @@ pub mod server;
 use std::time::{Duration, Instant};
 
 /// Polls `check` until it returns `Ok`, or fails the test with `what` and the last reason.
-pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+pub fn wait_for<T, E: std::fmt::Display>(timeout: Duration, what: &str, mut check: impl FnMut() -> Result<T, E>) -> T {
     let start = Instant::now();
     loop {
         match check() {
