@@ -25,6 +25,11 @@ fn bad_requests_are_refused_with_reasons_and_harm_nothing() {
     client::init();
     let server = Server::start();
     let sdp = [("Content-Type", "application/sdp")];
+    // Another room is live throughout and must not notice any of it.
+    let bystander = Publisher::start(server.addr, "bystanders", client::GREEN, 660);
+    let watcher = Viewer::start(server.addr, "bystanders", None);
+    support::wait_for(std::time::Duration::from_secs(10), "the bystander room's picture", || watcher.frame().ok_or("none"));
+    let barrage = std::time::Instant::now();
 
     for flow in ["whip", "whep"] {
         let path = format!("/{flow}/room-1");
@@ -65,6 +70,10 @@ fn bad_requests_are_refused_with_reasons_and_harm_nothing() {
     check(&server, "unknown endpoint", "GET", "/nope", &[], b"", 404);
     let bad_bearer = [("Content-Type", "application/sdp"), ("Authorization", "Bearer nonsense")];
     check(&server, "malformed bearer", "POST", "/whep/room-1", &bad_bearer, NO_USABLE_CODEC.as_bytes(), 401);
+
+    let (frames, gap) = watcher.frames_since(barrage);
+    assert!(frames > 0 && gap < std::time::Duration::from_millis(500), "the other room stalled: {frames} frames, gap {gap:?}");
+    drop((bystander, watcher));
 
     // After all that, real sessions work, and a bearer that names no publisher is refused.
     let publisher = Publisher::start(server.addr, "room-1", RED, 440);

@@ -1,4 +1,5 @@
-//! A publisher that leaves by DELETE disappears from picture and sound at once; one that just
+//! A publisher that leaves by DELETE disappears from picture and sound at once (even if its
+//! peer keeps sending); one that just
 //! vanishes disappears within the 5 s liveness window. Neither stalls the others.
 
 mod support;
@@ -43,13 +44,16 @@ fn deleted_and_vanished_publishers_leave_picture_and_sound() {
     let viewer = Viewer::start(server.addr, room, None);
     wait_for_mix(&viewer, [true, true, true], Duration::from_secs(15), "all three publishers");
 
-    // DELETE: gone at once (allowing for the viewer's own pipeline and the analysis window).
+    // DELETE: gone at once (allowing for the viewer's own pipeline and the analysis window),
+    // even though this peer goes on sending.
     let left_at = Instant::now();
-    assert_eq!(publishers[0].take().unwrap().leave(), 200);
+    assert_eq!(publishers[0].as_ref().unwrap().delete_but_keep_sending(), 200);
     wait_for_mix(&viewer, [false, true, true], Duration::from_secs(2), "red and 500 Hz to go after DELETE");
     eprintln!("DELETE to gone at the viewer: {} ms", left_at.elapsed().as_millis());
     let (frames, gap) = viewer.frames_since(left_at);
     assert!(frames > 0 && gap < Duration::from_millis(500), "picture froze after DELETE: {frames} frames, gap {gap:?}");
+
+    drop(publishers[0].take());
 
     // Vanish: no DELETE, the peer just stops; the server notices within 5 s.
     let vanished_at = Instant::now();

@@ -49,6 +49,7 @@ pub fn new_webrtcbin(name: &str, ice: &IceConfig, latency_ms: u32) -> Result<gst
         }
     }
     let agent = webrtc.property::<gst_webrtc::WebRTCICE>("ice-agent");
+    disable_upnp(&agent);
     for addr in &ice.local_addresses {
         agent.emit_by_name::<bool>("add-local-ip-address", &[&addr.to_string()]);
     }
@@ -57,6 +58,18 @@ pub fn new_webrtcbin(name: &str, ice: &IceConfig, latency_ms: u32) -> Result<gst
         agent.set_property("max-rtp-port", u32::from(range.max));
     }
     Ok(webrtc)
+}
+
+/// A server never asks the local router for port mappings (libnice's default does, by UPnP
+/// multicast on every interface it gathers on).
+pub fn disable_upnp(agent: &gst_webrtc::WebRTCICE) {
+    if agent.find_property("agent").is_none() {
+        return;
+    }
+    let nice = agent.property::<gst::glib::Object>("agent");
+    if nice.find_property("upnp").is_some() {
+        nice.set_property("upnp", false);
+    }
 }
 
 async fn await_promise(

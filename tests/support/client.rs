@@ -43,6 +43,8 @@ fn webrtcbin(pipeline: &gst::Pipeline) -> gst::Element {
     });
     let webrtc = pipeline.by_name("w").expect("pipeline has webrtcbin 'w'");
     let agent = webrtc.property::<gst_webrtc::WebRTCICE>("ice-agent");
+    let nice = agent.property::<glib::Object>("agent");
+    nice.set_property("upnp", false);
     agent.emit_by_name::<bool>("add-local-ip-address", &[&"127.0.0.1"]);
     webrtc
 }
@@ -180,6 +182,11 @@ impl Publisher {
         let r = http::request(self.addr, "DELETE", &self.location, &[], b"");
         let _ = self.pipeline.set_state(gst::State::Null);
         r.status
+    }
+
+    /// Sends DELETE but keeps sending media, as a misbehaving or slow client would.
+    pub fn delete_but_keep_sending(&self) -> u16 {
+        http::request(self.addr, "DELETE", &self.location, &[], b"").status
     }
 
     /// Vanishes: stops sending without telling the server (a crashed tab, a lost network).
