@@ -28,7 +28,12 @@ fn bad_requests_are_refused_with_reasons_and_harm_nothing() {
     // Another room is live throughout and must not notice any of it.
     let bystander = Publisher::start(server.addr, "bystanders", client::GREEN, 660);
     let watcher = Viewer::start(server.addr, "bystanders", None);
-    support::wait_for(std::time::Duration::from_secs(10), "the bystander room's picture", || watcher.frame().ok_or("none"));
+    support::wait_for(std::time::Duration::from_secs(10), "the bystander room in steady state", || {
+        let f = watcher.frame().ok_or("no frame")?;
+        let steady = watcher.frames_since(std::time::Instant::now() - std::time::Duration::from_secs(1)).0 >= 10;
+        let green = support::analysis::coverage(&f, client::GREEN, support::analysis::TOLERANCE) >= support::analysis::PRESENT;
+        if steady && green { Ok(()) } else { Err("not yet") }
+    });
     let barrage = std::time::Instant::now();
 
     for flow in ["whip", "whep"] {
@@ -71,6 +76,8 @@ fn bad_requests_are_refused_with_reasons_and_harm_nothing() {
     let bad_bearer = [("Content-Type", "application/sdp"), ("Authorization", "Bearer nonsense")];
     check(&server, "malformed bearer", "POST", "/whep/room-1", &bad_bearer, NO_USABLE_CODEC.as_bytes(), 401);
 
+    // Look at the barrage and one second after it.
+    std::thread::sleep(std::time::Duration::from_secs(1));
     let (frames, gap) = watcher.frames_since(barrage);
     assert!(frames > 0 && gap < std::time::Duration::from_millis(500), "the other room stalled: {frames} frames, gap {gap:?}");
     drop((bystander, watcher));

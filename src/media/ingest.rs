@@ -12,10 +12,16 @@ use super::peer::{make, Liveness};
 use super::pipeline::gst_err;
 use super::MediaError;
 
-/// Where a publisher's video is composited.
+/// A publisher's decoded video on its way to the canvas.
+///
+/// The compositor input is only requested when the first decoded frame is ready: a compositor
+/// pad without data makes the whole canvas wait for it once (up to the mixer latency), which
+/// every viewer would see as a hiccup at each join.
 pub struct Tile {
-    pub mixer_pad: gst::Pad,
+    ghost: gst::GhostPad,
     scaler_caps: gst::Element,
+    hold: Option<gst::PadProbeId>,
+    pub mixer_pad: Option<gst::Pad>,
 }
 
 impl Tile {
@@ -27,7 +33,19 @@ impl Tile {
             .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
             .build();
         self.scaler_caps.set_property("caps", caps);
-        super::pipeline::RoomPipeline::place_tile(&self.mixer_pad, rect);
+        if let Some(pad) = &self.mixer_pad {
+            super::pipeline::RoomPipeline::place_tile(pad, rect);
+        }
+    }
+
+    /// Links the tile to `mixer_pad` and lets video flow.
+    pub fn connect(&mut self, mixer_pad: gst::Pad) -> Result<(), MediaError> {
+        self.ghost.link(&mixer_pad).map_err(gst_err)?;
+        self.mixer_pad = Some(mixer_pad);
+        if let (Some(id), Some(target)) = (self.hold.take(), self.ghost.target()) {
+            target.remove_probe(id);
+        }
+        Ok(())
     }
 }
 
@@ -35,8 +53,9 @@ impl Tile {
 const VIDEO_HEAD: &str = "vhead";
 const AUDIO_HEAD: &str = "ahead";
 
-/// Adds the video tail (decoded video → tile) to `bin` and links it to `mixer_pad`.
-pub fn add_video_tail(bin: &gst::Bin, mixer_pad: gst::Pad) -> Result<Tile, MediaError> {
+/// Adds the video tail (decoded video → tile size) to `bin`. `on_first_frame` is called (on a
+/// streaming thread) when decoded video arrives; frames are dropped until [`Tile::connect`].
+pub fn add_video_tail(bin: &gst::Bin, on_first_frame: impl Fn() + Send + Sync + 'static) -> Result<Tile, MediaError> {
     let convert = make("videoconvert", VIDEO_HEAD)?;
     let scale = make("videoscale", "vscale")?;
     scale.set_property("add-borders", true);
@@ -44,13 +63,21 @@ pub fn add_video_tail(bin: &gst::Bin, mixer_pad: gst::Pad) -> Result<Tile, Media
     bin.add_many([&convert, &scale, &scaler_caps]).map_err(gst_err)?;
     gst::Element::link_many([&convert, &scale, &scaler_caps]).map_err(gst_err)?;
     let target = scaler_caps.static_pad("src").expect("capsfilter has a src pad");
+    let notified = std::sync::atomic::AtomicBool::new(false);
+    // Never block here: this is a streaming thread, and the room task may need it. Frames are
+    // dropped until the tile is connected (a few milliseconds).
+    let hold = target.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        if !notified.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            on_first_frame();
+        }
+        gst::PadProbeReturn::Drop
+    });
     let ghost = gst::GhostPad::builder_with_target(&target).map_err(gst_err)?.name("video").build();
     bin.add_pad(&ghost).map_err(gst_err)?;
-    ghost.link(&mixer_pad).map_err(gst_err)?;
     for e in [&convert, &scale, &scaler_caps] {
         e.sync_state_with_parent().map_err(gst_err)?;
     }
-    Ok(Tile { mixer_pad, scaler_caps })
+    Ok(Tile { ghost, scaler_caps, hold, mixer_pad: None })
 }
 
 /// Adds the audio tail (decoded audio → 48 kHz mono S16 → mixer queue) to `bin`.

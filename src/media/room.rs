@@ -55,6 +55,8 @@ enum Command {
 enum Event {
     Connection { session: SessionId, state: WebRTCPeerConnectionState },
     NegotiationFailed { session: SessionId },
+    /// A publisher's first decoded frame is ready for the canvas.
+    FirstFrame { session: SessionId },
     Keyframe(VideoCodec),
     Bus(gst::Message),
 }
@@ -273,12 +275,14 @@ impl RoomTask {
                 self.remove(session, "negotiation failed");
             }
             Event::Keyframe(codec) => self.pipe.force_keyframe(codec),
+            Event::FirstFrame { session } => self.show_tile(session),
             Event::Bus(msg) => self.on_bus_message(&msg),
         }
     }
 
     fn on_connection_state(&mut self, id: SessionId, state: WebRTCPeerConnectionState) {
         let Some(session) = self.sessions.get_mut(&id) else { return };
+        tracing::debug!(room = %self.room, session = %session.name, ?state, "connection state");
         match state {
             WebRTCPeerConnectionState::Connected => {
                 session.connected = true;
@@ -390,7 +394,12 @@ impl RoomTask {
         })?;
         let tails = (|| {
             let tile = match &plan.video {
-                Some(_) => Some(ingest::add_video_tail(&bin, self.pipe.request_tile()?)?),
+                Some(_) => {
+                    let events = self.events.clone();
+                    Some(ingest::add_video_tail(&bin, move || {
+                        let _ = events.send(Event::FirstFrame { session: id });
+                    })?)
+                }
                 None => None,
             };
             if plan.audio.is_some() {
@@ -408,10 +417,6 @@ impl RoomTask {
         let has_video = tile.is_some();
         if let Some(Session { kind: Kind::Publisher { tile: t, .. }, .. }) = self.sessions.get_mut(&id) {
             *t = tile;
-        }
-        if has_video {
-            self.tiles.push(id);
-            self.relayout();
         }
         let configured = async {
             // webrtcbin 1.22 creates transceivers for a remote offer only when answering;
@@ -528,6 +533,7 @@ impl RoomTask {
         tokio::spawn(async move {
             match peer::answer(&webrtc).await {
                 Ok(mut sdp) => {
+                    tracing::debug!(candidates = sdp.matches("a=candidate:").count(), "answer ready");
                     if liveness.watch(&webrtc) == 0 {
                         tracing::warn!("no ICE source found to watch; the session relies on RTP alone");
                     }
@@ -547,6 +553,34 @@ impl RoomTask {
         });
     }
 
+    /// Puts a publisher on the canvas once its video is decoded.
+    fn show_tile(&mut self, id: SessionId) {
+        let Some(Session { kind: Kind::Publisher { tile: Some(tile), .. }, name, .. }) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        if tile.mixer_pad.is_some() {
+            return;
+        }
+        let connected = self.pipe.request_tile().and_then(|pad| {
+            let result = tile.connect(pad.clone());
+            if result.is_err() {
+                self.pipe.release_tile(&pad);
+            }
+            result
+        });
+        match connected {
+            Ok(()) => {
+                tracing::debug!(room = %self.room, session = %name, "tile shown");
+                self.tiles.push(id);
+                self.relayout();
+            }
+            Err(e) => {
+                tracing::warn!(room = %self.room, error = %e, "could not composite a publisher");
+                self.remove(id, "compositor refused its video");
+            }
+        }
+    }
+
     fn relayout(&self) {
         let rects = layout::grid(self.tiles.len(), self.cfg.canvas);
         for (id, rect) in self.tiles.iter().zip(rects) {
@@ -563,8 +597,8 @@ impl RoomTask {
         match &session.kind {
             Kind::Publisher { tile, .. } => {
                 self.pipe.mixer.remove_input(id);
-                if let Some(tile) = tile {
-                    self.pipe.release_tile(&tile.mixer_pad);
+                if let Some(pad) = tile.as_ref().and_then(|t| t.mixer_pad.as_ref()) {
+                    self.pipe.release_tile(pad);
                 }
                 if let Some(pos) = self.tiles.iter().position(|t| *t == id) {
                     self.tiles.remove(pos);

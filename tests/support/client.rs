@@ -43,8 +43,6 @@ fn webrtcbin(pipeline: &gst::Pipeline) -> gst::Element {
     });
     let webrtc = pipeline.by_name("w").expect("pipeline has webrtcbin 'w'");
     let agent = webrtc.property::<gst_webrtc::WebRTCICE>("ice-agent");
-    let nice = agent.property::<glib::Object>("agent");
-    nice.set_property("upnp", false);
     agent.emit_by_name::<bool>("add-local-ip-address", &[&"127.0.0.1"]);
     webrtc
 }
@@ -104,12 +102,14 @@ pub struct Source {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
+    pub video: bool,
+    pub audio: bool,
 }
 
 impl Source {
     /// Small and cheap: 320x240@15 VP8, so several fit on two cores beside the server.
     pub fn new(colour: Rgb, tone_hz: u32) -> Self {
-        Self { colour, tone_hz, codec: Codec::Vp8, width: 320, height: 240, fps: 15 }
+        Self { colour, tone_hz, codec: Codec::Vp8, width: 320, height: 240, fps: 15, video: true, audio: true }
     }
 }
 
@@ -130,7 +130,8 @@ impl Publisher {
     }
 
     pub fn start_source(addr: SocketAddr, room: &str, source: Source) -> Self {
-        let Source { colour, tone_hz, codec, width, height, fps } = source;
+        let Source { colour, tone_hz, codec, width, height, fps, video, audio } = source;
+        assert!(video || audio, "a publisher sends something");
         let argb = 0xff00_0000u32 | (u32::from(colour.0) << 16) | (u32::from(colour.1) << 8) | u32::from(colour.2);
         let (enc, pay, name, pt) = match codec {
             Codec::Vp8 => ("vp8enc deadline=1 cpu-used=8 target-bitrate=600000 keyframe-max-dist=60 threads=1", "rtpvp8pay", "VP8", 96),
@@ -141,24 +142,30 @@ impl Publisher {
                 102,
             ),
         };
-        let description = format!(
-            "webrtcbin name=w bundle-policy=max-bundle \
-             videotestsrc is-live=true pattern=solid-color foreground-color={argb} \
+        let video_branch = format!(
+            "videotestsrc is-live=true pattern=solid-color foreground-color={argb} \
                ! video/x-raw,width={width},height={height},framerate={fps}/1 ! videoconvert ! {enc} ! {pay} pt={pt} \
-               ! application/x-rtp,media=video,encoding-name={name},payload={pt},clock-rate=90000 ! w. \
-             audiotestsrc is-live=true wave=sine freq={tone_hz} volume=0.2 ! audioconvert ! audioresample \
+               ! application/x-rtp,media=video,encoding-name={name},payload={pt},clock-rate=90000 ! w. "
+        );
+        let audio_branch = format!(
+            "audiotestsrc is-live=true wave=sine freq={tone_hz} volume=0.2 ! audioconvert ! audioresample \
                ! opusenc ! rtpopuspay pt=111 \
                ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000 ! w."
+        );
+        let description = format!(
+            "webrtcbin name=w bundle-policy=max-bundle {} {}",
+            if video { video_branch.as_str() } else { "" },
+            if audio { audio_branch.as_str() } else { "" },
         );
         let pipeline = gst::parse::launch(&description)
             .expect("publisher pipeline parses")
             .downcast::<gst::Pipeline>()
             .expect("a pipeline");
         let webrtc = webrtcbin(&pipeline);
-        for i in 0..2i32 {
+        for i in 0..(i32::from(video) + i32::from(audio)) {
             let t = webrtc
                 .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&i])
-                .expect("two transceivers");
+                .expect("a transceiver per track");
             t.set_direction(WebRTCRTPTransceiverDirection::Sendonly);
         }
         pipeline.set_state(gst::State::Playing).expect("publisher plays");
