@@ -38,6 +38,8 @@ pub struct RoomPipeline {
     canvas_tee: gst::Element,
     encoders: HashMap<VideoCodec, gst::Element>,
     audio_outs: HashMap<MixKey, AudioOut>,
+    /// Names mix outputs uniquely (outputs come and go; a pipeline wants unique names).
+    outputs_built: u64,
     pub mixer: Mixer,
     cfg: Arc<MediaConfig>,
 }
@@ -75,7 +77,16 @@ impl RoomPipeline {
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|_| MediaError::Internal("room pipeline refused to start".into()))?;
-        Ok(Self { pipeline, compositor, canvas_tee, encoders: HashMap::new(), audio_outs: HashMap::new(), mixer, cfg })
+        Ok(Self {
+            pipeline,
+            compositor,
+            canvas_tee,
+            encoders: HashMap::new(),
+            audio_outs: HashMap::new(),
+            outputs_built: 0,
+            mixer,
+            cfg,
+        })
     }
 
     /// A compositor input for one publisher's tile (hidden until laid out).
@@ -152,7 +163,8 @@ impl RoomPipeline {
             out.users += 1;
             return Ok(out.tee.clone());
         }
-        let n = self.audio_outs.len();
+        self.outputs_built += 1;
+        let n = self.outputs_built;
         let appsrc = gst_app::AppSrc::builder()
             .name(format!("amix-src-{n}"))
             .caps(
@@ -197,11 +209,22 @@ impl RoomPipeline {
         }
         self.mixer.remove_output(key);
         if let Some(out) = self.audio_outs.remove(&key) {
-            for e in &out.elements {
+            self.discard(out.elements);
+        }
+    }
+
+    /// Takes elements out of the running pipeline and stops them off the calling task (a
+    /// state change can wait for a streaming thread). They are kept alive until stopped.
+    pub fn discard(&self, elements: Vec<gst::Element>) {
+        for e in &elements {
+            let _ = e.set_locked_state(true);
+        }
+        let _ = self.pipeline.remove_many(&elements);
+        tokio::task::spawn_blocking(move || {
+            for e in &elements {
                 let _ = e.set_state(gst::State::Null);
             }
-            let _ = self.pipeline.remove_many(&out.elements);
-        }
+        });
     }
 }
 

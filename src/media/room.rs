@@ -618,13 +618,8 @@ impl RoomTask {
         }
         // A viewer hearing "everyone but X" keeps its mix after X leaves: with X's input gone
         // it simply equals the full mix.
-        let bin = session.bin;
-        let _ = bin.set_locked_state(true);
-        let _ = self.pipe.pipeline.remove(&bin);
         // webrtcbin's teardown can block (DTLS, ICE threads): never on this task.
-        tokio::task::spawn_blocking(move || {
-            let _ = bin.set_state(gst::State::Null);
-        });
+        self.pipe.discard(vec![session.bin.upcast()]);
         if self.sessions.is_empty() {
             self.empty_since = Some(Instant::now());
         }

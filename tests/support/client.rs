@@ -239,6 +239,15 @@ impl Viewer {
     }
 
     pub fn start_with(addr: SocketAddr, room: &str, token: Option<&str>, codec: Codec) -> Self {
+        Self::start_inner(addr, room, token, codec, true)
+    }
+
+    /// Posts the offer but never applies the answer: a client that dies mid-negotiation.
+    pub fn start_abandoned(addr: SocketAddr, room: &str, token: Option<&str>) -> Self {
+        Self::start_inner(addr, room, token, Codec::Vp8, false)
+    }
+
+    fn start_inner(addr: SocketAddr, room: &str, token: Option<&str>, codec: Codec, answer: bool) -> Self {
         let pipeline = gst::Pipeline::new();
         let w = gst::ElementFactory::make("webrtcbin").name("w").build().expect("webrtcbin exists");
         w.set_property_from_str("bundle-policy", "max-bundle");
@@ -262,8 +271,10 @@ impl Viewer {
         pipeline.set_state(gst::State::Playing).expect("viewer plays");
         let offer = local_offer(&webrtc);
         let posted_at = Instant::now();
-        let (location, answer) = post_offer(addr, &format!("/whep/{room}"), &offer, token);
-        apply_answer(&webrtc, &answer);
+        let (location, sdp) = post_offer(addr, &format!("/whep/{room}"), &offer, token);
+        if answer {
+            apply_answer(&webrtc, &sdp);
+        }
         Self { pipeline, addr, location, received, posted_at }
     }
 
