@@ -159,6 +159,15 @@ struct Session {
     kind: Kind,
 }
 
+/// What [`RoomTask::start_session`] hands back for wiring the media.
+struct NewSession {
+    id: SessionId,
+    name: String,
+    bin: gst::Bin,
+    webrtc: gst::Element,
+    liveness: Liveness,
+}
+
 struct RoomTask {
     room: RoomId,
     cfg: SharedMediaConfig,
@@ -355,15 +364,30 @@ impl RoomTask {
         }
     }
 
-    /// A new session bin holding a webrtcbin, added to the pipeline (started by `insert_session`).
-    fn new_session_bin(&mut self, prefix: &str) -> Result<(String, gst::Bin, gst::Element), MediaError> {
+    /// A new session: a bin holding a webrtcbin, in the pipeline and playing, registered
+    /// under a fresh id. Whatever fails later is undone by [`RoomTask::remove`].
+    fn start_session(&mut self, prefix: &str, kind: Kind) -> Result<NewSession, MediaError> {
         self.next_element_id += 1;
+        let id = SessionId::random();
         let name = format!("{prefix}-{}", self.next_element_id);
         let bin = gst::Bin::with_name(&name);
         let webrtc = peer::new_webrtcbin("webrtc", &self.cfg.ice, self.cfg.jitterbuffer_ms)?;
         bin.add(&webrtc).map_err(gst_err)?;
         self.pipe.pipeline.add(&bin).map_err(gst_err)?;
-        Ok((name, bin, webrtc))
+        let liveness = Liveness::new(self.epoch);
+        if matches!(kind, Kind::Publisher { .. }) {
+            ingest::on_incoming_streams(&webrtc, liveness.clone());
+        }
+        self.watch_connection(id, &webrtc);
+        self.insert_session(id, Session {
+            name: name.clone(),
+            bin: bin.clone(),
+            webrtc: webrtc.clone(),
+            liveness: liveness.clone(),
+            connected: false,
+            kind,
+        })?;
+        Ok(NewSession { id, name, bin, webrtc, liveness })
     }
 
     fn watch_connection(&self, id: SessionId, webrtc: &gst::Element) {
@@ -379,19 +403,8 @@ impl RoomTask {
         offer: gst_sdp::SDPMessage,
         plan: OfferPlan,
     ) -> Result<(SessionId, gst::Element, Liveness), MediaError> {
-        let id = SessionId::random();
-        let (name, bin, webrtc) = self.new_session_bin("pub")?;
-        let liveness = Liveness::new(self.epoch);
-        ingest::on_incoming_streams(&webrtc, liveness.clone());
-        self.watch_connection(id, &webrtc);
-        self.insert_session(id, Session {
-            name: name.clone(),
-            bin: bin.clone(),
-            webrtc: webrtc.clone(),
-            liveness: liveness.clone(),
-            connected: false,
-            kind: Kind::Publisher { tile: None, has_audio: plan.audio.is_some() },
-        })?;
+        let NewSession { id, name, bin, webrtc, liveness } =
+            self.start_session("pub", Kind::Publisher { tile: None, has_audio: plan.audio.is_some() })?;
         let tails = (|| {
             let tile = match &plan.video {
                 Some(_) => {
@@ -454,18 +467,8 @@ impl RoomTask {
                 _ => return Err(MediaError::UnknownToken),
             },
         };
-        let id = SessionId::random();
-        let (name, bin, webrtc) = self.new_session_bin("view")?;
-        let liveness = Liveness::new(self.epoch);
-        self.watch_connection(id, &webrtc);
-        self.insert_session(id, Session {
-            name: name.clone(),
-            bin: bin.clone(),
-            webrtc: webrtc.clone(),
-            liveness: liveness.clone(),
-            connected: false,
-            kind: Kind::Viewer { links: Vec::new(), codec: None, mix: None },
-        })?;
+        let NewSession { id, name, bin, webrtc, liveness } =
+            self.start_session("view", Kind::Viewer { links: Vec::new(), codec: None, mix: None })?;
         let attached = self.attach_viewer(id, &bin, &webrtc, offer, &plan, mix).await;
         if let Err(e) = attached {
             self.remove(id, "offer refused");
