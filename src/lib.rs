@@ -14,9 +14,11 @@
 
 pub mod app;
 pub mod config;
+pub mod control;
 pub mod http;
 pub mod ids;
 pub mod media;
 pub mod profiles;
+pub mod protocol;
 pub mod room;
 pub mod rooms;

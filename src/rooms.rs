@@ -1,15 +1,17 @@
-//! The registry of live rooms: created on first use, dropped when their task reports idle.
+//! The registry of live rooms: created on first use, dropped when their control task reports
+//! idle (no participants, no media, for the grace period).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::control::RoomControl;
 use crate::ids::{RoomId, SessionId};
 use crate::media::sdp::{self, Role};
-use crate::media::{Answer, MediaError, RoomMedia, SharedMediaConfig};
+use crate::media::{Answer, MediaError, SharedMediaConfig, Voice};
 
 struct Entry {
-    media: RoomMedia,
+    control: RoomControl,
     generation: u64,
 }
 
@@ -37,17 +39,18 @@ impl Rooms {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn get(&self, room: &RoomId) -> Option<RoomMedia> {
-        self.lock().rooms.get(room).map(|e| e.media.clone()).filter(|m| !m.is_closed())
+    fn get(&self, room: &RoomId) -> Option<RoomControl> {
+        self.lock().rooms.get(room).map(|e| e.control.clone()).filter(|c| !c.is_closed())
     }
 
-    fn get_or_create(&self, room: &RoomId) -> Result<RoomMedia, MediaError> {
+    /// The room's control task, started if the room is not live.
+    pub fn control(&self, room: &RoomId) -> Result<RoomControl, MediaError> {
         let mut inner = self.lock();
         if inner.closing {
             return Err(MediaError::RoomClosed);
         }
-        if let Some(e) = inner.rooms.get(room).filter(|e| !e.media.is_closed()) {
-            return Ok(e.media.clone());
+        if let Some(e) = inner.rooms.get(room).filter(|e| !e.control.is_closed()) {
+            return Ok(e.control.clone());
         }
         inner.generation += 1;
         let generation = inner.generation;
@@ -61,73 +64,93 @@ impl Rooms {
                 }
             }
         });
-        let media = RoomMedia::start(room.clone(), self.cfg.clone(), self.empty_grace, on_idle)?;
-        inner.rooms.insert(room.clone(), Entry { media: media.clone(), generation });
-        Ok(media)
+        let control = RoomControl::start(room.clone(), self.cfg.clone(), self.empty_grace, on_idle);
+        inner.rooms.insert(room.clone(), Entry { control: control.clone(), generation });
+        Ok(control)
     }
 
     /// Runs `op` on the room, creating it if needed; retried once if the room closed under us.
     async fn with_room<T, F, Fut>(&self, room: &RoomId, op: F) -> Result<T, MediaError>
     where
-        F: Fn(RoomMedia) -> Fut,
+        F: Fn(RoomControl) -> Fut,
         Fut: std::future::Future<Output = Result<T, MediaError>>,
     {
-        match op(self.get_or_create(room)?).await {
-            Err(MediaError::RoomClosed) => op(self.get_or_create(room)?).await,
+        match op(self.control(room)?).await {
+            Err(MediaError::RoomClosed) => op(self.control(room)?).await,
             other => other,
         }
     }
 
-    /// WHIP: a new publisher in `room`.
-    pub async fn publish(&self, room: &RoomId, body: &[u8]) -> Result<Answer, MediaError> {
+    /// WHIP: a new publisher in `room`. With a bearer token it is that participant's camera
+    /// and microphone; without, an anonymous publisher (OBS, a hall encoder).
+    pub async fn publish(&self, room: &RoomId, body: &[u8], bearer: Option<SessionId>) -> Result<Answer, MediaError> {
         let offer = sdp::parse_offer(body)?;
         let plan = sdp::plan(&offer, Role::Publish)?;
-        self.with_room(room, |m| {
+        self.with_room(room, |control| {
             let (offer, plan) = (offer.clone(), plan.clone());
-            async move { m.publish(offer, plan).await }
+            async move {
+                let access = control.media(bearer).await?;
+                if bearer.is_some() && access.owner.is_none() {
+                    return Err(MediaError::UnknownToken);
+                }
+                let owner = access.owner.clone();
+                let answer = access.media.publish(offer, plan, access.owner).await?;
+                if let Some(o) = owner {
+                    control.publishing(o.participant).await;
+                }
+                Ok(answer)
+            }
         })
         .await
     }
 
-    /// WHEP: a new viewer in `room`; `exclude` names a publisher whose voice is left out.
-    pub async fn view(&self, room: &RoomId, body: &[u8], exclude: Option<SessionId>) -> Result<Answer, MediaError> {
+    /// WHEP: a new viewer in `room`. A participant's token (or a publisher's session id) as
+    /// bearer leaves that voice out of what the viewer hears.
+    pub async fn view(&self, room: &RoomId, body: &[u8], bearer: Option<SessionId>) -> Result<Answer, MediaError> {
         let offer = sdp::parse_offer(body)?;
         let plan = sdp::plan(&offer, Role::View)?;
-        self.with_room(room, |m| {
+        self.with_room(room, |control| {
             let (offer, plan) = (offer.clone(), plan.clone());
-            async move { m.view(offer, plan, exclude).await }
+            async move {
+                let access = control.media(bearer).await?;
+                let owner = access.owner.as_ref().map(|o| o.participant);
+                let exclude = match (owner, bearer) {
+                    (Some(p), _) => Some(Voice::Participant(p)),
+                    (None, Some(session)) => Some(Voice::Session(session)),
+                    (None, None) => None,
+                };
+                access.media.view(offer, plan, exclude, owner).await
+            }
         })
         .await
     }
 
-    /// Ends a session; a room that does not exist has no sessions.
+    /// Ends a session; a room that is not live has no sessions.
     pub async fn end(&self, room: &RoomId, session: SessionId) -> Result<(), MediaError> {
-        match self.get(room) {
-            Some(m) => m.end(session).await.map_err(|e| match e {
-                MediaError::RoomClosed => MediaError::UnknownSession,
-                e => e,
-            }),
-            None => Err(MediaError::UnknownSession),
-        }
+        let control = self.get(room).ok_or(MediaError::UnknownSession)?;
+        let media = control.existing_media().await?;
+        media.end(session).await.map_err(|e| match e {
+            MediaError::RoomClosed => MediaError::UnknownSession,
+            e => e,
+        })
     }
 
     pub async fn trickle(&self, room: &RoomId, session: SessionId, candidates: Vec<String>) -> Result<(), MediaError> {
-        match self.get(room) {
-            Some(m) => m.trickle(session, candidates).await,
-            None => Err(MediaError::UnknownSession),
-        }
+        let control = self.get(room).ok_or(MediaError::UnknownSession)?;
+        control.existing_media().await?.trickle(session, candidates).await
     }
 
     pub fn room_count(&self) -> usize {
         self.lock().rooms.len()
     }
 
-    /// Closes every room (sessions ended, pipelines to NULL) and refuses new ones.
+    /// Closes every room (participants told, sessions ended, pipelines to NULL) and refuses
+    /// new ones.
     pub async fn shutdown(&self) {
-        let rooms: Vec<RoomMedia> = {
+        let rooms: Vec<RoomControl> = {
             let mut inner = self.lock();
             inner.closing = true;
-            inner.rooms.drain().map(|(_, e)| e.media).collect()
+            inner.rooms.drain().map(|(_, e)| e.control).collect()
         };
         for room in rooms {
             room.shutdown().await;

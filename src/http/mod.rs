@@ -2,6 +2,7 @@
 //! a one-line reason here and nowhere else.
 
 mod error;
+mod ws;
 
 use std::sync::Arc;
 
@@ -46,6 +47,7 @@ impl Flow {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/ws/{room}", get(websocket))
         .route("/whip/{room}", post(whip_post).options(preflight))
         .route("/whep/{room}", post(whep_post).options(preflight))
         .route("/whip/{room}/{session}", axum::routing::delete(end_session).patch(trickle).options(preflight))
@@ -135,6 +137,19 @@ fn created(flow: Flow, room: &RoomId, answer: crate::media::Answer) -> Response 
     r
 }
 
+async fn websocket(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    upgrade: axum::extract::WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let room = room_id(&room)?;
+    let control = state.rooms.control(&room)?;
+    Ok(upgrade
+        .max_message_size(ws::MAX_WS_MESSAGE)
+        .max_frame_size(ws::MAX_WS_MESSAGE)
+        .on_upgrade(move |socket| ws::serve(socket, control)))
+}
+
 async fn whip_post(
     State(state): State<AppState>,
     Path(room): Path<String>,
@@ -144,7 +159,8 @@ async fn whip_post(
     let room = room_id(&room)?;
     require_content_type(&headers, SDP)?;
     let body = read_body(&headers, body).await?;
-    let answer = state.rooms.publish(&room, &body).await?;
+    let bearer = bearer(&headers)?;
+    let answer = state.rooms.publish(&room, &body, bearer).await?;
     Ok(created(Flow::Whip, &room, answer))
 }
 

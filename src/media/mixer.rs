@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::audio_mix::{self, FRAME_SAMPLES};
-use crate::ids::SessionId;
+use super::Voice;
 
 /// One tick of the mixer.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -25,17 +25,26 @@ pub const TICK: Duration = Duration::from_millis(10);
 const PRIME_SAMPLES: usize = 2 * FRAME_SAMPLES;
 /// Queued audio beyond this is dropped (clock drift, bursts): it would only add delay.
 const MAX_QUEUED_SAMPLES: usize = 10 * FRAME_SAMPLES;
+/// Audio levels are reported every this many ticks (100 ms).
+const LEVEL_TICKS: u32 = 10;
+
+/// Receives `(voice, dBFS)` for every input, every 100 ms, on the mixer thread: must not block.
+pub type LevelSink = Box<dyn Fn(Vec<(Voice, f32)>) + Send>;
+
 /// If the tick thread falls this far behind (machine overloaded), it skips ahead instead of
 /// bursting to catch up.
 const MAX_LAG: Duration = Duration::from_millis(100);
 
 /// Which mix an output carries: everybody, or everybody but one participant.
-pub type MixKey = Option<SessionId>;
+pub type MixKey = Option<Voice>;
 
 #[derive(Default)]
 struct InputQueue {
     samples: VecDeque<i16>,
     primed: bool,
+    /// Sum of squares (full scale = 1.0) and sample count since the last level report.
+    energy: f64,
+    counted: usize,
 }
 
 impl InputQueue {
@@ -61,8 +70,23 @@ impl InputQueue {
         }
         for (dst, src) in frame.iter_mut().zip(self.samples.drain(..FRAME_SAMPLES)) {
             *dst = src;
+            let v = f64::from(src) / f64::from(i16::MAX);
+            self.energy += v * v;
         }
+        self.counted += FRAME_SAMPLES;
         true
+    }
+
+    /// RMS level in dBFS since the last call (-100 for silence or no audio).
+    fn take_level(&mut self) -> f32 {
+        let level = if self.counted == 0 || self.energy <= 0.0 {
+            -100.0
+        } else {
+            (10.0 * (self.energy / self.counted as f64).log10()).max(-100.0) as f32
+        };
+        self.energy = 0.0;
+        self.counted = 0;
+        level
     }
 }
 
@@ -78,7 +102,7 @@ struct Output {
 
 #[derive(Default)]
 struct MixState {
-    inputs: BTreeMap<SessionId, InputQueue>,
+    inputs: BTreeMap<Voice, InputQueue>,
     outputs: Vec<Output>,
 }
 
@@ -94,7 +118,7 @@ pub struct Mixer {
 #[derive(Clone)]
 pub struct InputFeed {
     state: Weak<Mutex<MixState>>,
-    id: SessionId,
+    id: Voice,
 }
 
 impl InputFeed {
@@ -114,33 +138,33 @@ fn lock(state: &Mutex<MixState>) -> MutexGuard<'_, MixState> {
 }
 
 impl Mixer {
-    pub fn start(room: &str) -> std::io::Result<Self> {
+    pub fn start(room: &str, levels: LevelSink) -> std::io::Result<Self> {
         let state = Arc::new(Mutex::new(MixState::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new().name(format!("mix-{room}")).spawn({
             let state = state.clone();
             let stop = stop.clone();
-            move || tick_loop(&state, &stop)
+            move || tick_loop(&state, &stop, &levels)
         })?;
         Ok(Self { state, stop, thread: Some(thread) })
     }
 
-    pub fn add_input(&self, id: SessionId) -> InputFeed {
-        lock(&self.state).inputs.insert(id, InputQueue::default());
+    pub fn add_input(&self, id: Voice) -> InputFeed {
+        lock(&self.state).inputs.insert(id.clone(), InputQueue::default());
         InputFeed { state: Arc::downgrade(&self.state), id }
     }
 
     /// From the next tick on, `id` is in no mix.
-    pub fn remove_input(&self, id: SessionId) {
-        lock(&self.state).inputs.remove(&id);
+    pub fn remove_input(&self, id: &Voice) {
+        lock(&self.state).inputs.remove(id);
     }
 
     pub fn add_output(&self, key: MixKey, sink: Box<dyn MixSink>) {
         lock(&self.state).outputs.push(Output { key, sink });
     }
 
-    pub fn remove_output(&self, key: MixKey) {
-        lock(&self.state).outputs.retain(|o| o.key != key);
+    pub fn remove_output(&self, key: &MixKey) {
+        lock(&self.state).outputs.retain(|o| &o.key != key);
     }
 }
 
@@ -153,9 +177,10 @@ impl Drop for Mixer {
     }
 }
 
-fn tick_loop(state: &Mutex<MixState>, stop: &AtomicBool) {
+fn tick_loop(state: &Mutex<MixState>, stop: &AtomicBool, levels: &LevelSink) {
+    let mut ticks = 0u32;
     let mut next = Instant::now();
-    let mut frames: Vec<(SessionId, [i16; FRAME_SAMPLES])> = Vec::new();
+    let mut frames: Vec<(Voice, [i16; FRAME_SAMPLES])> = Vec::new();
     let mut full = [0i32; FRAME_SAMPLES];
     let mut minus = [0i32; FRAME_SAMPLES];
     let mut out = [0i16; FRAME_SAMPLES];
@@ -172,7 +197,7 @@ fn tick_loop(state: &Mutex<MixState>, stop: &AtomicBool) {
         for (id, queue) in guard.inputs.iter_mut() {
             let mut frame = [0i16; FRAME_SAMPLES];
             if queue.pop_frame(&mut frame) {
-                frames.push((*id, frame));
+                frames.push((id.clone(), frame));
             }
         }
         full.fill(0);
@@ -183,12 +208,18 @@ fn tick_loop(state: &Mutex<MixState>, stop: &AtomicBool) {
         for output in &guard.outputs {
             let own: Vec<&[i16]> = frames
                 .iter()
-                .filter(|(id, _)| Some(*id) == output.key)
+                .filter(|(id, _)| output.key.as_ref() == Some(id))
                 .map(|(_, f)| f.as_slice())
                 .collect();
             audio_mix::mix_minus(&full, &own, &mut minus);
             audio_mix::render(&minus, &mut out);
             output.sink.push(&out);
+        }
+        ticks += 1;
+        if ticks % LEVEL_TICKS == 0 && !guard.inputs.is_empty() {
+            let report = guard.inputs.iter_mut().map(|(id, q)| (id.clone(), q.take_level())).collect();
+            drop(guard);
+            levels(report);
         }
     }
 }

@@ -21,6 +21,42 @@ use crate::room::layout::Size;
 
 pub use room::{Answer, RoomMedia};
 
+use crate::ids::SessionId;
+use crate::room::participants::ParticipantId;
+
+/// Whose voice an audio input is: a participant of the room (joined over the control
+/// WebSocket), or an anonymous WHIP session (OBS, a hall encoder).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Voice {
+    Participant(ParticipantId),
+    Session(SessionId),
+}
+
+/// The participant a WHIP session belongs to.
+#[derive(Clone, Debug)]
+pub struct Owner {
+    pub participant: ParticipantId,
+    pub name: String,
+}
+
+/// What a participant's tile shows besides the picture.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TileLabel {
+    pub name: String,
+    pub audio_muted: bool,
+    pub video_muted: bool,
+    pub active_speaker: bool,
+}
+
+/// What a room's media tells the room's control.
+#[derive(Debug)]
+pub enum MediaEvent {
+    /// A participant's WHIP session ended (DELETE, failure or silence).
+    PublisherEnded { participant: ParticipantId },
+    /// Audio levels (dBFS) of the participants that publish audio, every 100 ms.
+    Levels(Vec<(ParticipantId, f32)>),
+}
+
 /// Settings every room's pipeline is built with.
 #[derive(Clone, Debug)]
 pub struct MediaConfig {

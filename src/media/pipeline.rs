@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use gst::prelude::*;
 
-use super::mixer::{MixKey, MixSink, Mixer};
+use super::mixer::{LevelSink, MixKey, MixSink, Mixer};
 use super::peer::make;
 use super::{MediaConfig, MediaError};
 use crate::profiles::VideoCodec;
@@ -45,7 +45,7 @@ pub struct RoomPipeline {
 }
 
 impl RoomPipeline {
-    pub fn new(room: &str, cfg: Arc<MediaConfig>) -> Result<Self, MediaError> {
+    pub fn new(room: &str, cfg: Arc<MediaConfig>, levels: LevelSink) -> Result<Self, MediaError> {
         let pipeline = gst::Pipeline::with_name(&format!("room-{room}"));
         // force-live: the canvas runs (black) before anyone publishes and after everyone left.
         let upstream_latency = gst::ClockTime::from_mseconds(u64::from(cfg.jitterbuffer_ms) + 100);
@@ -73,7 +73,7 @@ impl RoomPipeline {
         canvas_tee.set_property("allow-not-linked", true);
         pipeline.add_many([&compositor, &canvas_caps, &canvas_tee]).map_err(gst_err)?;
         gst::Element::link_many([&compositor, &canvas_caps, &canvas_tee]).map_err(gst_err)?;
-        let mixer = Mixer::start(room).map_err(|e| MediaError::Internal(format!("mixer thread: {e}")))?;
+        let mixer = Mixer::start(room, levels).map_err(|e| MediaError::Internal(format!("mixer thread: {e}")))?;
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|_| MediaError::Internal("room pipeline refused to start".into()))?;
@@ -194,7 +194,7 @@ impl RoomPipeline {
         for e in &elements {
             e.sync_state_with_parent().map_err(gst_err)?;
         }
-        self.mixer.add_output(key, Box::new(AppSrcSink(appsrc)));
+        self.mixer.add_output(key.clone(), Box::new(AppSrcSink(appsrc)));
         self.audio_outs.insert(key, AudioOut { tee: tee.clone(), elements, users: 1 });
         Ok(tee)
     }
@@ -207,7 +207,7 @@ impl RoomPipeline {
         if out.users > 0 || key.is_none() {
             return;
         }
-        self.mixer.remove_output(key);
+        self.mixer.remove_output(&key);
         if let Some(out) = self.audio_outs.remove(&key) {
             self.discard(out.elements);
         }

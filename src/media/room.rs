@@ -13,7 +13,8 @@ use super::mixer::MixKey;
 use super::peer::{self, Liveness};
 use super::pipeline::{gst_err, RoomPipeline};
 use super::sdp::{OfferPlan, Track};
-use super::{MediaError, SharedMediaConfig};
+use super::{MediaError, MediaEvent, Owner, SharedMediaConfig, TileLabel, Voice};
+use crate::room::participants::ParticipantId;
 use crate::ids::{RoomId, SessionId};
 use crate::profiles::VideoCodec;
 use crate::room::layout;
@@ -45,8 +46,16 @@ pub struct Answer {
 type Reply<T> = oneshot::Sender<Result<T, MediaError>>;
 
 enum Command {
-    Publish { offer: gst_sdp::SDPMessage, plan: OfferPlan, reply: Reply<Answer> },
-    View { offer: gst_sdp::SDPMessage, plan: OfferPlan, exclude: Option<SessionId>, reply: Reply<Answer> },
+    Publish { offer: gst_sdp::SDPMessage, plan: OfferPlan, owner: Option<Owner>, reply: Reply<Answer> },
+    View {
+        offer: gst_sdp::SDPMessage,
+        plan: OfferPlan,
+        exclude: Option<Voice>,
+        owner: Option<ParticipantId>,
+        reply: Reply<Answer>,
+    },
+    Label { participant: ParticipantId, label: TileLabel },
+    EndParticipant { participant: ParticipantId },
     End { session: SessionId, reply: Reply<()> },
     Trickle { session: SessionId, candidates: Vec<String>, reply: Reply<()> },
     Shutdown { reply: oneshot::Sender<()> },
@@ -78,8 +87,22 @@ impl RoomMedia {
         cfg: SharedMediaConfig,
         empty_grace: Duration,
         on_idle: OnIdle,
+        out: mpsc::UnboundedSender<MediaEvent>,
     ) -> Result<Self, MediaError> {
-        let pipe = RoomPipeline::new(room.as_str(), cfg.clone())?;
+        let level_out = out.clone();
+        let levels = Box::new(move |levels: Vec<(Voice, f32)>| {
+            let ours: Vec<(ParticipantId, f32)> = levels
+                .into_iter()
+                .filter_map(|(v, db)| match v {
+                    Voice::Participant(p) => Some((p, db)),
+                    Voice::Session(_) => None,
+                })
+                .collect();
+            if !ours.is_empty() {
+                let _ = level_out.send(MediaEvent::Levels(ours));
+            }
+        });
+        let pipe = RoomPipeline::new(room.as_str(), cfg.clone(), levels)?;
         let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let bus_tx = events_tx.clone();
@@ -100,6 +123,8 @@ impl RoomMedia {
             empty_since: Some(Instant::now()),
             empty_grace,
             next_element_id: 0,
+            labels: HashMap::new(),
+            out,
         };
         tokio::spawn(task.run(rx, events_rx, on_idle));
         Ok(Self { tx })
@@ -111,17 +136,35 @@ impl RoomMedia {
         rx.await.map_err(|_| MediaError::RoomClosed)?
     }
 
-    pub async fn publish(&self, offer: gst_sdp::SDPMessage, plan: OfferPlan) -> Result<Answer, MediaError> {
-        self.call(|reply| Command::Publish { offer, plan, reply }).await
+    pub async fn publish(
+        &self,
+        offer: gst_sdp::SDPMessage,
+        plan: OfferPlan,
+        owner: Option<Owner>,
+    ) -> Result<Answer, MediaError> {
+        self.call(|reply| Command::Publish { offer, plan, owner, reply }).await
     }
 
+    /// A viewer of the room; `exclude` leaves that voice out of what it hears, `owner` ties the
+    /// session to a participant (ended with them).
     pub async fn view(
         &self,
         offer: gst_sdp::SDPMessage,
         plan: OfferPlan,
-        exclude: Option<SessionId>,
+        exclude: Option<Voice>,
+        owner: Option<ParticipantId>,
     ) -> Result<Answer, MediaError> {
-        self.call(|reply| Command::View { offer, plan, exclude, reply }).await
+        self.call(|reply| Command::View { offer, plan, exclude, owner, reply }).await
+    }
+
+    /// What `participant`'s tile shows (name, mute marks, active speaker).
+    pub async fn label(&self, participant: ParticipantId, label: TileLabel) {
+        let _ = self.tx.send(Command::Label { participant, label }).await;
+    }
+
+    /// Ends every session of `participant` at once.
+    pub async fn end_participant(&self, participant: ParticipantId) {
+        let _ = self.tx.send(Command::EndParticipant { participant }).await;
     }
 
     pub async fn end(&self, session: SessionId) -> Result<(), MediaError> {
@@ -146,8 +189,16 @@ impl RoomMedia {
 }
 
 enum Kind {
-    Publisher { tile: Option<Tile>, has_audio: bool },
-    Viewer { links: Vec<TeeLink>, codec: Option<VideoCodec>, mix: Option<MixKey> },
+    Publisher { tile: Option<Tile>, has_audio: bool, voice: Voice, owner: Option<ParticipantId> },
+    Viewer { links: Vec<TeeLink>, codec: Option<VideoCodec>, mix: Option<MixKey>, owner: Option<ParticipantId> },
+}
+
+impl Kind {
+    fn owner(&self) -> Option<ParticipantId> {
+        match self {
+            Kind::Publisher { owner, .. } | Kind::Viewer { owner, .. } => *owner,
+        }
+    }
 }
 
 struct Session {
@@ -180,6 +231,9 @@ struct RoomTask {
     empty_since: Option<Instant>,
     empty_grace: Duration,
     next_element_id: u64,
+    /// Tile labels by participant, applied when their tile appears.
+    labels: HashMap<ParticipantId, TileLabel>,
+    out: mpsc::UnboundedSender<MediaEvent>,
 }
 
 impl RoomTask {
@@ -240,16 +294,16 @@ impl RoomTask {
 
     async fn handle_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Publish { offer, plan, reply } => {
-                match self.add_publisher(offer, plan).await {
+            Command::Publish { offer, plan, owner, reply } => {
+                match self.add_publisher(offer, plan, owner).await {
                     Ok((id, webrtc, liveness)) => self.negotiate(id, webrtc, liveness, reply),
                     Err(e) => {
                         let _ = reply.send(Err(e));
                     }
                 }
             }
-            Command::View { offer, plan, exclude, reply } => {
-                match self.add_viewer(offer, plan, exclude).await {
+            Command::View { offer, plan, exclude, owner, reply } => {
+                match self.add_viewer(offer, plan, exclude, owner).await {
                     Ok((id, webrtc, liveness)) => self.negotiate(id, webrtc, liveness, reply),
                     Err(e) => {
                         let _ = reply.send(Err(e));
@@ -272,6 +326,28 @@ impl RoomTask {
                     None => Err(MediaError::UnknownSession),
                 };
                 let _ = reply.send(result);
+            }
+            Command::Label { participant, label } => {
+                for session in self.sessions.values() {
+                    if let Kind::Publisher { tile: Some(tile), owner: Some(o), .. } = &session.kind {
+                        if *o == participant {
+                            tile.label(&label);
+                        }
+                    }
+                }
+                self.labels.insert(participant, label);
+            }
+            Command::EndParticipant { participant } => {
+                let theirs: Vec<SessionId> = self
+                    .sessions
+                    .iter()
+                    .filter(|(_, s)| s.kind.owner() == Some(participant))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in theirs {
+                    self.remove(id, "participant left");
+                }
+                self.labels.remove(&participant);
             }
             Command::Shutdown { .. } => unreachable!("handled in run()"),
         }
@@ -366,9 +442,8 @@ impl RoomTask {
 
     /// A new session: a bin holding a webrtcbin, in the pipeline and playing, registered
     /// under a fresh id. Whatever fails later is undone by [`RoomTask::remove`].
-    fn start_session(&mut self, prefix: &str, kind: Kind) -> Result<NewSession, MediaError> {
+    fn start_session(&mut self, id: SessionId, prefix: &str, kind: Kind) -> Result<NewSession, MediaError> {
         self.next_element_id += 1;
-        let id = SessionId::random();
         let name = format!("{prefix}-{}", self.next_element_id);
         let bin = gst::Bin::with_name(&name);
         let webrtc = peer::new_webrtcbin("webrtc", &self.cfg.ice, self.cfg.jitterbuffer_ms)?;
@@ -402,21 +477,30 @@ impl RoomTask {
         &mut self,
         offer: gst_sdp::SDPMessage,
         plan: OfferPlan,
+        owner: Option<Owner>,
     ) -> Result<(SessionId, gst::Element, Liveness), MediaError> {
-        let NewSession { id, name, bin, webrtc, liveness } =
-            self.start_session("pub", Kind::Publisher { tile: None, has_audio: plan.audio.is_some() })?;
+        // The id is drawn here because an anonymous publisher's voice is its session.
+        let id = SessionId::random();
+        let participant = owner.as_ref().map(|o| o.participant);
+        let voice = participant.map(Voice::Participant).unwrap_or(Voice::Session(id));
+        if let Some(o) = &owner {
+            self.labels.entry(o.participant).or_insert_with(|| TileLabel { name: o.name.clone(), ..Default::default() });
+        }
+        let kind = Kind::Publisher { tile: None, has_audio: plan.audio.is_some(), voice: voice.clone(), owner: participant };
+        let NewSession { id, name, bin, webrtc, liveness } = self.start_session(id, "pub", kind)?;
         let tails = (|| {
-            let tile = match &plan.video {
-                Some(_) => {
-                    let events = self.events.clone();
-                    Some(ingest::add_video_tail(&bin, move || {
-                        let _ = events.send(Event::FirstFrame { session: id });
-                    })?)
-                }
-                None => None,
+            // A participant without a camera still gets a tile: their name on a plain background.
+            let placeholder = plan.video.is_none() && participant.is_some();
+            let tile = if plan.video.is_some() || placeholder {
+                let events = self.events.clone();
+                Some(ingest::add_video_tail(&bin, placeholder, move || {
+                    let _ = events.send(Event::FirstFrame { session: id });
+                })?)
+            } else {
+                None
             };
             if plan.audio.is_some() {
-                ingest::add_audio_tail(&bin, self.pipe.mixer.add_input(id))?;
+                ingest::add_audio_tail(&bin, self.pipe.mixer.add_input(voice.clone()))?;
             }
             Ok::<_, MediaError>(tile)
         })();
@@ -455,27 +539,31 @@ impl RoomTask {
         &mut self,
         offer: gst_sdp::SDPMessage,
         plan: OfferPlan,
-        exclude: Option<SessionId>,
+        exclude: Option<Voice>,
+        owner: Option<ParticipantId>,
     ) -> Result<(SessionId, gst::Element, Liveness), MediaError> {
         // A viewer who is also a talker hears the mix without their own voice; everyone else
-        // shares the full mix.
+        // shares the full mix. A participant's own mix exists even before their microphone
+        // arrives (browsers post WHIP and WHEP at the same time).
         let mix: MixKey = match exclude {
             None => None,
-            Some(p) => match self.sessions.get(&p).map(|s| &s.kind) {
-                Some(Kind::Publisher { has_audio: true, .. }) => Some(p),
+            Some(Voice::Participant(p)) => Some(Voice::Participant(p)),
+            Some(Voice::Session(s)) => match self.sessions.get(&s).map(|s| &s.kind) {
+                Some(Kind::Publisher { has_audio: true, voice, .. }) => Some(voice.clone()),
                 Some(Kind::Publisher { has_audio: false, .. }) => None,
                 _ => return Err(MediaError::UnknownToken),
             },
         };
-        let NewSession { id, name, bin, webrtc, liveness } =
-            self.start_session("view", Kind::Viewer { links: Vec::new(), codec: None, mix: None })?;
+        let kind = Kind::Viewer { links: Vec::new(), codec: None, mix: None, owner };
+        let NewSession { id, name, bin, webrtc, liveness } = self.start_session(SessionId::random(), "view", kind)?;
+        let own_mix = mix.is_some();
         let attached = self.attach_viewer(id, &bin, &webrtc, offer, &plan, mix).await;
         if let Err(e) = attached {
             self.remove(id, "offer refused");
             return Err(e);
         }
         let codec = plan.video.as_ref().map(|(c, _)| c.name()).unwrap_or("none");
-        tracing::info!(room = %self.room, session = %name, codec, own_mix = mix.is_some(), "viewer joined");
+        tracing::info!(room = %self.room, session = %name, codec, own_mix, "viewer joined");
         Ok((id, webrtc, liveness))
     }
 
@@ -503,14 +591,14 @@ impl RoomTask {
                 codec = Some(*c);
             }
             if let Some(track) = &plan.audio {
-                let tee = self.pipe.audio_tee(mix)?;
-                mix_used = Some(mix);
+                let tee = self.pipe.audio_tee(mix.clone())?;
+                mix_used = Some(mix.clone());
                 links.push(egress::attach_track(bin, webrtc, track, "rtpopuspay", &tee)?);
             }
             Ok::<_, MediaError>(())
         })();
         // Record what was attached even on failure, so removal undoes exactly that.
-        if let Some(Session { kind: Kind::Viewer { links: l, codec: c, mix: m }, .. }) = self.sessions.get_mut(&id) {
+        if let Some(Session { kind: Kind::Viewer { links: l, codec: c, mix: m, .. }, .. }) = self.sessions.get_mut(&id) {
             *l = links;
             *c = codec;
             *m = mix_used;
@@ -558,9 +646,12 @@ impl RoomTask {
 
     /// Puts a publisher on the canvas once its video is decoded.
     fn show_tile(&mut self, id: SessionId) {
-        let Some(Session { kind: Kind::Publisher { tile: Some(tile), .. }, name, .. }) = self.sessions.get_mut(&id) else {
+        let Some(Session { kind: Kind::Publisher { tile: Some(tile), owner, .. }, name, .. }) = self.sessions.get_mut(&id) else {
             return;
         };
+        if let Some(label) = owner.and_then(|o| self.labels.get(&o)) {
+            tile.label(label);
+        }
         if tile.mixer_pad.is_some() {
             return;
         }
@@ -598,8 +689,11 @@ impl RoomTask {
     fn remove(&mut self, id: SessionId, why: &str) -> bool {
         let Some(session) = self.sessions.remove(&id) else { return false };
         match &session.kind {
-            Kind::Publisher { tile, .. } => {
-                self.pipe.mixer.remove_input(id);
+            Kind::Publisher { tile, voice, owner, .. } => {
+                self.pipe.mixer.remove_input(voice);
+                if let Some(participant) = owner {
+                    let _ = self.out.send(MediaEvent::PublisherEnded { participant: *participant });
+                }
                 if let Some(pad) = tile.as_ref().and_then(|t| t.mixer_pad.as_ref()) {
                     self.pipe.release_tile(pad);
                 }
@@ -614,7 +708,7 @@ impl RoomTask {
                     link.detach();
                 }
                 if let Some(mix) = mix {
-                    self.pipe.release_audio(*mix);
+                    self.pipe.release_audio(mix.clone());
                 }
                 tracing::info!(room = %self.room, session = %session.name, reason = why, "viewer left");
             }
@@ -649,5 +743,6 @@ fn reject(cmd: Command) {
         Command::Shutdown { reply } => {
             let _ = reply.send(());
         }
+        Command::Label { .. } | Command::EndParticipant { .. } => {}
     }
 }

@@ -1,5 +1,7 @@
-//! Room policy without IO: today the picture's layout; later who is in, roles and modes.
+//! Room policy without IO: who is in, names, mute state, speaking, chat, and the layout.
 //!
-//! Nothing here touches GStreamer, sockets or the clock, so all of it is unit-tested directly.
+//! Nothing here touches GStreamer, sockets or the clock (time is an argument), so all of it is
+//! unit-tested directly.
 
 pub mod layout;
+pub mod participants;

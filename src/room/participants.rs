@@ -1,0 +1,341 @@
+//! Who is in a room: names, tokens, mute state, who speaks, and the chat. Sans-IO: time comes
+//! in as arguments, effects go out as return values.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::time::Duration;
+
+use crate::ids::SessionId;
+use crate::protocol::{ChatLine, ErrorCode, ParticipantInfo, MAX_CHAT_CHARS, MAX_NAME_CHARS};
+
+/// Participants per room.
+pub const DEFAULT_MAX_PARTICIPANTS: usize = 50;
+/// Chat lines kept for late joiners (in memory only, gone with the room).
+pub const CHAT_HISTORY: usize = 100;
+/// Chat rate limit: a burst of this many, then one more per [`CHAT_REFILL`].
+const CHAT_BURST: f64 = 5.0;
+const CHAT_REFILL: Duration = Duration::from_secs(1);
+
+/// Speaking starts above this level (dBFS, RMS over a report interval)...
+const SPEAK_ON_DB: f32 = -42.0;
+/// ...and ends below this one, after [`SPEAK_HOLD`] of quiet.
+const SPEAK_OFF_DB: f32 = -50.0;
+const SPEAK_HOLD: Duration = Duration::from_millis(800);
+/// A new active speaker needs to have spoken this long (no flicker between two voices).
+const ACTIVE_MIN: Duration = Duration::from_millis(600);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ParticipantId(u64);
+
+impl fmt::Display for ParticipantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "p{}", self.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RoomError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+fn refuse(code: ErrorCode, message: &str) -> RoomError {
+    RoomError { code, message: message.to_string() }
+}
+
+#[derive(Debug, Clone)]
+struct Participant {
+    name: String,
+    token: SessionId,
+    audio_muted: bool,
+    video_muted: bool,
+    publishing: bool,
+    speaking: bool,
+    speaking_since: Option<Duration>,
+    quiet_since: Option<Duration>,
+    chat_allowance: f64,
+    chat_checked: Duration,
+}
+
+#[derive(Debug)]
+pub struct Room {
+    participants: BTreeMap<ParticipantId, Participant>,
+    history: VecDeque<ChatLine>,
+    next_id: u64,
+    max_participants: usize,
+    active: Option<ParticipantId>,
+}
+
+impl Default for Room {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_PARTICIPANTS)
+    }
+}
+
+/// Names are shown on tiles and in lists: trimmed, no control characters, bounded length.
+pub fn clean_name(raw: &str) -> Result<String, RoomError> {
+    let name: String = raw.chars().filter(|c| !c.is_control()).collect::<String>().trim().to_string();
+    let len = name.chars().count();
+    if len == 0 || len > MAX_NAME_CHARS {
+        return Err(refuse(ErrorCode::BadName, "name must be 1 to 40 characters"));
+    }
+    Ok(name)
+}
+
+impl Room {
+    pub fn new(max_participants: usize) -> Self {
+        Self { participants: BTreeMap::new(), history: VecDeque::new(), next_id: 1, max_participants, active: None }
+    }
+
+    pub fn join(&mut self, name: &str, now: Duration) -> Result<(ParticipantId, SessionId), RoomError> {
+        let name = clean_name(name)?;
+        if self.participants.len() >= self.max_participants {
+            return Err(refuse(ErrorCode::RoomFull, "the room is full"));
+        }
+        let id = ParticipantId(self.next_id);
+        self.next_id += 1;
+        let token = SessionId::random();
+        self.participants.insert(id, Participant {
+            name,
+            token,
+            audio_muted: false,
+            video_muted: false,
+            publishing: false,
+            speaking: false,
+            speaking_since: None,
+            quiet_since: None,
+            chat_allowance: CHAT_BURST,
+            chat_checked: now,
+        });
+        Ok((id, token))
+    }
+
+    pub fn leave(&mut self, id: ParticipantId) -> bool {
+        if self.active == Some(id) {
+            self.active = None;
+        }
+        self.participants.remove(&id).is_some()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.participants.is_empty()
+    }
+
+    pub fn by_token(&self, token: SessionId) -> Option<ParticipantId> {
+        self.participants.iter().find(|(_, p)| p.token == token).map(|(id, _)| *id)
+    }
+
+    pub fn name(&self, id: ParticipantId) -> Option<&str> {
+        self.participants.get(&id).map(|p| p.name.as_str())
+    }
+
+    /// A chat line from `id`, or why not. `wall_ms` stamps the line; `now` drives the limiter.
+    pub fn chat(&mut self, id: ParticipantId, text: &str, now: Duration, wall_ms: u64) -> Result<ChatLine, RoomError> {
+        let p = self.participants.get_mut(&id).ok_or_else(|| refuse(ErrorCode::NotJoined, "join first"))?;
+        let text = text.trim();
+        if text.is_empty() || text.chars().count() > MAX_CHAT_CHARS {
+            return Err(refuse(ErrorCode::BadText, "chat text must be 1 to 1000 characters"));
+        }
+        let refill = now.saturating_sub(p.chat_checked).as_secs_f64() / CHAT_REFILL.as_secs_f64();
+        p.chat_allowance = (p.chat_allowance + refill).min(CHAT_BURST);
+        p.chat_checked = now;
+        if p.chat_allowance < 1.0 {
+            return Err(refuse(ErrorCode::RateLimited, "too many messages; wait a moment"));
+        }
+        p.chat_allowance -= 1.0;
+        let line = ChatLine { from: id.to_string(), name: p.name.clone(), text: text.to_string(), at: wall_ms };
+        self.history.push_back(line.clone());
+        while self.history.len() > CHAT_HISTORY {
+            self.history.pop_front();
+        }
+        Ok(line)
+    }
+
+    pub fn history(&self) -> Vec<ChatLine> {
+        self.history.iter().cloned().collect()
+    }
+
+    /// Returns whether anything visible changed.
+    pub fn set_media(&mut self, id: ParticipantId, audio_muted: bool, video_muted: bool) -> bool {
+        match self.participants.get_mut(&id) {
+            Some(p) if (p.audio_muted, p.video_muted) != (audio_muted, video_muted) => {
+                p.audio_muted = audio_muted;
+                p.video_muted = video_muted;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn set_publishing(&mut self, id: ParticipantId, publishing: bool) -> bool {
+        match self.participants.get_mut(&id) {
+            Some(p) if p.publishing != publishing => {
+                p.publishing = publishing;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Feeds audio levels (dBFS per participant); returns whether who speaks, or who is the
+    /// active speaker, changed.
+    pub fn levels(&mut self, levels: &[(ParticipantId, f32)], now: Duration) -> bool {
+        let mut changed = false;
+        for (id, db) in levels {
+            let Some(p) = self.participants.get_mut(id) else { continue };
+            let loud = *db > SPEAK_ON_DB && !p.audio_muted;
+            let quiet = *db < SPEAK_OFF_DB || p.audio_muted;
+            if loud {
+                p.quiet_since = None;
+                if !p.speaking {
+                    p.speaking = true;
+                    p.speaking_since = Some(now);
+                    changed = true;
+                }
+            } else if quiet && p.speaking {
+                let since = *p.quiet_since.get_or_insert(now);
+                if now.saturating_sub(since) >= SPEAK_HOLD {
+                    p.speaking = false;
+                    p.speaking_since = None;
+                    changed = true;
+                }
+            }
+        }
+        let current_speaks = self.active.and_then(|a| self.participants.get(&a)).is_some_and(|p| p.speaking);
+        if !current_speaks {
+            let next = self
+                .participants
+                .iter()
+                .filter(|(_, p)| p.speaking_since.is_some_and(|s| now.saturating_sub(s) >= ACTIVE_MIN))
+                .min_by_key(|(_, p)| p.speaking_since)
+                .map(|(id, _)| *id);
+            if next.is_some() && next != self.active {
+                self.active = next;
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    pub fn active_speaker(&self) -> Option<ParticipantId> {
+        self.active
+    }
+
+    /// Everyone, in joining order, as the protocol describes them.
+    pub fn participants(&self) -> Vec<ParticipantInfo> {
+        self.entries().into_iter().map(|(_, info)| info).collect()
+    }
+
+    pub fn entries(&self) -> Vec<(ParticipantId, ParticipantInfo)> {
+        self.participants
+            .iter()
+            .map(|(id, p)| {
+                let info = ParticipantInfo {
+                    id: id.to_string(),
+                    name: p.name.clone(),
+                    audio_muted: p.audio_muted,
+                    video_muted: p.video_muted,
+                    speaking: p.speaking,
+                    publishing: p.publishing,
+                };
+                (*id, info)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: Duration = Duration::ZERO;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn join_gives_distinct_ids_and_secret_tokens() {
+        let mut room = Room::default();
+        let (a, ta) = room.join("  Ada ", T0).unwrap();
+        let (b, tb) = room.join("Bo", T0).unwrap();
+        assert_ne!(a, b);
+        assert_ne!(ta, tb);
+        assert_eq!(room.by_token(ta), Some(a));
+        assert_eq!(room.name(a), Some("Ada"));
+        assert!(room.leave(a));
+        assert_eq!(room.by_token(ta), None);
+    }
+
+    #[test]
+    fn bad_names_and_full_rooms_are_refused() {
+        let mut room = Room::new(1);
+        assert_eq!(room.join("   ", T0).unwrap_err().code, ErrorCode::BadName);
+        assert_eq!(room.join(&"x".repeat(41), T0).unwrap_err().code, ErrorCode::BadName);
+        assert_eq!(clean_name("A\u{7}b").unwrap(), "Ab");
+        room.join("one", T0).unwrap();
+        assert_eq!(room.join("two", T0).unwrap_err().code, ErrorCode::RoomFull);
+    }
+
+    #[test]
+    fn chat_is_limited_in_size_and_rate_and_kept_for_late_joiners() {
+        let mut room = Room::default();
+        let (a, _) = room.join("Ada", T0).unwrap();
+        assert_eq!(room.chat(a, "", T0, 0).unwrap_err().code, ErrorCode::BadText);
+        assert_eq!(room.chat(a, &"x".repeat(1001), T0, 0).unwrap_err().code, ErrorCode::BadText);
+        for i in 0..5 {
+            room.chat(a, &format!("m{i}"), T0, i).unwrap();
+        }
+        assert_eq!(room.chat(a, "flood", T0, 9).unwrap_err().code, ErrorCode::RateLimited);
+        assert!(room.chat(a, "later", ms(1000), 10).is_ok());
+        let history = room.history();
+        assert_eq!(history.len(), 6);
+        assert_eq!(history[0].text, "m0");
+        assert_eq!(history[5].name, "Ada");
+    }
+
+    #[test]
+    fn history_is_bounded() {
+        let mut room = Room::default();
+        let (a, _) = room.join("Ada", T0).unwrap();
+        for i in 0..(CHAT_HISTORY as u64 + 20) {
+            room.chat(a, "x", ms(i * 1000), i).unwrap();
+        }
+        assert_eq!(room.history().len(), CHAT_HISTORY);
+    }
+
+    #[test]
+    fn speaking_has_hysteresis_and_the_active_speaker_does_not_flicker() {
+        let mut room = Room::default();
+        let (a, _) = room.join("Ada", T0).unwrap();
+        let (b, _) = room.join("Bo", T0).unwrap();
+        assert!(room.levels(&[(a, -20.0), (b, -70.0)], ms(0)));
+        assert_eq!(room.active_speaker(), None, "not yet long enough");
+        room.levels(&[(a, -20.0), (b, -70.0)], ms(700));
+        assert_eq!(room.active_speaker(), Some(a));
+        // Bo talks too: Ada stays active while she speaks.
+        room.levels(&[(a, -20.0), (b, -20.0)], ms(800));
+        room.levels(&[(a, -20.0), (b, -20.0)], ms(2000));
+        assert_eq!(room.active_speaker(), Some(a));
+        // A short pause (between words) does not end Ada's turn...
+        room.levels(&[(a, -60.0), (b, -20.0)], ms(2100));
+        room.levels(&[(a, -45.0), (b, -20.0)], ms(2500));
+        assert!(room.participants()[0].speaking);
+        // ...a long one does, and Bo takes over.
+        room.levels(&[(a, -60.0), (b, -20.0)], ms(2600));
+        room.levels(&[(a, -60.0), (b, -20.0)], ms(3500));
+        assert!(!room.participants()[0].speaking);
+        assert_eq!(room.active_speaker(), Some(b));
+    }
+
+    #[test]
+    fn muted_participants_do_not_speak() {
+        let mut room = Room::default();
+        let (a, _) = room.join("Ada", T0).unwrap();
+        assert!(room.set_media(a, true, false));
+        assert!(!room.set_media(a, true, false), "no change, no update");
+        room.levels(&[(a, -10.0)], ms(0));
+        assert!(!room.participants()[0].speaking);
+    }
+}
