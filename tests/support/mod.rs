@@ -6,6 +6,7 @@ pub mod analysis;
 pub mod client;
 pub mod http;
 pub mod server;
+pub mod ws;
 
 use std::time::{Duration, Instant};
 
