@@ -130,6 +130,11 @@ impl Publisher {
     }
 
     pub fn start_source(addr: SocketAddr, room: &str, source: Source) -> Self {
+        Self::start_as(addr, room, source, None)
+    }
+
+    /// Publishes as the participant whose control-channel token is `token`.
+    pub fn start_as(addr: SocketAddr, room: &str, source: Source, token: Option<&str>) -> Self {
         let Source { colour, tone_hz, codec, width, height, fps, video, audio } = source;
         assert!(video || audio, "a publisher sends something");
         let argb = 0xff00_0000u32 | (u32::from(colour.0) << 16) | (u32::from(colour.1) << 8) | u32::from(colour.2);
@@ -174,7 +179,7 @@ impl Publisher {
             if ready { Ok(()) } else { Err("sink pads without caps") }
         });
         let offer = local_offer(&webrtc);
-        let (location, answer) = post_offer(addr, &format!("/whip/{room}"), &offer, None);
+        let (location, answer) = post_offer(addr, &format!("/whip/{room}"), &offer, token);
         apply_answer(&webrtc, &answer);
         Self { pipeline, addr, location }
     }
