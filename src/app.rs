@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::http::{router, AppState};
+use crate::http::{router, AppState, WebFiles};
 use crate::media::MediaConfig;
 use crate::profiles::{Profiles, VideoCodec};
 use crate::rooms::Rooms;
@@ -26,6 +26,8 @@ const REQUIRED_ELEMENTS: &[(&str, &str)] = &[
     ("h264parse", "gstreamer1.0-plugins-bad"),
     ("dtlssrtpenc", "gstreamer1.0-plugins-bad"),
     ("nicesrc", "gstreamer1.0-nice"),
+    ("textoverlay", "gstreamer1.0-x"),
+    ("videobalance", "gstreamer1.0-plugins-good"),
 ];
 
 fn check_elements() -> anyhow::Result<()> {
@@ -57,7 +59,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "media engine ready"
     );
     let rooms = Arc::new(Rooms::new(Arc::new(media), config.empty_room_grace));
-    let app = router(AppState { rooms: rooms.clone() });
+    let app = router(AppState { rooms: rooms.clone(), web: WebFiles { dir: config.web_dir.clone() } });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -76,6 +76,9 @@ pub struct ServeArgs {
     /// UDP port range for media, MIN-MAX [default: any].
     #[arg(long, env = "PLENUM_RTP_PORTS")]
     pub rtp_ports: Option<PortRange>,
+    /// Serve the browser client from this directory instead of the built-in copy (development).
+    #[arg(long, env = "PLENUM_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
     /// Seconds an empty room is kept before its pipeline is torn down [default: 5].
     #[arg(long, env = "PLENUM_EMPTY_ROOM_GRACE_SECS")]
     pub empty_room_grace_secs: Option<u64>,
@@ -99,6 +102,7 @@ struct FileConfig {
     #[serde(default)]
     ice_address: Vec<IpAddr>,
     rtp_ports: Option<String>,
+    web_dir: Option<PathBuf>,
     empty_room_grace_secs: Option<u64>,
 }
 
@@ -158,6 +162,7 @@ pub struct Config {
     pub pipelines_dir: Option<PathBuf>,
     pub jitterbuffer_ms: u32,
     pub ice: IceConfig,
+    pub web_dir: Option<PathBuf>,
     pub empty_room_grace: Duration,
 }
 
@@ -199,6 +204,7 @@ impl Config {
                 local_addresses: if args.ice_address.is_empty() { file.ice_address } else { args.ice_address },
                 rtp_ports,
             },
+            web_dir: args.web_dir.or(file.web_dir),
             empty_room_grace: args
                 .empty_room_grace_secs
                 .or(file.empty_room_grace_secs)

@@ -2,6 +2,7 @@
 //! a one-line reason here and nowhere else.
 
 mod error;
+mod web;
 mod ws;
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use error::ApiError;
+pub use web::WebFiles;
 
 use crate::ids::{RoomId, SessionId};
 use crate::media::sdp::MAX_OFFER_BYTES;
@@ -25,6 +27,7 @@ const TRICKLE: &str = "application/trickle-ice-sdpfrag";
 #[derive(Clone)]
 pub struct AppState {
     pub rooms: Arc<Rooms>,
+    pub web: WebFiles,
 }
 
 /// Which of the two symmetric protocols a request belongs to.
@@ -48,6 +51,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/ws/{room}", get(websocket))
+        .route("/", get(web::landing))
+        .route("/r/{room}", get(web::room_page))
+        .route("/assets/{*path}", get(web::asset))
         .route("/whip/{room}", post(whip_post).options(preflight))
         .route("/whep/{room}", post(whep_post).options(preflight))
         .route("/whip/{room}/{session}", axum::routing::delete(end_session).patch(trickle).options(preflight))

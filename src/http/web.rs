@@ -1,0 +1,76 @@
+//! The browser client: files from `web/`, compiled into the binary (or read from `--web-dir`
+//! while developing). Nothing is loaded from anywhere else; the content security policy says so
+//! to the browser too.
+
+use std::path::PathBuf;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::{ApiError, AppState};
+
+/// (path below `web/`, content type, contents)
+const FILES: &[(&str, &str, &[u8])] = &[
+    ("index.html", "text/html; charset=utf-8", include_bytes!("../../web/index.html")),
+    ("room.html", "text/html; charset=utf-8", include_bytes!("../../web/room.html")),
+    ("style.css", "text/css; charset=utf-8", include_bytes!("../../web/style.css")),
+    ("landing.js", "text/javascript; charset=utf-8", include_bytes!("../../web/landing.js")),
+    ("room.js", "text/javascript; charset=utf-8", include_bytes!("../../web/room.js")),
+    ("protocol.js", "text/javascript; charset=utf-8", include_bytes!("../../web/protocol.js")),
+    ("i18n.js", "text/javascript; charset=utf-8", include_bytes!("../../web/i18n.js")),
+    ("i18n/de.js", "text/javascript; charset=utf-8", include_bytes!("../../web/i18n/de.js")),
+    ("i18n/en.js", "text/javascript; charset=utf-8", include_bytes!("../../web/i18n/en.js")),
+];
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+media-src 'self' blob: mediastream:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// Where the web files come from.
+#[derive(Clone, Debug, Default)]
+pub struct WebFiles {
+    pub dir: Option<PathBuf>,
+}
+
+impl WebFiles {
+    async fn get(&self, path: &str) -> Option<(&'static str, Vec<u8>)> {
+        let (_, kind, embedded) = FILES.iter().find(|(p, _, _)| *p == path)?;
+        match &self.dir {
+            Some(dir) => tokio::fs::read(dir.join(path)).await.ok().map(|b| (*kind, b)),
+            None => Some((*kind, embedded.to_vec())),
+        }
+    }
+}
+
+async fn file(state: &AppState, path: &str) -> Response {
+    match state.web.get(path).await {
+        Some((kind, body)) => {
+            let mut r = (StatusCode::OK, body).into_response();
+            let h = r.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+            h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+            h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            h.insert(
+                "permissions-policy",
+                HeaderValue::from_static("camera=(self), microphone=(self), display-capture=(self)"),
+            );
+            r
+        }
+        None => ApiError::new(StatusCode::NOT_FOUND, "no such file").into_response(),
+    }
+}
+
+pub async fn landing(State(state): State<AppState>) -> Response {
+    file(&state, "index.html").await
+}
+
+pub async fn room_page(State(state): State<AppState>, Path(room): Path<String>) -> Result<Response, ApiError> {
+    super::room_id(&room)?;
+    Ok(file(&state, "room.html").await)
+}
+
+pub async fn asset(State(state): State<AppState>, Path(path): Path<String>) -> Response {
+    file(&state, &path).await
+}

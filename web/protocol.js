@@ -1,0 +1,138 @@
+// Plenum's browser protocol library: the control WebSocket and WHIP/WHEP sessions.
+// No DOM access here; the page (room.js) listens to events.
+//
+// A participant is one control WebSocket (join, chat, mute state), one WHIP session
+// (camera + microphone) and one WHEP session (the room's single mixed stream, without the
+// participant's own voice). Both HTTP sessions carry the token from `joined` as bearer.
+
+const GATHER_TIMEOUT_MS = 2000;
+
+export class Control extends EventTarget {
+  constructor(room) {
+    super();
+    this.room = room;
+    this.ws = null;
+  }
+
+  /// Opens the WebSocket and joins as `name`; resolves with the `joined` message.
+  join(name) {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    this.ws = new WebSocket(`${scheme}//${location.host}/ws/${encodeURIComponent(this.room)}`);
+    return new Promise((resolve, reject) => {
+      this.ws.addEventListener("open", () => this.send({ type: "join", name }));
+      this.ws.addEventListener("message", (ev) => {
+        let msg;
+        try {
+          msg = JSON.parse(ev.data);
+        } catch {
+          return;
+        }
+        if (msg.type === "joined") resolve(msg);
+        if (msg.type === "error" && !this.joined) reject(new Error(msg.message));
+        if (msg.type === "joined") this.joined = true;
+        this.dispatchEvent(new CustomEvent(msg.type, { detail: msg }));
+      });
+      this.ws.addEventListener("close", () => {
+        if (!this.joined) reject(new Error("connection closed"));
+        this.dispatchEvent(new Event("closed"));
+      });
+    });
+  }
+
+  send(msg) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  chat(text) {
+    this.send({ type: "chat", text });
+  }
+
+  setMedia(audioMuted, videoMuted) {
+    this.send({ type: "set_media", audio_muted: audioMuted, video_muted: videoMuted });
+  }
+
+  leave() {
+    this.send({ type: "leave" });
+    this.ws?.close();
+  }
+}
+
+function waitForGathering(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      if (pc.iceGatheringState === "complete") resolve();
+    };
+    pc.addEventListener("icegatheringstatechange", done);
+    setTimeout(resolve, GATHER_TIMEOUT_MS);
+  });
+}
+
+/// One WHIP or WHEP session: offer with all candidates, POST, apply the answer.
+class HttpSession {
+  constructor(kind, room, token) {
+    this.kind = kind;
+    this.room = room;
+    this.token = token;
+    this.pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+    this.location = null;
+  }
+
+  async negotiate() {
+    const offer = await this.pc.createOffer();
+    await this.pc.setLocalDescription(offer);
+    await waitForGathering(this.pc);
+    const response = await fetch(`/${this.kind}/${encodeURIComponent(this.room)}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${this.token}` },
+      body: this.pc.localDescription.sdp,
+    });
+    if (response.status !== 201) {
+      throw new Error(`${this.kind}: ${response.status} ${(await response.text()).trim()}`);
+    }
+    this.location = response.headers.get("Location");
+    await this.pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+  }
+
+  async close() {
+    const location = this.location;
+    this.location = null;
+    this.pc.close();
+    if (location) {
+      try {
+        await fetch(location, { method: "DELETE", keepalive: true });
+      } catch {
+        // The server ends the session by itself when nothing arrives.
+      }
+    }
+  }
+}
+
+/// Sends the local camera and microphone (either may be absent).
+export async function publish(room, token, stream) {
+  const session = new HttpSession("whip", room, token);
+  for (const track of stream.getTracks()) {
+    session.pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+  }
+  await session.negotiate();
+  return session;
+}
+
+/// Receives the room's mix; `onStream` gets a MediaStream with its video and audio.
+export async function view(room, token, onStream) {
+  const session = new HttpSession("whep", room, token);
+  session.pc.addTransceiver("video", { direction: "recvonly" });
+  session.pc.addTransceiver("audio", { direction: "recvonly" });
+  const stream = new MediaStream();
+  session.pc.addEventListener("track", (ev) => {
+    stream.addTrack(ev.track);
+    onStream(stream);
+  });
+  await session.negotiate();
+  return session;
+}
+
+/// Room names as the server accepts them.
+export function validRoomName(name) {
+  return /^[a-z0-9_-]{1,64}$/.test(name);
+}
