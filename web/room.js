@@ -92,6 +92,7 @@ function applyMute() {
   for (const track of state.local?.getAudioTracks() ?? []) track.enabled = !state.audioMuted;
   for (const track of state.local?.getVideoTracks() ?? []) track.enabled = !state.videoMuted;
   state.control?.setMedia(state.audioMuted, state.videoMuted);
+  $("self").hidden = state.videoMuted || !state.local?.getVideoTracks().length;
   render();
 }
 

@@ -12,124 +12,9 @@ use super::peer::{make, Liveness};
 use super::pipeline::gst_err;
 use super::MediaError;
 
-/// A publisher's decoded video on its way to the canvas.
-///
-/// The compositor input is only requested when the first decoded frame is ready: a compositor
-/// pad without data makes the whole canvas wait for it once (up to the mixer latency), which
-/// every viewer would see as a hiccup at each join.
-pub struct Tile {
-    ghost: gst::GhostPad,
-    scaler_caps: gst::Element,
-    /// Turns the black frames of a switched-off camera into a plain grey background.
-    balance: gst::Element,
-    /// The participant's name (and mute mark) on the tile.
-    overlay: gst::Element,
-    /// The tile shows a generated background, not a camera (audio-only publisher).
-    placeholder: bool,
-    hold: Option<gst::PadProbeId>,
-    pub mixer_pad: Option<gst::Pad>,
-}
-
-/// Label colours (ARGB): white, and amber for the active speaker.
-const LABEL_COLOUR: u32 = 0xffff_ffff;
-const SPEAKER_COLOUR: u32 = 0xffff_c107;
-/// Background of a tile without a camera (ARGB).
-pub const PLACEHOLDER_COLOUR: u32 = 0xff37_474f;
-
-impl Tile {
-    /// Scales the decoded picture to `rect` (letterboxed) and moves the tile there.
-    pub fn place(&self, rect: crate::room::layout::Rect) {
-        let caps = gst::Caps::builder("video/x-raw")
-            .field("width", rect.width as i32)
-            .field("height", rect.height as i32)
-            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-            .build();
-        self.scaler_caps.set_property("caps", caps);
-        if let Some(pad) = &self.mixer_pad {
-            super::pipeline::RoomPipeline::place_tile(pad, rect);
-        }
-    }
-
-    /// Shows `label` on the tile. A muted microphone puts a mark before the name; a switched-off
-    /// camera turns the tile into the name on a plain background.
-    pub fn label(&self, label: &super::TileLabel) {
-        let camera_off = label.video_muted || self.placeholder;
-        let text = if label.audio_muted { format!("\u{2298} {}", label.name) } else { label.name.clone() };
-        self.overlay.set_property("text", text);
-        self.overlay.set_property("color", if label.active_speaker { SPEAKER_COLOUR } else { LABEL_COLOUR });
-        self.overlay.set_property_from_str("valignment", if camera_off { "center" } else { "bottom" });
-        self.overlay.set_property_from_str("halignment", if camera_off { "center" } else { "left" });
-        self.overlay.set_property("font-desc", if camera_off { "Sans Bold 24" } else { "Sans Bold 14" });
-        let grey = label.video_muted && !self.placeholder;
-        self.balance.set_property("brightness", if grey { 0.22f64 } else { 0.0f64 });
-    }
-
-    /// Links the tile to `mixer_pad` and lets video flow.
-    pub fn connect(&mut self, mixer_pad: gst::Pad) -> Result<(), MediaError> {
-        self.ghost.link(&mixer_pad).map_err(gst_err)?;
-        self.mixer_pad = Some(mixer_pad);
-        if let (Some(id), Some(target)) = (self.hold.take(), self.ghost.target()) {
-            target.remove_probe(id);
-        }
-        Ok(())
-    }
-}
-
 /// Names of the fixed elements inside a publisher bin that decoders link to.
-const VIDEO_HEAD: &str = "vhead";
+pub const VIDEO_HEAD: &str = "vhead";
 const AUDIO_HEAD: &str = "ahead";
-
-/// Adds the video tail (decoded video → tile size) to `bin`. `on_first_frame` is called (on a
-/// streaming thread) when decoded video arrives; frames are dropped until [`Tile::connect`].
-pub fn add_video_tail(
-    bin: &gst::Bin,
-    placeholder: bool,
-    on_first_frame: impl Fn() + Send + Sync + 'static,
-) -> Result<Tile, MediaError> {
-    let convert = make("videoconvert", VIDEO_HEAD)?;
-    let scale = make("videoscale", "vscale")?;
-    scale.set_property("add-borders", true);
-    let scaler_caps = make("capsfilter", "vtile-caps")?;
-    let balance = make("videobalance", "vbalance")?;
-    let overlay = make("textoverlay", "vlabel")?;
-    overlay.set_property("shaded-background", true);
-    overlay.set_property("draw-outline", true);
-    overlay.set_property_from_str("valignment", "bottom");
-    overlay.set_property_from_str("halignment", "left");
-    overlay.set_property("font-desc", "Sans Bold 14");
-    let chain = [&convert, &scale, &scaler_caps, &balance, &overlay];
-    bin.add_many(chain).map_err(gst_err)?;
-    gst::Element::link_many(chain).map_err(gst_err)?;
-    let target = overlay.static_pad("src").expect("textoverlay has a src pad");
-    let notified = std::sync::atomic::AtomicBool::new(false);
-    // Never block here: this is a streaming thread, and the room task may need it. Frames are
-    // dropped until the tile is connected (a few milliseconds).
-    let hold = target.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-        if !notified.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            on_first_frame();
-        }
-        gst::PadProbeReturn::Drop
-    });
-    let ghost = gst::GhostPad::builder_with_target(&target).map_err(gst_err)?.name("video").build();
-    bin.add_pad(&ghost).map_err(gst_err)?;
-    for e in chain {
-        e.sync_state_with_parent().map_err(gst_err)?;
-    }
-    if placeholder {
-        // No camera: a slow, cheap, generated background carries the name.
-        let source = make("videotestsrc", "vplaceholder")?;
-        source.set_property("is-live", true);
-        source.set_property_from_str("pattern", "solid-color");
-        source.set_property("foreground-color", PLACEHOLDER_COLOUR);
-        let rate = make("capsfilter", "vplaceholder-caps")?;
-        rate.set_property("caps", gst::Caps::builder("video/x-raw").field("framerate", gst::Fraction::new(5, 1)).build());
-        bin.add_many([&source, &rate]).map_err(gst_err)?;
-        gst::Element::link_many([&source, &rate, &convert]).map_err(gst_err)?;
-        rate.sync_state_with_parent().map_err(gst_err)?;
-        source.sync_state_with_parent().map_err(gst_err)?;
-    }
-    Ok(Tile { ghost, scaler_caps, balance, overlay, placeholder, hold, mixer_pad: None })
-}
 
 /// Adds the audio tail (decoded audio → 48 kHz mono S16 → mixer queue) to `bin`.
 pub fn add_audio_tail(bin: &gst::Bin, feed: InputFeed) -> Result<(), MediaError> {
@@ -148,6 +33,7 @@ pub fn add_audio_tail(bin: &gst::Bin, feed: InputFeed) -> Result<(), MediaError>
     let sink = gst_app::AppSink::builder()
         .name("amix-sink")
         .sync(false)
+        .async_(false)
         .max_buffers(50)
         .drop(true)
         .callbacks(

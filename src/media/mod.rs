@@ -11,6 +11,7 @@ mod mixer;
 mod peer;
 mod pipeline;
 mod room;
+mod tile;
 pub mod sdp;
 
 use std::sync::Arc;

@@ -8,7 +8,8 @@ use gst_webrtc::{WebRTCPeerConnectionState, WebRTCRTPTransceiver, WebRTCRTPTrans
 use tokio::sync::{mpsc, oneshot};
 
 use super::egress::{self, TeeLink};
-use super::ingest::{self, Tile};
+use super::ingest;
+use super::tile::Tile;
 use super::mixer::MixKey;
 use super::peer::{self, Liveness};
 use super::pipeline::{gst_err, RoomPipeline};
@@ -328,12 +329,19 @@ impl RoomTask {
                 let _ = reply.send(result);
             }
             Command::Label { participant, label } => {
-                for session in self.sessions.values() {
-                    if let Kind::Publisher { tile: Some(tile), owner: Some(o), .. } = &session.kind {
-                        if *o == participant {
-                            tile.label(&label);
+                let theirs: Vec<SessionId> = self
+                    .sessions
+                    .iter()
+                    .filter(|(_, s)| matches!(s.kind, Kind::Publisher { owner: Some(o), .. } if o == participant))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in theirs {
+                    if let Some(Session { kind: Kind::Publisher { tile: Some(tile), .. }, .. }) = self.sessions.get_mut(&id) {
+                        if let Err(e) = tile.set_label(label.clone(), &self.pipe) {
+                            tracing::warn!(room = %self.room, error = %e, "tile label not applied");
                         }
                     }
+                    self.refresh_tile(id);
                 }
                 self.labels.insert(participant, label);
             }
@@ -490,12 +498,14 @@ impl RoomTask {
         let NewSession { id, name, bin, webrtc, liveness } = self.start_session(id, "pub", kind)?;
         let tails = (|| {
             // A participant without a camera still gets a tile: their name on a plain background.
-            let placeholder = plan.video.is_none() && participant.is_some();
-            let tile = if plan.video.is_some() || placeholder {
+            let label = participant.and_then(|p| self.labels.get(&p).cloned()).unwrap_or_default();
+            let tile = if plan.video.is_some() || participant.is_some() {
                 let events = self.events.clone();
-                Some(ingest::add_video_tail(&bin, placeholder, move || {
+                let mut tile = Tile::new(&bin, plan.video.is_some(), label.clone(), move || {
                     let _ = events.send(Event::FirstFrame { session: id });
-                })?)
+                })?;
+                tile.set_label(label, &self.pipe)?;
+                Some(tile)
             } else {
                 None
             };
@@ -511,10 +521,11 @@ impl RoomTask {
                 return Err(e);
             }
         };
-        let has_video = tile.is_some();
+        let has_video = plan.video.is_some();
         if let Some(Session { kind: Kind::Publisher { tile: t, .. }, .. }) = self.sessions.get_mut(&id) {
             *t = tile;
         }
+        self.refresh_tile(id);
         let configured = async {
             // webrtcbin 1.22 creates transceivers for a remote offer only when answering;
             // receive-only ones added first are matched to the offer's m-lines by kind.
@@ -644,41 +655,43 @@ impl RoomTask {
         });
     }
 
-    /// Puts a publisher on the canvas once its video is decoded.
+    /// Puts a publisher's camera on the canvas once its video is decoded.
     fn show_tile(&mut self, id: SessionId) {
-        let Some(Session { kind: Kind::Publisher { tile: Some(tile), owner, .. }, name, .. }) = self.sessions.get_mut(&id) else {
+        let Some(Session { kind: Kind::Publisher { tile: Some(tile), .. }, name, .. }) = self.sessions.get_mut(&id) else {
             return;
         };
-        if let Some(label) = owner.and_then(|o| self.labels.get(&o)) {
-            tile.label(label);
-        }
-        if tile.mixer_pad.is_some() {
-            return;
-        }
-        let connected = self.pipe.request_tile().and_then(|pad| {
-            let result = tile.connect(pad.clone());
-            if result.is_err() {
-                self.pipe.release_tile(&pad);
-            }
-            result
-        });
-        match connected {
-            Ok(()) => {
-                tracing::debug!(room = %self.room, session = %name, "tile shown");
-                self.tiles.push(id);
-                self.relayout();
-            }
+        match tile.connect_camera(&self.pipe) {
+            Ok(()) => tracing::debug!(room = %self.room, session = %name, "camera shown"),
             Err(e) => {
                 tracing::warn!(room = %self.room, error = %e, "could not composite a publisher");
                 self.remove(id, "compositor refused its video");
+                return;
             }
         }
+        self.refresh_tile(id);
     }
 
-    fn relayout(&self) {
+    /// Keeps the grid in step with which tiles have something to show.
+    fn refresh_tile(&mut self, id: SessionId) {
+        let visible = matches!(
+            self.sessions.get(&id),
+            Some(Session { kind: Kind::Publisher { tile: Some(t), .. }, .. }) if t.is_visible()
+        );
+        let listed = self.tiles.iter().position(|t| *t == id);
+        match (visible, listed) {
+            (true, None) => self.tiles.push(id),
+            (false, Some(pos)) => {
+                self.tiles.remove(pos);
+            }
+            _ => return,
+        }
+        self.relayout();
+    }
+
+    fn relayout(&mut self) {
         let rects = layout::grid(self.tiles.len(), self.cfg.canvas);
         for (id, rect) in self.tiles.iter().zip(rects) {
-            if let Some(Session { kind: Kind::Publisher { tile: Some(tile), .. }, .. }) = self.sessions.get(id) {
+            if let Some(Session { kind: Kind::Publisher { tile: Some(tile), .. }, .. }) = self.sessions.get_mut(id) {
                 tile.place(rect);
             }
         }
@@ -687,15 +700,15 @@ impl RoomTask {
     /// Ends a session: out of the picture and the mix at once, then its elements are stopped
     /// off the task. Returns whether it existed.
     fn remove(&mut self, id: SessionId, why: &str) -> bool {
-        let Some(session) = self.sessions.remove(&id) else { return false };
-        match &session.kind {
+        let Some(mut session) = self.sessions.remove(&id) else { return false };
+        match &mut session.kind {
             Kind::Publisher { tile, voice, owner, .. } => {
                 self.pipe.mixer.remove_input(voice);
                 if let Some(participant) = owner {
                     let _ = self.out.send(MediaEvent::PublisherEnded { participant: *participant });
                 }
-                if let Some(pad) = tile.as_ref().and_then(|t| t.mixer_pad.as_ref()) {
-                    self.pipe.release_tile(pad);
+                if let Some(tile) = tile.as_mut() {
+                    tile.release(&self.pipe);
                 }
                 if let Some(pos) = self.tiles.iter().position(|t| *t == id) {
                     self.tiles.remove(pos);

@@ -1,0 +1,252 @@
+//! A participant's tile on the canvas: up to two compositor layers at the same rectangle.
+//!
+//! - the **camera**: decoded video, scaled to the tile (letterboxed), the name at the bottom;
+//! - the **backdrop**: a plain background with the name in the middle, generated here, shown
+//!   while the camera is off or when there is none. It exists only while needed.
+//!
+//! The camera layer joins the compositor only when its first frame is decoded: a compositor
+//! input without data makes the whole canvas wait for it once, which every viewer would see as
+//! a hiccup. The backdrop produces frames at once.
+
+use gst::prelude::*;
+
+use super::ingest::VIDEO_HEAD;
+use super::peer::make;
+use super::pipeline::{gst_err, RoomPipeline};
+use super::{MediaError, TileLabel};
+use crate::room::layout::Rect;
+
+/// Label colours (ARGB): white, and amber for the active speaker.
+const LABEL_COLOUR: u32 = 0xffff_ffff;
+const SPEAKER_COLOUR: u32 = 0xffff_c107;
+/// The backdrop's colour (ARGB) and frame rate (it never changes, so a few frames suffice).
+const BACKDROP_COLOUR: u32 = 0xff37_474f;
+const BACKDROP_FPS: i32 = 5;
+
+struct Camera {
+    ghost: gst::GhostPad,
+    scaler_caps: gst::Element,
+    overlay: gst::Element,
+    hold: Option<gst::PadProbeId>,
+    mixer_pad: Option<gst::Pad>,
+}
+
+struct Backdrop {
+    elements: Vec<gst::Element>,
+    caps: gst::Element,
+    overlay: gst::Element,
+    ghost: gst::GhostPad,
+    mixer_pad: gst::Pad,
+}
+
+pub struct Tile {
+    bin: gst::Bin,
+    camera: Option<Camera>,
+    backdrop: Option<Backdrop>,
+    rect: Option<Rect>,
+    label: TileLabel,
+}
+
+fn label_text(label: &TileLabel) -> String {
+    if label.audio_muted {
+        format!("\u{2298} {}", label.name)
+    } else {
+        label.name.clone()
+    }
+}
+
+fn style_overlay(overlay: &gst::Element, label: &TileLabel, centred: bool) {
+    overlay.set_property("text", label_text(label));
+    overlay.set_property("color", if label.active_speaker { SPEAKER_COLOUR } else { LABEL_COLOUR });
+    overlay.set_property_from_str("valignment", if centred { "center" } else { "bottom" });
+    overlay.set_property_from_str("halignment", if centred { "center" } else { "left" });
+    overlay.set_property("font-desc", if centred { "Sans Bold 24" } else { "Sans Bold 14" });
+}
+
+fn new_overlay(name: &str) -> Result<gst::Element, MediaError> {
+    let overlay = make("textoverlay", name)?;
+    overlay.set_property("shaded-background", true);
+    overlay.set_property("draw-outline", true);
+    overlay.set_property("wait-text", false);
+    Ok(overlay)
+}
+
+fn tile_caps(rect: Option<Rect>, framerate: Option<i32>) -> gst::Caps {
+    let mut caps = gst::Caps::builder("video/x-raw").field("pixel-aspect-ratio", gst::Fraction::new(1, 1));
+    if let Some(r) = rect {
+        caps = caps.field("width", r.width as i32).field("height", r.height as i32);
+    }
+    if let Some(fps) = framerate {
+        caps = caps.field("format", "I420").field("framerate", gst::Fraction::new(fps, 1));
+    }
+    caps.build()
+}
+
+impl Tile {
+    /// A tile for a publisher in `bin`. With `camera`, decoded video is expected at the bin's
+    /// video head and `on_first_frame` is called (on a streaming thread) when it arrives.
+    pub fn new(
+        bin: &gst::Bin,
+        camera: bool,
+        label: TileLabel,
+        on_first_frame: impl Fn() + Send + Sync + 'static,
+    ) -> Result<Self, MediaError> {
+        let camera = if camera { Some(Camera::build(bin, on_first_frame)?) } else { None };
+        Ok(Self { bin: bin.clone(), camera, backdrop: None, rect: None, label })
+    }
+
+    /// Whether anything of this tile is on the canvas.
+    pub fn is_visible(&self) -> bool {
+        self.backdrop.is_some() || self.camera.as_ref().is_some_and(|c| c.mixer_pad.is_some())
+    }
+
+    fn needs_backdrop(&self) -> bool {
+        self.label.video_muted || self.camera.is_none()
+    }
+
+    /// Connects the camera layer once its first frame is there.
+    pub fn connect_camera(&mut self, pipe: &RoomPipeline) -> Result<(), MediaError> {
+        let Some(camera) = self.camera.as_mut().filter(|c| c.mixer_pad.is_none()) else { return Ok(()) };
+        let pad = pipe.request_tile()?;
+        pad.set_property("zorder", 1u32);
+        if let Err(e) = camera.connect(pad.clone()) {
+            pipe.release_tile(&pad);
+            return Err(e);
+        }
+        self.apply(pipe)
+    }
+
+    /// New label (name, mute marks, speaker); adds or removes the backdrop as needed.
+    pub fn set_label(&mut self, label: TileLabel, pipe: &RoomPipeline) -> Result<(), MediaError> {
+        self.label = label;
+        self.apply(pipe)
+    }
+
+    pub fn place(&mut self, rect: Rect) {
+        self.rect = Some(rect);
+        if let Some(camera) = &self.camera {
+            camera.scaler_caps.set_property("caps", tile_caps(Some(rect), None));
+            if let Some(pad) = &camera.mixer_pad {
+                RoomPipeline::place_tile(pad, rect);
+                pad.set_property("alpha", if self.label.video_muted { 0.0f64 } else { 1.0f64 });
+            }
+        }
+        if let Some(backdrop) = &self.backdrop {
+            backdrop.caps.set_property("caps", tile_caps(Some(rect), Some(BACKDROP_FPS)));
+            RoomPipeline::place_tile(&backdrop.mixer_pad, rect);
+        }
+    }
+
+    /// Takes both layers off the canvas at once.
+    pub fn release(&mut self, pipe: &RoomPipeline) {
+        if let Some(pad) = self.camera.as_mut().and_then(|c| c.mixer_pad.take()) {
+            pipe.release_tile(&pad);
+        }
+        if let Some(backdrop) = self.backdrop.take() {
+            backdrop.remove(&self.bin, pipe);
+        }
+    }
+
+    fn apply(&mut self, pipe: &RoomPipeline) -> Result<(), MediaError> {
+        if let Some(camera) = &self.camera {
+            style_overlay(&camera.overlay, &self.label, false);
+        }
+        match (self.needs_backdrop(), self.backdrop.is_some()) {
+            (true, false) => self.backdrop = Some(Backdrop::build(&self.bin, self.rect, pipe)?),
+            (false, true) => {
+                if let Some(b) = self.backdrop.take() {
+                    b.remove(&self.bin, pipe);
+                }
+            }
+            _ => {}
+        }
+        if let Some(backdrop) = &self.backdrop {
+            style_overlay(&backdrop.overlay, &self.label, true);
+        }
+        if let Some(rect) = self.rect {
+            self.place(rect);
+        }
+        Ok(())
+    }
+}
+
+impl Camera {
+    fn build(bin: &gst::Bin, on_first_frame: impl Fn() + Send + Sync + 'static) -> Result<Self, MediaError> {
+        let convert = make("videoconvert", VIDEO_HEAD)?;
+        let scale = make("videoscale", "vscale")?;
+        scale.set_property("add-borders", true);
+        let scaler_caps = make("capsfilter", "vtile-caps")?;
+        let overlay = new_overlay("vlabel")?;
+        let chain = [&convert, &scale, &scaler_caps, &overlay];
+        bin.add_many(chain).map_err(gst_err)?;
+        gst::Element::link_many(chain).map_err(gst_err)?;
+        let target = overlay.static_pad("src").expect("textoverlay has a src pad");
+        // Never block here: this is a streaming thread, and the room task may need it. Frames
+        // are dropped until the layer is connected (a few milliseconds).
+        let notified = std::sync::atomic::AtomicBool::new(false);
+        let hold = target.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            if !notified.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                on_first_frame();
+            }
+            gst::PadProbeReturn::Drop
+        });
+        let ghost = gst::GhostPad::builder_with_target(&target).map_err(gst_err)?.name("camera").build();
+        bin.add_pad(&ghost).map_err(gst_err)?;
+        for e in chain {
+            e.sync_state_with_parent().map_err(gst_err)?;
+        }
+        Ok(Self { ghost, scaler_caps, overlay, hold, mixer_pad: None })
+    }
+
+    fn connect(&mut self, mixer_pad: gst::Pad) -> Result<(), MediaError> {
+        self.ghost.link(&mixer_pad).map_err(gst_err)?;
+        self.mixer_pad = Some(mixer_pad);
+        if let (Some(id), Some(target)) = (self.hold.take(), self.ghost.target()) {
+            target.remove_probe(id);
+        }
+        Ok(())
+    }
+}
+
+impl Backdrop {
+    fn build(bin: &gst::Bin, rect: Option<Rect>, pipe: &RoomPipeline) -> Result<Self, MediaError> {
+        let source = make("videotestsrc", "backdrop-src")?;
+        source.set_property("is-live", true);
+        source.set_property_from_str("pattern", "solid-color");
+        source.set_property("foreground-color", BACKDROP_COLOUR);
+        let caps = make("capsfilter", "backdrop-caps")?;
+        caps.set_property("caps", tile_caps(rect, Some(BACKDROP_FPS)));
+        let overlay = new_overlay("backdrop-label")?;
+        let elements = vec![source, caps.clone(), overlay.clone()];
+        bin.add_many(&elements).map_err(gst_err)?;
+        gst::Element::link_many(&elements).map_err(gst_err)?;
+        let target = overlay.static_pad("src").expect("textoverlay has a src pad");
+        let ghost = gst::GhostPad::builder_with_target(&target).map_err(gst_err)?.name("backdrop").build();
+        bin.add_pad(&ghost).map_err(gst_err)?;
+        let mixer_pad = pipe.request_tile()?;
+        mixer_pad.set_property("zorder", 0u32);
+        ghost.link(&mixer_pad).map_err(gst_err)?;
+        // Downstream first, so the source's first frame finds everything running. The room
+        // always plays; the session bin may still be on its way there, and a live source
+        // synced to a PAUSED parent would wait.
+        for e in elements.iter().rev() {
+            e.set_state(gst::State::Playing).map_err(gst_err)?;
+        }
+        Ok(Self { elements, caps, overlay, ghost, mixer_pad })
+    }
+
+    fn remove(self, bin: &gst::Bin, pipe: &RoomPipeline) {
+        pipe.release_tile(&self.mixer_pad);
+        let _ = bin.remove_pad(&self.ghost);
+        for e in &self.elements {
+            let _ = e.set_locked_state(true);
+        }
+        let _ = bin.remove_many(&self.elements);
+        let elements = self.elements;
+        tokio::task::spawn_blocking(move || {
+            for e in &elements {
+                let _ = e.set_state(gst::State::Null);
+            }
+        });
+    }
+}
