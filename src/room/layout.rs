@@ -135,3 +135,137 @@ mod tests {
         assert!(grid(0, HD).is_empty());
     }
 }
+
+/// How the room's picture is arranged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LayoutMode {
+    /// Everyone the same size.
+    #[default]
+    Grid,
+    /// The active speaker large, the others in a strip below.
+    Speaker,
+}
+
+/// One thing to show: a camera (or name tile) or a shared screen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shown {
+    pub screen: bool,
+    pub active_speaker: bool,
+}
+
+/// Tiles in the strip under the large tile; more are left out of the picture.
+pub const STRIP_MAX: usize = 8;
+/// Share of the canvas height the large tile takes in speaker and presentation layouts.
+const STAGE_SHARE: f64 = 0.78;
+
+/// Where each of `shown` goes, in the same order; `None` = not in the picture. A shared screen
+/// switches to the presentation layout (the first screen large, everything else in the strip),
+/// whatever `mode` says; stopping the share returns to `mode`.
+pub fn arrange(mode: LayoutMode, shown: &[Shown], canvas: Size) -> Vec<Option<Rect>> {
+    let stage = shown
+        .iter()
+        .position(|s| s.screen)
+        .or_else(|| (mode == LayoutMode::Speaker && shown.len() > 1).then(|| shown.iter().position(|s| s.active_speaker).unwrap_or(0)));
+    let Some(stage) = stage else {
+        return grid(shown.len(), canvas).into_iter().map(Some).collect();
+    };
+    if shown.len() == 1 {
+        return vec![Some(Rect { x: 0, y: 0, width: even(canvas.width), height: even(canvas.height) })];
+    }
+    let stage_h = even((f64::from(canvas.height) * STAGE_SHARE) as u32);
+    let strip_h = even(canvas.height - stage_h);
+    let strip: Vec<usize> = (0..shown.len()).filter(|&i| i != stage).take(STRIP_MAX).collect();
+    // Strip tiles keep the canvas shape if they fit, else share the width.
+    let ideal_w = even((u64::from(strip_h) * u64::from(canvas.width) / u64::from(canvas.height.max(1))) as u32);
+    let tile_w = even(ideal_w.min(canvas.width / strip.len().max(1) as u32));
+    let strip_x0 = even((canvas.width - tile_w * strip.len() as u32) / 2);
+    let mut out = vec![None; shown.len()];
+    out[stage] = Some(Rect { x: 0, y: 0, width: even(canvas.width), height: stage_h });
+    for (k, &i) in strip.iter().enumerate() {
+        out[i] = Some(Rect { x: strip_x0 + k as u32 * tile_w, y: stage_h, width: tile_w, height: strip_h });
+    }
+    out
+}
+
+#[cfg(test)]
+mod arrange_tests {
+    use super::*;
+
+    const HD: Size = Size { width: 1280, height: 720 };
+
+    fn cameras(n: usize, active: usize) -> Vec<Shown> {
+        (0..n).map(|i| Shown { screen: false, active_speaker: i == active }).collect()
+    }
+
+    fn check_sane(rects: &[Option<Rect>], what: &str) {
+        let placed: Vec<Rect> = rects.iter().flatten().copied().collect();
+        for (i, r) in placed.iter().enumerate() {
+            assert!(r.width >= 2 && r.height >= 2, "{what}: degenerate {r:?}");
+            assert!(r.x + r.width <= HD.width && r.y + r.height <= HD.height, "{what}: outside {r:?}");
+            assert_eq!((r.x | r.y | r.width | r.height) & 1, 0, "{what}: odd {r:?}");
+            for s in &placed[i + 1..] {
+                assert!(!r.intersects(s), "{what}: {r:?} overlaps {s:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_layout_is_sane_for_typical_room_sizes() {
+        for n in [1, 2, 5, 16, 50] {
+            for mode in [LayoutMode::Grid, LayoutMode::Speaker] {
+                let mut shown = cameras(n, n / 2);
+                let rects = arrange(mode, &shown, HD);
+                assert_eq!(rects.len(), n);
+                check_sane(&rects, &format!("{mode:?} n={n}"));
+                // With a screen share on top of the cameras.
+                shown.push(Shown { screen: true, active_speaker: false });
+                let rects = arrange(mode, &shown, HD);
+                check_sane(&rects, &format!("{mode:?} n={n} + screen"));
+                let screen = rects[n].expect("the screen is always shown");
+                assert_eq!(screen.width, 1280, "screen takes the full width");
+                assert!(screen.height >= 560, "screen is large: {screen:?}");
+                let shown_count = rects.iter().flatten().count();
+                assert_eq!(shown_count, (n + 1).min(STRIP_MAX + 1), "n={n}");
+            }
+        }
+    }
+
+    #[test]
+    fn grid_shows_everyone_equally() {
+        let rects = arrange(LayoutMode::Grid, &cameras(5, 2), HD);
+        assert!(rects.iter().all(|r| r.is_some_and(|r| r.width == rects[0].unwrap().width)));
+    }
+
+    #[test]
+    fn speaker_layout_puts_the_active_speaker_large() {
+        let rects = arrange(LayoutMode::Speaker, &cameras(5, 3), HD);
+        let big = rects[3].unwrap();
+        assert_eq!((big.x, big.y, big.width), (0, 0, 1280));
+        assert!(rects.iter().enumerate().filter(|(i, _)| *i != 3).all(|(_, r)| r.unwrap().height < big.height / 3));
+    }
+
+    #[test]
+    fn speaker_layout_without_a_speaker_takes_the_first() {
+        let shown = vec![Shown { screen: false, active_speaker: false }; 3];
+        let rects = arrange(LayoutMode::Speaker, &shown, HD);
+        assert_eq!(rects[0].unwrap().width, 1280);
+    }
+
+    #[test]
+    fn a_lone_participant_fills_the_canvas_in_every_mode() {
+        for mode in [LayoutMode::Grid, LayoutMode::Speaker] {
+            assert_eq!(arrange(mode, &cameras(1, 0), HD)[0], Some(Rect { x: 0, y: 0, width: 1280, height: 720 }));
+        }
+    }
+
+    #[test]
+    fn stopping_a_share_returns_to_the_chosen_layout() {
+        let mut shown = cameras(4, 0);
+        let before = arrange(LayoutMode::Grid, &shown, HD);
+        shown.push(Shown { screen: true, active_speaker: false });
+        assert_ne!(arrange(LayoutMode::Grid, &shown, HD)[..4], before[..]);
+        shown.pop();
+        assert_eq!(arrange(LayoutMode::Grid, &shown, HD), before);
+    }
+}
