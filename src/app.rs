@@ -58,7 +58,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         canvas = %format!("{}x{}@{}", config.canvas.width, config.canvas.height, config.fps),
         "media engine ready"
     );
-    let rooms = Arc::new(Rooms::new(Arc::new(media), config.empty_room_grace));
+    let rooms = Arc::new(Rooms::new(Arc::new(media), config.empty_room_grace, (config.max_participants, config.max_audience)));
     let app = router(AppState { rooms: rooms.clone(), web: WebFiles { dir: config.web_dir.clone() } });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -67,7 +67,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(%addr, "listening");
     // Machine-readable for scripts and tests that start the server on port 0.
     println!("plenum listening on http://{addr}");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!(rooms = rooms.room_count(), "shutting down");
     rooms.shutdown().await;
     tracing::info!("stopped");

@@ -76,6 +76,12 @@ pub struct ServeArgs {
     /// UDP port range for media, MIN-MAX [default: any].
     #[arg(long, env = "PLENUM_RTP_PORTS")]
     pub rtp_ports: Option<PortRange>,
+    /// Most participants in a room [default: 50].
+    #[arg(long, env = "PLENUM_MAX_PARTICIPANTS")]
+    pub max_participants: Option<usize>,
+    /// Most receive-only audience members in presentation mode [default: 500].
+    #[arg(long, env = "PLENUM_MAX_AUDIENCE")]
+    pub max_audience: Option<usize>,
     /// Serve the browser client from this directory instead of the built-in copy (development).
     #[arg(long, env = "PLENUM_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
@@ -102,6 +108,8 @@ struct FileConfig {
     #[serde(default)]
     ice_address: Vec<IpAddr>,
     rtp_ports: Option<String>,
+    max_participants: Option<usize>,
+    max_audience: Option<usize>,
     web_dir: Option<PathBuf>,
     empty_room_grace_secs: Option<u64>,
 }
@@ -162,6 +170,8 @@ pub struct Config {
     pub pipelines_dir: Option<PathBuf>,
     pub jitterbuffer_ms: u32,
     pub ice: IceConfig,
+    pub max_participants: usize,
+    pub max_audience: usize,
     pub web_dir: Option<PathBuf>,
     pub empty_room_grace: Duration,
 }
@@ -204,6 +214,11 @@ impl Config {
                 local_addresses: if args.ice_address.is_empty() { file.ice_address } else { args.ice_address },
                 rtp_ports,
             },
+            max_participants: args
+                .max_participants
+                .or(file.max_participants)
+                .unwrap_or(crate::room::participants::DEFAULT_MAX_PARTICIPANTS),
+            max_audience: args.max_audience.or(file.max_audience).unwrap_or(crate::room::participants::DEFAULT_MAX_AUDIENCE),
             web_dir: args.web_dir.or(file.web_dir),
             empty_room_grace: args
                 .empty_room_grace_secs

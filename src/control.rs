@@ -1,19 +1,20 @@
-//! A room's control task: the participants of the control WebSocket, chat, who speaks, the
-//! labels on their tiles, and which media sessions belong to whom.
+//! A room's control task: the participants of the control WebSocket, moderation, chat, who
+//! speaks, the labels and stage of the picture, and which media sessions belong to whom.
 //!
 //! It owns the room's policy state ([`crate::room::participants::Room`], sans-IO) and the
 //! handle to the room's media task, which it starts on demand and restarts if the media task
-//! closed while the room was empty of media.
+//! closed while the room had no media.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::ids::{RoomId, SessionId};
-use crate::media::{MediaError, MediaEvent, Owner, RoomMedia, SharedMediaConfig, TileLabel};
+use crate::media::{MediaError, MediaEvent, Owner, RoomMedia, SharedMediaConfig, Stage, TileLabel};
 use crate::protocol::{ErrorCode, ServerMessage};
-use crate::room::participants::{ParticipantId, Room, RoomError};
+use crate::room::moderation::{Effect, ModAction};
+use crate::room::participants::{Joined, ParticipantId, Room, RoomError};
 
 /// Control commands queued before senders wait.
 const COMMAND_CAPACITY: usize = 256;
@@ -21,27 +22,62 @@ const COMMAND_CAPACITY: usize = 256;
 pub const BROADCAST_CAPACITY: usize = 256;
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Messages for one participant's connection.
+#[derive(Debug)]
+pub enum Direct {
+    Message(ServerMessage),
+    /// Admitted from the waiting room: from now on, the room's broadcasts too.
+    Subscribe(broadcast::Receiver<ServerMessage>),
+    /// The server ends this participant's connection (removed, refused, meeting ended).
+    Close(String),
+}
+
 /// What a participant gets on joining.
 pub struct Membership {
     pub id: ParticipantId,
-    /// Sent to the client in `joined` and the chat history and participant list.
+    /// Sent to the client at once (`joined`, then `waiting` or history and list).
     pub greeting: Vec<ServerMessage>,
-    pub events: broadcast::Receiver<ServerMessage>,
+    pub direct: mpsc::UnboundedReceiver<Direct>,
+    /// `None` while waiting for admission.
+    pub events: Option<broadcast::Receiver<ServerMessage>>,
 }
 
-/// The media handle for a WHIP/WHEP request, with the participant its bearer token names.
+/// What a WHIP or WHEP request wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    Publish,
+    Share,
+    View,
+}
+
+/// Who a WHIP/WHEP request is, as far as the room is concerned.
+#[derive(Debug)]
+pub enum Gate {
+    /// A participant's token, allowed for the purpose.
+    Participant(Owner),
+    /// No participant; the room has no password (or it was checked).
+    Anonymous,
+    /// No participant token and the room has a password: check the bearer against this
+    /// argon2id hash (off the control task), then come back with `password_ok`.
+    CheckPassword(String),
+}
+
 pub struct MediaAccess {
     pub media: RoomMedia,
-    pub owner: Option<Owner>,
 }
 
 enum Command {
-    Join { name: String, reply: oneshot::Sender<Result<Membership, RoomError>> },
+    Join { name: String, key: Option<SessionId>, reply: oneshot::Sender<Result<Membership, RoomError>> },
+    PasswordGate { address: u64, reply: oneshot::Sender<Result<Option<String>, RoomError>> },
+    PasswordFailed { address: u64 },
     Leave { id: ParticipantId },
     Chat { id: ParticipantId, text: String, reply: oneshot::Sender<Result<(), RoomError>> },
     SetMedia { id: ParticipantId, audio_muted: bool, video_muted: bool },
-    Media { bearer: Option<SessionId>, create: bool, reply: oneshot::Sender<Result<MediaAccess, MediaError>> },
-    Publishing { id: ParticipantId },
+    RaiseHand { id: ParticipantId, raised: bool },
+    Moderate { id: ParticipantId, action: ModAction, reply: oneshot::Sender<Result<(), RoomError>> },
+    Gate { bearer: Option<SessionId>, password_ok: bool, purpose: Purpose, reply: oneshot::Sender<Result<Gate, RoomError>> },
+    Media { create: bool, reply: oneshot::Sender<Result<MediaAccess, MediaError>> },
+    Publishing { id: ParticipantId, screen: bool },
     Shutdown { reply: oneshot::Sender<()> },
 }
 
@@ -52,8 +88,12 @@ pub struct RoomControl {
 
 pub type OnIdle = Box<dyn FnOnce() + Send>;
 
+fn closed() -> RoomError {
+    RoomError { code: ErrorCode::RoomFull, message: "the room is closing; reconnect".into() }
+}
+
 impl RoomControl {
-    pub fn start(room: RoomId, cfg: SharedMediaConfig, empty_grace: Duration, on_idle: OnIdle) -> Self {
+    pub fn start(room: RoomId, cfg: SharedMediaConfig, limits: (usize, usize), empty_grace: Duration, on_idle: OnIdle) -> Self {
         let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
         let (media_tx, media_rx) = mpsc::unbounded_channel();
         let (broadcast, _) = broadcast::channel(BROADCAST_CAPACITY);
@@ -61,11 +101,14 @@ impl RoomControl {
             room,
             cfg,
             empty_grace,
-            state: Room::default(),
+            state: Room::with_limits(limits.0, limits.1),
             media: None,
             media_tx,
             broadcast,
+            direct: HashMap::new(),
             labels: HashMap::new(),
+            stage: None,
+            shares: HashMap::new(),
             epoch: Instant::now(),
             empty_since: Some(Instant::now()),
         };
@@ -83,10 +126,17 @@ impl RoomControl {
         rx.await.ok()
     }
 
-    pub async fn join(&self, name: String) -> Result<Membership, RoomError> {
-        self.ask(|reply| Command::Join { name, reply }).await.unwrap_or_else(|| {
-            Err(RoomError { code: ErrorCode::RoomFull, message: "the room is closing; reconnect".into() })
-        })
+    pub async fn join(&self, name: String, key: Option<SessionId>) -> Result<Membership, RoomError> {
+        self.ask(|reply| Command::Join { name, key, reply }).await.unwrap_or_else(|| Err(closed()))
+    }
+
+    /// The room's password hash if it has one, unless `address` tried too many wrong ones.
+    pub async fn password_gate(&self, address: u64) -> Result<Option<String>, RoomError> {
+        self.ask(|reply| Command::PasswordGate { address, reply }).await.unwrap_or_else(|| Err(closed()))
+    }
+
+    pub async fn password_failed(&self, address: u64) {
+        let _ = self.tx.send(Command::PasswordFailed { address }).await;
     }
 
     pub async fn leave(&self, id: ParticipantId) {
@@ -94,30 +144,44 @@ impl RoomControl {
     }
 
     pub async fn chat(&self, id: ParticipantId, text: String) -> Result<(), RoomError> {
-        self.ask(|reply| Command::Chat { id, text, reply })
-            .await
-            .unwrap_or_else(|| Err(RoomError { code: ErrorCode::NotJoined, message: "room closed".into() }))
+        self.ask(|reply| Command::Chat { id, text, reply }).await.unwrap_or_else(|| Err(closed()))
     }
 
     pub async fn set_media(&self, id: ParticipantId, audio_muted: bool, video_muted: bool) {
         let _ = self.tx.send(Command::SetMedia { id, audio_muted, video_muted }).await;
     }
 
-    /// The room's media (started if needed) and the participant `bearer` names, if any.
-    pub async fn media(&self, bearer: Option<SessionId>) -> Result<MediaAccess, MediaError> {
-        self.ask(|reply| Command::Media { bearer, create: true, reply }).await.unwrap_or(Err(MediaError::RoomClosed))
+    pub async fn raise_hand(&self, id: ParticipantId, raised: bool) {
+        let _ = self.tx.send(Command::RaiseHand { id, raised }).await;
+    }
+
+    pub async fn moderate(&self, id: ParticipantId, action: ModAction) -> Result<(), RoomError> {
+        self.ask(|reply| Command::Moderate { id, action, reply }).await.unwrap_or_else(|| Err(closed()))
+    }
+
+    /// Who a WHIP/WHEP bearer is, and whether it may do `purpose`.
+    pub async fn gate(&self, bearer: Option<SessionId>, password_ok: bool, purpose: Purpose) -> Result<Gate, RoomError> {
+        self.ask(|reply| Command::Gate { bearer, password_ok, purpose, reply }).await.unwrap_or_else(|| Err(closed()))
+    }
+
+    /// The room's media, started if needed.
+    pub async fn media(&self) -> Result<RoomMedia, MediaError> {
+        self.ask(|reply| Command::Media { create: true, reply })
+            .await
+            .unwrap_or(Err(MediaError::RoomClosed))
+            .map(|a| a.media)
     }
 
     /// The room's media if it runs; a room without media has no sessions.
     pub async fn existing_media(&self) -> Result<RoomMedia, MediaError> {
-        self.ask(|reply| Command::Media { bearer: None, create: false, reply })
+        self.ask(|reply| Command::Media { create: false, reply })
             .await
             .unwrap_or(Err(MediaError::UnknownSession))
             .map(|a| a.media)
     }
 
-    pub async fn publishing(&self, id: ParticipantId) {
-        let _ = self.tx.send(Command::Publishing { id }).await;
+    pub async fn publishing(&self, id: ParticipantId, screen: bool) {
+        let _ = self.tx.send(Command::Publishing { id, screen }).await;
     }
 
     pub async fn shutdown(&self) {
@@ -133,8 +197,13 @@ struct ControlTask {
     media: Option<RoomMedia>,
     media_tx: mpsc::UnboundedSender<MediaEvent>,
     broadcast: broadcast::Sender<ServerMessage>,
+    direct: HashMap<ParticipantId, mpsc::UnboundedSender<Direct>>,
     /// The label last sent to the media task, per participant.
     labels: HashMap<ParticipantId, TileLabel>,
+    /// The stage last sent to the media task.
+    stage: Option<Stage>,
+    /// Running screen shares per participant.
+    shares: HashMap<ParticipantId, usize>,
     epoch: Instant,
     empty_since: Option<Instant>,
 }
@@ -144,12 +213,7 @@ fn wall_ms() -> u64 {
 }
 
 impl ControlTask {
-    async fn run(
-        mut self,
-        mut commands: mpsc::Receiver<Command>,
-        mut media_events: mpsc::UnboundedReceiver<MediaEvent>,
-        on_idle: OnIdle,
-    ) {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut media_events: mpsc::UnboundedReceiver<MediaEvent>, on_idle: OnIdle) {
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         let mut shutdown = None;
         loop {
@@ -171,7 +235,7 @@ impl ControlTask {
                 }
             }
         }
-        let _ = self.broadcast.send(ServerMessage::Bye { reason: "room closed".into() });
+        self.close_everyone("room closed");
         if let Some(media) = self.media.take() {
             media.shutdown().await;
         }
@@ -192,58 +256,86 @@ impl ControlTask {
         self.state.is_empty() && media_gone && self.empty_since.is_some_and(|t| t.elapsed() >= self.empty_grace)
     }
 
-    fn media(&mut self) -> Result<RoomMedia, MediaError> {
+    fn media(&mut self, create: bool) -> Result<RoomMedia, MediaError> {
         if let Some(m) = self.media.as_ref().filter(|m| !m.is_closed()) {
             return Ok(m.clone());
         }
-        let media = RoomMedia::start(
-            self.room.clone(),
-            self.cfg.clone(),
-            self.empty_grace,
-            Box::new(|| {}),
-            self.media_tx.clone(),
-        )?;
+        if !create {
+            return Err(MediaError::UnknownSession);
+        }
+        let media = RoomMedia::start(self.room.clone(), self.cfg.clone(), self.empty_grace, Box::new(|| {}), self.media_tx.clone())?;
         self.labels.clear();
+        self.stage = None;
         self.media = Some(media.clone());
         Ok(media)
     }
 
+    fn send_to(&self, id: ParticipantId, msg: Direct) {
+        if let Some(tx) = self.direct.get(&id) {
+            let _ = tx.send(msg);
+        }
+    }
+
+    fn close_everyone(&mut self, reason: &str) {
+        for tx in self.direct.values() {
+            let _ = tx.send(Direct::Close(reason.to_string()));
+        }
+    }
+
+    fn greeting(&self, joined: &Joined) -> Vec<ServerMessage> {
+        let mut greeting = vec![ServerMessage::Joined {
+            id: joined.id.to_string(),
+            token: joined.token.to_string(),
+            name: self.state.name(joined.id).unwrap_or_default().to_string(),
+            room: self.room.to_string(),
+            moderator: joined.moderator,
+            moderator_key: joined.new_moderator_key.map(|k| k.to_string()),
+        }];
+        if joined.waiting {
+            greeting.push(ServerMessage::Waiting);
+        } else {
+            greeting.extend(self.admitted_greeting(joined.id));
+        }
+        greeting
+    }
+
+    fn admitted_greeting(&self, id: ParticipantId) -> Vec<ServerMessage> {
+        let mut msgs = vec![
+            ServerMessage::ChatHistory { messages: self.state.history() },
+            ServerMessage::Room { settings: self.state.settings() },
+        ];
+        if self.state.is_moderator(id) {
+            msgs.push(ServerMessage::Lobby { waiting: self.state.lobby() });
+        }
+        msgs
+    }
+
     async fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::Join { name, reply } => {
-                let result = self.state.join(&name, self.now()).map(|(id, token)| {
-                    let events = self.broadcast.subscribe();
-                    let greeting = vec![
-                        ServerMessage::Joined {
-                            id: id.to_string(),
-                            token: token.to_string(),
-                            name: self.state.name(id).unwrap_or_default().to_string(),
-                            room: self.room.to_string(),
-                        },
-                        ServerMessage::ChatHistory { messages: self.state.history() },
-                    ];
-                    Membership { id, greeting, events }
+            Command::Join { name, key, reply } => {
+                let result = self.state.join(&name, key, self.now()).map(|joined| {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    self.direct.insert(joined.id, tx);
+                    let events = (!joined.waiting).then(|| self.broadcast.subscribe());
+                    Membership { id: joined.id, greeting: self.greeting(&joined), direct: rx, events }
                 });
                 if result.is_ok() {
                     self.empty_since = None;
                     tracing::info!(room = %self.room, "participant joined");
                 }
                 let _ = reply.send(result);
-                self.publish_participants().await;
+                self.changed().await;
             }
-            Command::Leave { id } => {
-                if self.state.leave(id) {
-                    tracing::info!(room = %self.room, participant = %id, "participant left");
-                    if let Some(media) = self.media.as_ref() {
-                        media.end_participant(id).await;
-                    }
-                    self.labels.remove(&id);
-                    if self.state.is_empty() {
-                        self.empty_since = Some(Instant::now());
-                    }
-                    self.publish_participants().await;
-                }
+            Command::PasswordGate { address, reply } => {
+                let now = self.now();
+                let result = self.state.may_try_password(address, now).map(|_| self.state.password_hash().map(str::to_string));
+                let _ = reply.send(result);
             }
+            Command::PasswordFailed { address } => {
+                let now = self.now();
+                self.state.password_failed(address, now);
+            }
+            Command::Leave { id } => self.remove(id, None).await,
             Command::Chat { id, text, reply } => {
                 let result = self.state.chat(id, &text, self.now(), wall_ms());
                 let _ = reply.send(result.clone().map(|_| ()));
@@ -253,76 +345,196 @@ impl ControlTask {
             }
             Command::SetMedia { id, audio_muted, video_muted } => {
                 if self.state.set_media(id, audio_muted, video_muted) {
-                    self.publish_participants().await;
+                    self.changed().await;
                 }
             }
-            Command::Media { bearer, create, reply } => {
-                let owner = bearer.and_then(|t| self.state.by_token(t)).map(|participant| Owner {
-                    participant,
-                    name: self.state.name(participant).unwrap_or_default().to_string(),
-                });
-                let media = match self.media.as_ref().filter(|m| !m.is_closed()) {
-                    Some(m) => Ok(m.clone()),
-                    None if create => self.media(),
-                    None => Err(MediaError::UnknownSession),
-                };
-                let _ = reply.send(media.map(|media| MediaAccess { media, owner }));
-            }
-            Command::Publishing { id } => {
-                if self.state.set_publishing(id, true) {
-                    self.publish_participants().await;
+            Command::RaiseHand { id, raised } => {
+                if self.state.raise_hand(id, raised) {
+                    self.changed().await;
                 }
+            }
+            Command::Moderate { id, action, reply } => {
+                let logged = format!("{action:?}").split(['(', ' ']).next().unwrap_or("").to_string();
+                match self.state.moderate(id, action) {
+                    Ok(effects) => {
+                        tracing::info!(room = %self.room, action = %logged, "moderation");
+                        let _ = reply.send(Ok(()));
+                        self.apply(effects).await;
+                        self.changed().await;
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Command::Gate { bearer, password_ok, purpose, reply } => {
+                let _ = reply.send(self.gate(bearer, password_ok, purpose));
+            }
+            Command::Media { create, reply } => {
+                let _ = reply.send(self.media(create).map(|media| MediaAccess { media }));
+                self.push_stage().await;
+            }
+            Command::Publishing { id, screen } => {
+                if screen {
+                    *self.shares.entry(id).or_default() += 1;
+                }
+                self.state.set_publishing(id, true);
+                self.changed().await;
             }
             Command::Shutdown { .. } => unreachable!("handled in run()"),
         }
     }
 
-    async fn on_media_event(&mut self, event: MediaEvent) {
-        match event {
-            MediaEvent::PublisherEnded { participant } => {
-                if self.state.set_publishing(participant, false) {
-                    self.publish_participants().await;
-                }
+    fn gate(&self, bearer: Option<SessionId>, password_ok: bool, purpose: Purpose) -> Result<Gate, RoomError> {
+        if let Some(participant) = bearer.and_then(|t| self.state.by_token(t)) {
+            match purpose {
+                Purpose::Publish => self.state.may_publish(participant)?,
+                Purpose::Share => self.state.may_share(participant, self.shares.values().sum())?,
+                Purpose::View => self.state.may_view(participant)?,
             }
-            MediaEvent::Levels(levels) => {
-                if self.state.levels(&levels, self.now()) {
-                    self.publish_participants().await;
+            let name = self.state.name(participant).unwrap_or_default().to_string();
+            return Ok(Gate::Participant(Owner { participant, name }));
+        }
+        match self.state.password_hash() {
+            Some(hash) if !password_ok => Ok(Gate::CheckPassword(hash.to_string())),
+            _ => Ok(Gate::Anonymous),
+        }
+    }
+
+    async fn apply(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Admitted(id) => {
+                    for msg in self.admitted_greeting(id) {
+                        self.send_to(id, Direct::Message(msg));
+                    }
+                    self.send_to(id, Direct::Message(ServerMessage::Admitted));
+                    self.send_to(id, Direct::Subscribe(self.broadcast.subscribe()));
+                }
+                Effect::Removed(id, why) => self.remove(id, Some(why)).await,
+                Effect::Muted(id) => self.send_to(id, Direct::Message(ServerMessage::Muted)),
+                Effect::Speak(id, allowed) => {
+                    self.send_to(id, Direct::Message(ServerMessage::Speak { allowed }));
+                    if !allowed {
+                        // Demoted: out of picture and mix now, whatever the client does.
+                        if let Some(media) = self.media.as_ref() {
+                            media.end_participant_publishers(id).await;
+                        }
+                    }
+                }
+                Effect::Ended => {
+                    tracing::info!(room = %self.room, "meeting ended by a moderator");
+                    for id in self.state.ids() {
+                        self.remove(id, Some("the meeting was ended")).await;
+                    }
                 }
             }
         }
     }
 
-    /// Sends the participant list to everyone and updates the tiles' labels.
-    async fn publish_participants(&mut self) {
+    /// Takes a participant out: connection told (unless it left by itself), media ended.
+    async fn remove(&mut self, id: ParticipantId, reason: Option<&str>) {
+        self.state.leave(id);
+        if let Some(tx) = self.direct.remove(&id) {
+            if let Some(reason) = reason {
+                let _ = tx.send(Direct::Close(reason.to_string()));
+            }
+            tracing::info!(room = %self.room, participant = %id, "participant left");
+        }
+        if let Some(media) = self.media.as_ref() {
+            media.end_participant(id).await;
+        }
+        self.labels.remove(&id);
+        self.shares.remove(&id);
+        if self.state.is_empty() {
+            self.empty_since = Some(Instant::now());
+        }
+        self.changed().await;
+    }
+
+    async fn on_media_event(&mut self, event: MediaEvent) {
+        match event {
+            MediaEvent::PublisherEnded { participant, screen } => {
+                if screen {
+                    if let Some(n) = self.shares.get_mut(&participant) {
+                        *n = n.saturating_sub(1);
+                    }
+                } else if self.state.set_publishing(participant, false) {
+                    self.changed().await;
+                }
+                self.push_stage().await;
+            }
+            MediaEvent::Levels(levels) => {
+                if self.state.levels(&levels, self.now()) {
+                    self.changed().await;
+                }
+            }
+        }
+    }
+
+    /// After any change: the list and settings to everyone, the lobby to moderators, labels and
+    /// stage to the media task.
+    async fn changed(&mut self) {
         let entries = self.state.entries();
         let active = self.state.active_speaker();
         if let Some(media) = self.media.as_ref().filter(|m| !m.is_closed()) {
             for (pid, info) in &entries {
-                let pid = *pid;
                 let label = TileLabel {
                     name: info.name.clone(),
                     audio_muted: info.audio_muted,
                     video_muted: info.video_muted,
-                    active_speaker: active == Some(pid),
+                    active_speaker: active == Some(*pid),
                 };
-                if self.labels.get(&pid) != Some(&label) {
-                    media.label(pid, label.clone()).await;
-                    self.labels.insert(pid, label);
+                if self.labels.get(pid) != Some(&label) {
+                    media.label(*pid, label.clone()).await;
+                    self.labels.insert(*pid, label);
                 }
             }
         }
+        self.push_stage().await;
         let participants = entries.into_iter().map(|(_, info)| info).collect();
         let _ = self.broadcast.send(ServerMessage::Participants { participants });
+        let _ = self.broadcast.send(ServerMessage::Room { settings: self.state.settings() });
+        let lobby = self.state.lobby();
+        for id in self.state.ids().into_iter().filter(|id| self.state.is_moderator(*id)) {
+            self.send_to(id, Direct::Message(ServerMessage::Lobby { waiting: lobby.clone() }));
+        }
+    }
+
+    async fn push_stage(&mut self) {
+        let stage = Stage {
+            layout: self.state.layout(),
+            on_stage: self.state.on_stage(),
+            silenced: self
+                .state
+                .entries()
+                .into_iter()
+                .filter(|(_, p)| p.audio_muted)
+                .map(|(id, _)| id)
+                .collect::<BTreeSet<_>>(),
+        };
+        if self.stage.as_ref() == Some(&stage) {
+            return;
+        }
+        if let Some(media) = self.media.as_ref().filter(|m| !m.is_closed()) {
+            media.stage(stage.clone()).await;
+            self.stage = Some(stage);
+        }
     }
 }
 
 fn refuse(cmd: Command) {
-    let closed = || RoomError { code: ErrorCode::RoomFull, message: "the room is closing; reconnect".into() };
     match cmd {
         Command::Join { reply, .. } => {
             let _ = reply.send(Err(closed()));
         }
-        Command::Chat { reply, .. } => {
+        Command::Chat { reply, .. } | Command::Moderate { reply, .. } => {
+            let _ = reply.send(Err(closed()));
+        }
+        Command::PasswordGate { reply, .. } => {
+            let _ = reply.send(Err(closed()));
+        }
+        Command::Gate { reply, .. } => {
             let _ = reply.send(Err(closed()));
         }
         Command::Media { reply, .. } => {
@@ -331,6 +543,10 @@ fn refuse(cmd: Command) {
         Command::Shutdown { reply } => {
             let _ = reply.send(());
         }
-        Command::Leave { .. } | Command::SetMedia { .. } | Command::Publishing { .. } => {}
+        Command::Leave { .. }
+        | Command::SetMedia { .. }
+        | Command::RaiseHand { .. }
+        | Command::PasswordFailed { .. }
+        | Command::Publishing { .. } => {}
     }
 }

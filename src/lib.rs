@@ -22,3 +22,4 @@ pub mod profiles;
 pub mod protocol;
 pub mod room;
 pub mod rooms;
+pub mod secret;

@@ -1,23 +1,36 @@
 //! The control WebSocket's messages, in one place. JSON objects with a `type` field.
 //!
 //! Client → server:
-//! - `{"type":"join","name":"Ada"}` — first message; the answer is `joined`.
+//! - `{"type":"join","name":"Ada","password":"…","moderator_key":"…"}` — first message (password
+//!   and key optional); the answer is `joined`, then `waiting` if a moderator must admit first.
 //! - `{"type":"chat","text":"Hallo"}` — to everyone in the room.
 //! - `{"type":"set_media","audio_muted":true,"video_muted":false}` — shown on the tile and in
 //!   the list; the browser itself stops sending (track.enabled = false).
+//! - `{"type":"raise_hand","raised":true}`.
 //! - `{"type":"leave"}`, `{"type":"ping"}`.
+//! - Moderators only (others get `error` `forbidden`): `set_password {password|null}`,
+//!   `set_waiting_room {on}`, `admit {id}`, `refuse {id}`, `mute {id}`, `mute_all`,
+//!   `remove {id}`, `end_meeting`, `set_layout {layout: "grid"|"speaker"}`,
+//!   `set_presentation {on}`, `set_presenter {id, on}`, `set_audience_chat {on}`,
+//!   `allow_multiple_shares {on}`.
 //!
 //! Server → client:
 //! - `joined` with the participant's `id` and `token`. The token authorises WHIP and WHEP
 //!   (`Authorization: Bearer <token>`): the WHIP session becomes this participant's camera and
 //!   microphone, the WHEP session their view of the room, without their own voice.
-//! - `participants` (the whole list, on every change), `chat` (one message), `chat_history`
-//!   (on join), `pong`, `bye` (the server ends the session), and `error` with a stable `code`.
+//! - `participants` (the whole list, on every change), `room` (the settings), `chat` (one
+//!   message), `chat_history` (on admission), `pong`, `bye` (the server ends the session), and
+//!   `error` with a stable `code`.
+//! - To one participant: `waiting` (in the waiting room), `admitted`, `muted` (a moderator
+//!   muted you), `speak {allowed}` (presentation mode: you may publish now / no longer);
+//!   to moderators: `lobby {waiting: [{id, name}]}`.
 //!
 //! Limits: a frame is at most [`MAX_FRAME_BYTES`]; chat text at most [`MAX_CHAT_CHARS`]
 //! characters; names 1–[`MAX_NAME_CHARS`] characters.
 
 use serde::{Deserialize, Serialize};
+
+use crate::room::layout::LayoutMode;
 
 pub const MAX_FRAME_BYTES: usize = 8 * 1024;
 pub const MAX_CHAT_CHARS: usize = 1000;
@@ -26,11 +39,48 @@ pub const MAX_NAME_CHARS: usize = 40;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
-    Join { name: String },
+    Join {
+        name: String,
+        #[serde(default)]
+        password: Option<String>,
+        #[serde(default)]
+        moderator_key: Option<String>,
+    },
     Chat { text: String },
     SetMedia { audio_muted: bool, video_muted: bool },
+    RaiseHand { raised: bool },
     Leave,
     Ping,
+    SetPassword { password: Option<String> },
+    SetWaitingRoom { on: bool },
+    Admit { id: String },
+    Refuse { id: String },
+    Mute { id: String },
+    MuteAll,
+    Remove { id: String },
+    EndMeeting,
+    SetLayout { layout: LayoutMode },
+    SetPresentation { on: bool },
+    SetPresenter { id: String, on: bool },
+    SetAudienceChat { on: bool },
+    AllowMultipleShares { on: bool },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LobbyEntry {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSettings {
+    /// Whether a password is set (never the password itself).
+    pub password: bool,
+    pub waiting_room: bool,
+    pub presentation: bool,
+    pub audience_chat: bool,
+    pub layout: LayoutMode,
+    pub multiple_shares: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +92,10 @@ pub struct ParticipantInfo {
     pub speaking: bool,
     /// Whether camera/microphone reach the server (a WHIP session is live).
     pub publishing: bool,
+    pub moderator: bool,
+    pub hand_raised: bool,
+    /// Seen and heard in presentation mode.
+    pub presenter: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,7 +110,23 @@ pub struct ChatLine {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
-    Joined { id: String, token: String, name: String, room: String },
+    Joined {
+        id: String,
+        token: String,
+        name: String,
+        room: String,
+        moderator: bool,
+        /// Only for whoever opened the room: the key that makes its holder a moderator. Shown
+        /// once; the server keeps it in memory only.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        moderator_key: Option<String>,
+    },
+    Waiting,
+    Admitted,
+    Muted,
+    Speak { allowed: bool },
+    Lobby { waiting: Vec<LobbyEntry> },
+    Room { settings: RoomSettings },
     Participants { participants: Vec<ParticipantInfo> },
     Chat(ChatLine),
     ChatHistory { messages: Vec<ChatLine> },
@@ -81,6 +151,12 @@ pub enum ErrorCode {
     BadText,
     RateLimited,
     RoomFull,
+    /// A moderator's action by someone who is not one, or something the room does not allow.
+    Forbidden,
+    /// In the waiting room: not yet admitted.
+    Waiting,
+    PasswordRequired,
+    WrongPassword,
 }
 
 impl ServerMessage {
@@ -96,7 +172,10 @@ mod tests {
     #[test]
     fn client_messages_parse_from_their_documented_form() {
         let m: ClientMessage = serde_json::from_str(r#"{"type":"join","name":"Ada"}"#).unwrap();
-        assert_eq!(m, ClientMessage::Join { name: "Ada".into() });
+        assert_eq!(m, ClientMessage::Join { name: "Ada".into(), password: None, moderator_key: None });
+        let m: ClientMessage = serde_json::from_str(r#"{"type":"set_layout","layout":"speaker"}"#).unwrap();
+        assert_eq!(m, ClientMessage::SetLayout { layout: LayoutMode::Speaker });
+        assert_eq!(serde_json::from_str::<ClientMessage>(r#"{"type":"mute_all"}"#).unwrap(), ClientMessage::MuteAll);
         let m: ClientMessage = serde_json::from_str(r#"{"type":"set_media","audio_muted":true,"video_muted":false}"#).unwrap();
         assert_eq!(m, ClientMessage::SetMedia { audio_muted: true, video_muted: false });
         assert_eq!(serde_json::from_str::<ClientMessage>(r#"{"type":"leave"}"#).unwrap(), ClientMessage::Leave);

@@ -5,10 +5,26 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::control::RoomControl;
+use std::net::IpAddr;
+
+use crate::control::{Gate, Purpose, RoomControl};
 use crate::ids::{RoomId, SessionId};
 use crate::media::sdp::{self, Role};
-use crate::media::{Answer, MediaError, SharedMediaConfig, Voice};
+use crate::media::{Answer, MediaError, Owner, SharedMediaConfig, Voice};
+use crate::protocol::ErrorCode;
+use crate::room::participants::RoomError;
+use crate::secret;
+
+/// Who sent a WHIP/WHEP request: the `Authorization: Bearer` value and the client address
+/// (only for the password rate limit; never stored or logged).
+pub struct Caller {
+    pub bearer: Option<String>,
+    pub address: IpAddr,
+}
+
+fn policy(code: ErrorCode, message: &str) -> MediaError {
+    MediaError::Policy(RoomError { code, message: message.to_string() })
+}
 
 struct Entry {
     control: RoomControl,
@@ -27,11 +43,13 @@ pub struct Rooms {
     inner: Arc<Mutex<Inner>>,
     cfg: SharedMediaConfig,
     empty_grace: Duration,
+    /// (participants, presentation-mode audience) per room.
+    limits: (usize, usize),
 }
 
 impl Rooms {
-    pub fn new(cfg: SharedMediaConfig, empty_grace: Duration) -> Self {
-        Self { inner: Arc::default(), cfg, empty_grace }
+    pub fn new(cfg: SharedMediaConfig, empty_grace: Duration, limits: (usize, usize)) -> Self {
+        Self { inner: Arc::default(), cfg, empty_grace, limits }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -64,7 +82,7 @@ impl Rooms {
                 }
             }
         });
-        let control = RoomControl::start(room.clone(), self.cfg.clone(), self.empty_grace, on_idle);
+        let control = RoomControl::start(room.clone(), self.cfg.clone(), self.limits, self.empty_grace, on_idle);
         inner.rooms.insert(room.clone(), Entry { control: control.clone(), generation });
         Ok(control)
     }
@@ -81,22 +99,54 @@ impl Rooms {
         }
     }
 
-    /// WHIP: a new publisher in `room`. With a bearer token it is that participant's camera
-    /// and microphone; without, an anonymous publisher (OBS, a hall encoder).
-    pub async fn publish(&self, room: &RoomId, body: &[u8], bearer: Option<SessionId>) -> Result<Answer, MediaError> {
-        let offer = sdp::parse_offer(body)?;
-        let plan = sdp::plan(&offer, Role::Publish)?;
+    /// Resolves the caller to a participant (their token) or an anonymous client, checking the
+    /// room's password and the participant's rights for `purpose`.
+    async fn admit(control: &RoomControl, caller: &Caller, purpose: Purpose) -> Result<Option<Owner>, MediaError> {
+        let token = caller.bearer.as_deref().and_then(SessionId::parse);
+        match control.gate(token, false, purpose).await.map_err(MediaError::Policy)? {
+            Gate::Participant(owner) => Ok(Some(owner)),
+            // Without a password, a bearer must be a token (or a publisher's session id).
+            Gate::Anonymous if caller.bearer.is_some() && token.is_none() => Err(MediaError::UnknownToken),
+            Gate::Anonymous => Ok(None),
+            Gate::CheckPassword(hash) => {
+                let key = secret::address_key(caller.address);
+                control.password_gate(key).await.map_err(MediaError::Policy)?;
+                let Some(password) = caller.bearer.clone() else {
+                    return Err(policy(ErrorCode::PasswordRequired, "this room needs a password (Authorization: Bearer <password>)"));
+                };
+                if secret::verify(hash, password).await {
+                    Ok(None)
+                } else {
+                    control.password_failed(key).await;
+                    Err(policy(ErrorCode::WrongPassword, "wrong password"))
+                }
+            }
+        }
+    }
+
+    /// WHIP: a new publisher in `room`. With a participant's token it is that participant's
+    /// camera and microphone (or screen, with `screen`); without, an anonymous publisher (OBS,
+    /// a hall encoder), which needs the room password as bearer if there is one.
+    pub async fn publish(&self, room: &RoomId, body: &[u8], caller: Caller, screen: bool) -> Result<Answer, MediaError> {
+        let purpose = if screen { Purpose::Share } else { Purpose::Publish };
         self.with_room(room, |control| {
-            let (offer, plan) = (offer.clone(), plan.clone());
+            let caller = &caller;
             async move {
-                let access = control.media(bearer).await?;
-                if bearer.is_some() && access.owner.is_none() {
+                // Who asks comes first: a room with a password says 401 before reading SDP.
+                let owner = Self::admit(&control, caller, purpose).await?;
+                let offer = sdp::parse_offer(body)?;
+                let plan = sdp::plan(&offer, Role::Publish)?;
+                let is_session_token = caller.bearer.as_deref().and_then(SessionId::parse).is_some();
+                if owner.is_none() && is_session_token {
                     return Err(MediaError::UnknownToken);
                 }
-                let owner = access.owner.clone();
-                let answer = access.media.publish(offer, plan, access.owner).await?;
+                if screen && owner.is_none() {
+                    return Err(policy(ErrorCode::Forbidden, "screen sharing needs a participant token"));
+                }
+                let media = control.media().await?;
+                let answer = media.publish(offer, plan, owner.clone(), screen).await?;
                 if let Some(o) = owner {
-                    control.publishing(o.participant).await;
+                    control.publishing(o.participant, screen).await;
                 }
                 Ok(answer)
             }
@@ -104,22 +154,24 @@ impl Rooms {
         .await
     }
 
-    /// WHEP: a new viewer in `room`. A participant's token (or a publisher's session id) as
-    /// bearer leaves that voice out of what the viewer hears.
-    pub async fn view(&self, room: &RoomId, body: &[u8], bearer: Option<SessionId>) -> Result<Answer, MediaError> {
-        let offer = sdp::parse_offer(body)?;
-        let plan = sdp::plan(&offer, Role::View)?;
+    /// WHEP: a new viewer in `room`. A participant's token as bearer leaves that participant's
+    /// voice out of what the viewer hears (a publisher's session id does the same for
+    /// anonymous publishers); in a room with a password, anonymous viewers give it as bearer.
+    pub async fn view(&self, room: &RoomId, body: &[u8], caller: Caller) -> Result<Answer, MediaError> {
         self.with_room(room, |control| {
-            let (offer, plan) = (offer.clone(), plan.clone());
+            let caller = &caller;
             async move {
-                let access = control.media(bearer).await?;
-                let owner = access.owner.as_ref().map(|o| o.participant);
-                let exclude = match (owner, bearer) {
+                let owner = Self::admit(&control, caller, Purpose::View).await?;
+                let offer = sdp::parse_offer(body)?;
+                let plan = sdp::plan(&offer, Role::View)?;
+                let participant = owner.as_ref().map(|o| o.participant);
+                let session = caller.bearer.as_deref().and_then(SessionId::parse);
+                let exclude = match (participant, session) {
                     (Some(p), _) => Some(Voice::Participant(p)),
-                    (None, Some(session)) => Some(Voice::Session(session)),
+                    (None, Some(s)) => Some(Voice::Session(s)),
                     (None, None) => None,
                 };
-                access.media.view(offer, plan, exclude, owner).await
+                control.media().await?.view(offer, plan, exclude, participant).await
             }
         })
         .await

@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::media::sdp::SdpError;
 use crate::media::MediaError;
+use crate::protocol::ErrorCode;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -31,10 +32,17 @@ impl From<MediaError> for ApiError {
             M::UnknownSession => StatusCode::NOT_FOUND,
             M::UnknownToken => StatusCode::UNAUTHORIZED,
             M::RoomClosed => StatusCode::SERVICE_UNAVAILABLE,
+            M::Policy(e) => match e.code {
+                ErrorCode::Forbidden | ErrorCode::Waiting => StatusCode::FORBIDDEN,
+                ErrorCode::PasswordRequired | ErrorCode::WrongPassword => StatusCode::UNAUTHORIZED,
+                ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RoomFull => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_REQUEST,
+            },
             M::Negotiation(_) => StatusCode::BAD_REQUEST,
             M::Element(_) | M::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        if status.is_server_error() {
+        if status.is_server_error() && !matches!(e, M::Policy(_) | M::RoomClosed) {
             tracing::error!(error = %e, "request failed inside the server");
             return Self::new(status, "internal error; see the server log");
         }

@@ -8,7 +8,7 @@ mod ws;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,7 +19,7 @@ pub use web::WebFiles;
 
 use crate::ids::{RoomId, SessionId};
 use crate::media::sdp::MAX_OFFER_BYTES;
-use crate::rooms::Rooms;
+use crate::rooms::{Caller, Rooms};
 
 const SDP: &str = "application/sdp";
 const TRICKLE: &str = "application/trickle-ice-sdpfrag";
@@ -117,18 +117,29 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, MAX_OFFER_BYTES).await.map_err(|_| too_large())
 }
 
-/// `Authorization: Bearer <publisher session>`: the viewer is that publisher and does not hear
-/// their own voice.
-fn bearer(headers: &HeaderMap) -> Result<Option<SessionId>, ApiError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .ok_or_else(|| ApiError::unauthorized("Authorization must be 'Bearer <token>'"))?;
-    SessionId::parse(token.trim())
-        .map(Some)
-        .ok_or_else(|| ApiError::unauthorized("bearer token is not valid here"))
+/// `Authorization: Bearer <participant token | room password | publisher session>`.
+fn caller(headers: &HeaderMap, address: std::net::SocketAddr) -> Result<Caller, ApiError> {
+    let bearer = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => {
+            let token = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+                .map(str::trim)
+                .filter(|t| !t.is_empty() && t.chars().count() <= crate::secret::MAX_PASSWORD_CHARS)
+                .ok_or_else(|| ApiError::unauthorized("Authorization must be 'Bearer <token or password>'"))?;
+            Some(token.to_string())
+        }
+    };
+    Ok(Caller { bearer, address: address.ip() })
+}
+
+#[derive(serde::Deserialize, Default)]
+struct PublishQuery {
+    /// `?screen=1`: this WHIP session is a shared screen, not the camera.
+    #[serde(default)]
+    screen: Option<String>,
 }
 
 fn created(flow: Flow, room: &RoomId, answer: crate::media::Answer) -> Response {
@@ -146,6 +157,7 @@ fn created(flow: Flow, room: &RoomId, answer: crate::media::Answer) -> Response 
 async fn websocket(
     State(state): State<AppState>,
     Path(room): Path<String>,
+    ConnectInfo(address): ConnectInfo<std::net::SocketAddr>,
     upgrade: axum::extract::WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
@@ -153,34 +165,38 @@ async fn websocket(
     Ok(upgrade
         .max_message_size(ws::MAX_WS_MESSAGE)
         .max_frame_size(ws::MAX_WS_MESSAGE)
-        .on_upgrade(move |socket| ws::serve(socket, control)))
+        .on_upgrade(move |socket| ws::serve(socket, control, address.ip())))
 }
 
 async fn whip_post(
     State(state): State<AppState>,
     Path(room): Path<String>,
+    Query(query): Query<PublishQuery>,
+    ConnectInfo(address): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
     require_content_type(&headers, SDP)?;
+    let caller = caller(&headers, address)?;
     let body = read_body(&headers, body).await?;
-    let bearer = bearer(&headers)?;
-    let answer = state.rooms.publish(&room, &body, bearer).await?;
+    let screen = query.screen.is_some_and(|v| v == "1" || v == "true");
+    let answer = state.rooms.publish(&room, &body, caller, screen).await?;
     Ok(created(Flow::Whip, &room, answer))
 }
 
 async fn whep_post(
     State(state): State<AppState>,
     Path(room): Path<String>,
+    ConnectInfo(address): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
     require_content_type(&headers, SDP)?;
-    let exclude = bearer(&headers)?;
+    let caller = caller(&headers, address)?;
     let body = read_body(&headers, body).await?;
-    let answer = state.rooms.view(&room, &body, exclude).await?;
+    let answer = state.rooms.view(&room, &body, caller).await?;
     Ok(created(Flow::Whep, &room, answer))
 }
 

@@ -2,14 +2,19 @@
 //! [`crate::protocol`]). Bad frames get an `error` message; the connection stays up. A
 //! connection that stops answering pings is closed and its participant leaves.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::control::RoomControl;
+use crate::control::{Direct, Membership, RoomControl};
+use crate::ids::SessionId;
 use crate::protocol::{ClientMessage, ErrorCode, ServerMessage, MAX_FRAME_BYTES};
-use crate::room::participants::ParticipantId;
+use crate::room::moderation::ModAction;
+use crate::room::participants::{ParticipantId, RoomError};
+use crate::secret;
 
 /// The first message must be `join` within this time.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,6 +28,10 @@ pub const MAX_WS_MESSAGE: usize = 64 * 1024;
 fn encode(msg: &ServerMessage) -> Message {
     // Serialising our own enums cannot fail: no maps with non-string keys, no custom impls.
     Message::Text(Utf8Bytes::from(serde_json::to_string(msg).expect("server messages serialise")))
+}
+
+fn error(e: RoomError) -> ServerMessage {
+    ServerMessage::error(e.code, e.message)
 }
 
 enum Incoming {
@@ -47,14 +56,30 @@ fn classify(frame: Option<Result<Message, axum::Error>>) -> Incoming {
     }
 }
 
-pub async fn serve(mut socket: WebSocket, control: RoomControl) {
-    let Some((id, events)) = wait_for_join(&mut socket, &control).await else { return };
-    run_joined(socket, &control, id, events).await;
+pub async fn serve(mut socket: WebSocket, control: RoomControl, address: IpAddr) {
+    let Some(membership) = wait_for_join(&mut socket, &control, address).await else { return };
+    let id = membership.id;
+    run_joined(socket, &control, membership).await;
     control.leave(id).await;
 }
 
+/// Checks the room password (if any) for a join from `address`.
+async fn password_ok(control: &RoomControl, address: IpAddr, given: Option<String>) -> Result<(), RoomError> {
+    let key = secret::address_key(address);
+    let Some(hash) = control.password_gate(key).await? else { return Ok(()) };
+    let Some(given) = given.filter(|g| !g.is_empty()) else {
+        return Err(RoomError { code: ErrorCode::PasswordRequired, message: "this room needs a password".into() });
+    };
+    if secret::verify(hash, given).await {
+        Ok(())
+    } else {
+        control.password_failed(key).await;
+        Err(RoomError { code: ErrorCode::WrongPassword, message: "wrong password".into() })
+    }
+}
+
 /// Reads until a valid `join`; answers everything else with an error.
-async fn wait_for_join(socket: &mut WebSocket, control: &RoomControl) -> Option<(ParticipantId, Events)> {
+async fn wait_for_join(socket: &mut WebSocket, control: &RoomControl, address: IpAddr) -> Option<Membership> {
     let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
     loop {
         let frame = tokio::time::timeout_at(deadline, socket.recv()).await.ok()?;
@@ -62,16 +87,27 @@ async fn wait_for_join(socket: &mut WebSocket, control: &RoomControl) -> Option<
             Incoming::Closed => return None,
             Incoming::Alive => continue,
             Incoming::Refused(code, why) => ServerMessage::error(code, why),
-            Incoming::Message(ClientMessage::Join { name }) => match control.join(name).await {
-                Ok(membership) => {
-                    for msg in &membership.greeting {
-                        socket.send(encode(msg)).await.ok()?;
+            Incoming::Message(ClientMessage::Join { name, password, moderator_key }) => {
+                let key = moderator_key.as_deref().map(|k| SessionId::parse(k).ok_or(k));
+                let joined = match key {
+                    Some(Err(_)) => Err(RoomError { code: ErrorCode::Forbidden, message: "the moderator key is not valid".into() }),
+                    // A moderator key is the room's master secret: it needs no password.
+                    Some(Ok(key)) => control.join(name, Some(key)).await,
+                    None => match password_ok(control, address, password).await {
+                        Ok(()) => control.join(name, None).await,
+                        Err(e) => Err(e),
+                    },
+                };
+                match joined {
+                    Ok(membership) => {
+                        for msg in &membership.greeting {
+                            socket.send(encode(msg)).await.ok()?;
+                        }
+                        return Some(membership);
                     }
-                    // The participant list follows through the broadcast receiver.
-                    return Some((membership.id, membership.events));
+                    Err(e) => error(e),
                 }
-                Err(e) => ServerMessage::error(e.code, e.message),
-            },
+            }
             Incoming::Message(ClientMessage::Ping) => ServerMessage::Pong,
             Incoming::Message(_) => ServerMessage::error(ErrorCode::NotJoined, "send join first"),
         };
@@ -79,9 +115,16 @@ async fn wait_for_join(socket: &mut WebSocket, control: &RoomControl) -> Option<
     }
 }
 
-type Events = tokio::sync::broadcast::Receiver<ServerMessage>;
+/// A broadcast receiver that may not exist yet (waiting room).
+async fn next_event(events: &mut Option<broadcast::Receiver<ServerMessage>>) -> Result<ServerMessage, RecvError> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
 
-async fn run_joined(mut socket: WebSocket, control: &RoomControl, id: ParticipantId, mut events: Events) {
+async fn run_joined(mut socket: WebSocket, control: &RoomControl, membership: Membership) {
+    let Membership { id, mut direct, mut events, .. } = membership;
     let mut ping = tokio::time::interval(PING_INTERVAL);
     let mut last_heard = tokio::time::Instant::now();
     loop {
@@ -94,20 +137,29 @@ async fn run_joined(mut socket: WebSocket, control: &RoomControl, id: Participan
                     Incoming::Message(m) => handle(control, id, m).await,
                 };
                 last_heard = tokio::time::Instant::now();
-                if matches!(reply, Some(ServerMessage::Bye { .. })) {
-                    let _ = socket.send(encode(reply.as_ref().expect("matched Some"))).await;
-                    return;
-                }
+                let bye = matches!(reply, Some(ServerMessage::Bye { .. }));
                 if let Some(reply) = reply {
-                    if socket.send(encode(&reply)).await.is_err() {
+                    if socket.send(encode(&reply)).await.is_err() || bye {
                         return;
                     }
                 }
             }
-            event = events.recv() => match event {
+            message = direct.recv() => match message {
+                Some(Direct::Message(msg)) => {
+                    if socket.send(encode(&msg)).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Direct::Subscribe(rx)) => events = Some(rx),
+                Some(Direct::Close(reason)) => {
+                    let _ = socket.send(encode(&ServerMessage::Bye { reason })).await;
+                    return;
+                }
+                None => return,
+            },
+            event = next_event(&mut events) => match event {
                 Ok(msg) => {
-                    let bye = matches!(msg, ServerMessage::Bye { .. });
-                    if socket.send(encode(&msg)).await.is_err() || bye {
+                    if socket.send(encode(&msg)).await.is_err() {
                         return;
                     }
                 }
@@ -130,15 +182,58 @@ async fn run_joined(mut socket: WebSocket, control: &RoomControl, id: Participan
     }
 }
 
+fn participant(raw: &str) -> Result<ParticipantId, RoomError> {
+    ParticipantId::parse(raw).ok_or_else(|| RoomError { code: ErrorCode::BadMessage, message: "no participant with that id".into() })
+}
+
 async fn handle(control: &RoomControl, id: ParticipantId, msg: ClientMessage) -> Option<ServerMessage> {
-    match msg {
-        ClientMessage::Join { .. } => Some(ServerMessage::error(ErrorCode::AlreadyJoined, "already joined")),
-        ClientMessage::Chat { text } => control.chat(id, text).await.err().map(|e| ServerMessage::error(e.code, e.message)),
+    let action = match msg {
+        ClientMessage::Join { .. } => return Some(ServerMessage::error(ErrorCode::AlreadyJoined, "already joined")),
+        ClientMessage::Chat { text } => return control.chat(id, text).await.err().map(error),
         ClientMessage::SetMedia { audio_muted, video_muted } => {
             control.set_media(id, audio_muted, video_muted).await;
-            None
+            return None;
         }
-        ClientMessage::Ping => Some(ServerMessage::Pong),
-        ClientMessage::Leave => Some(ServerMessage::Bye { reason: "left".into() }),
-    }
+        ClientMessage::RaiseHand { raised } => {
+            control.raise_hand(id, raised).await;
+            return None;
+        }
+        ClientMessage::Ping => return Some(ServerMessage::Pong),
+        ClientMessage::Leave => return Some(ServerMessage::Bye { reason: "left".into() }),
+        ClientMessage::SetPassword { password } => {
+            let password = password.unwrap_or_default();
+            if password.chars().count() > secret::MAX_PASSWORD_CHARS {
+                return Some(ServerMessage::error(ErrorCode::BadText, "password longer than 128 characters"));
+            }
+            ModAction::SetPassword(secret::hash(password).await)
+        }
+        ClientMessage::SetWaitingRoom { on } => ModAction::SetWaitingRoom(on),
+        ClientMessage::Admit { id } => match participant(&id) {
+            Ok(p) => ModAction::Admit(p),
+            Err(e) => return Some(error(e)),
+        },
+        ClientMessage::Refuse { id } => match participant(&id) {
+            Ok(p) => ModAction::Refuse(p),
+            Err(e) => return Some(error(e)),
+        },
+        ClientMessage::Mute { id } => match participant(&id) {
+            Ok(p) => ModAction::Mute(p),
+            Err(e) => return Some(error(e)),
+        },
+        ClientMessage::MuteAll => ModAction::MuteAll,
+        ClientMessage::Remove { id } => match participant(&id) {
+            Ok(p) => ModAction::Remove(p),
+            Err(e) => return Some(error(e)),
+        },
+        ClientMessage::EndMeeting => ModAction::End,
+        ClientMessage::SetLayout { layout } => ModAction::SetLayout(layout),
+        ClientMessage::SetPresentation { on } => ModAction::SetPresentation(on),
+        ClientMessage::SetPresenter { id, on } => match participant(&id) {
+            Ok(p) => ModAction::SetPresenter(p, on),
+            Err(e) => return Some(error(e)),
+        },
+        ClientMessage::SetAudienceChat { on } => ModAction::SetAudienceChat(on),
+        ClientMessage::AllowMultipleShares { on } => ModAction::AllowMultipleShares(on),
+    };
+    control.moderate(id, action).await.err().map(error)
 }

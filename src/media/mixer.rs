@@ -104,6 +104,8 @@ struct Output {
 struct MixState {
     inputs: BTreeMap<Voice, InputQueue>,
     outputs: Vec<Output>,
+    /// Voices that are read (so their queues stay fresh) but not mixed.
+    silenced: std::collections::BTreeSet<Voice>,
 }
 
 /// Owned by the room's media task; dropping it stops the tick thread.
@@ -159,6 +161,11 @@ impl Mixer {
         lock(&self.state).inputs.remove(id);
     }
 
+    /// From the next tick on, these voices are left out of every mix.
+    pub fn set_silenced(&self, voices: std::collections::BTreeSet<Voice>) {
+        lock(&self.state).silenced = voices;
+    }
+
     pub fn add_output(&self, key: MixKey, sink: Box<dyn MixSink>) {
         lock(&self.state).outputs.push(Output { key, sink });
     }
@@ -194,9 +201,10 @@ fn tick_loop(state: &Mutex<MixState>, stop: &AtomicBool, levels: &LevelSink) {
         }
         let mut guard = lock(state);
         frames.clear();
-        for (id, queue) in guard.inputs.iter_mut() {
+        let MixState { inputs, silenced, .. } = &mut *guard;
+        for (id, queue) in inputs.iter_mut() {
             let mut frame = [0i16; FRAME_SAMPLES];
-            if queue.pop_frame(&mut frame) {
+            if queue.pop_frame(&mut frame) && !silenced.contains(id) {
                 frames.push((id.clone(), frame));
             }
         }

@@ -49,11 +49,22 @@ pub struct TileLabel {
     pub active_speaker: bool,
 }
 
+/// What the picture and the mix show, as the room's policy decides.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stage {
+    pub layout: crate::room::layout::LayoutMode,
+    /// Presentation mode: only these participants are seen and heard (anonymous WHIP
+    /// publishers, such as a hall camera, always are). `None`: everyone.
+    pub on_stage: Option<std::collections::BTreeSet<ParticipantId>>,
+    /// Participants whose voice is left out of the mix (muted by themselves or a moderator).
+    pub silenced: std::collections::BTreeSet<ParticipantId>,
+}
+
 /// What a room's media tells the room's control.
 #[derive(Debug)]
 pub enum MediaEvent {
     /// A participant's WHIP session ended (DELETE, failure or silence).
-    PublisherEnded { participant: ParticipantId },
+    PublisherEnded { participant: ParticipantId, screen: bool },
     /// Audio levels (dBFS) of the participants that publish audio, every 100 ms.
     Levels(Vec<(ParticipantId, f32)>),
 }
@@ -85,6 +96,9 @@ pub enum MediaError {
     Negotiation(#[from] peer::PeerError),
     #[error("room is closing; try again")]
     RoomClosed,
+    /// The room's policy says no (waiting room, password, presentation mode, ...).
+    #[error("{0}")]
+    Policy(crate::room::participants::RoomError),
     #[error("media engine error: {0}")]
     Internal(String),
 }

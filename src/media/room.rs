@@ -14,7 +14,7 @@ use super::mixer::MixKey;
 use super::peer::{self, Liveness};
 use super::pipeline::{gst_err, RoomPipeline};
 use super::sdp::{OfferPlan, Track};
-use super::{MediaError, MediaEvent, Owner, SharedMediaConfig, TileLabel, Voice};
+use super::{MediaError, MediaEvent, Owner, SharedMediaConfig, Stage, TileLabel, Voice};
 use crate::room::participants::ParticipantId;
 use crate::ids::{RoomId, SessionId};
 use crate::profiles::VideoCodec;
@@ -47,7 +47,7 @@ pub struct Answer {
 type Reply<T> = oneshot::Sender<Result<T, MediaError>>;
 
 enum Command {
-    Publish { offer: gst_sdp::SDPMessage, plan: OfferPlan, owner: Option<Owner>, reply: Reply<Answer> },
+    Publish { offer: gst_sdp::SDPMessage, plan: OfferPlan, owner: Option<Owner>, screen: bool, reply: Reply<Answer> },
     View {
         offer: gst_sdp::SDPMessage,
         plan: OfferPlan,
@@ -56,7 +56,8 @@ enum Command {
         reply: Reply<Answer>,
     },
     Label { participant: ParticipantId, label: TileLabel },
-    EndParticipant { participant: ParticipantId },
+    Stage(Stage),
+    EndParticipant { participant: ParticipantId, publishers_only: bool },
     End { session: SessionId, reply: Reply<()> },
     Trickle { session: SessionId, candidates: Vec<String>, reply: Reply<()> },
     Shutdown { reply: oneshot::Sender<()> },
@@ -125,6 +126,7 @@ impl RoomMedia {
             empty_grace,
             next_element_id: 0,
             labels: HashMap::new(),
+            stage: Stage::default(),
             out,
         };
         tokio::spawn(task.run(rx, events_rx, on_idle));
@@ -142,8 +144,9 @@ impl RoomMedia {
         offer: gst_sdp::SDPMessage,
         plan: OfferPlan,
         owner: Option<Owner>,
+        screen: bool,
     ) -> Result<Answer, MediaError> {
-        self.call(|reply| Command::Publish { offer, plan, owner, reply }).await
+        self.call(|reply| Command::Publish { offer, plan, owner, screen, reply }).await
     }
 
     /// A viewer of the room; `exclude` leaves that voice out of what it hears, `owner` ties the
@@ -165,7 +168,17 @@ impl RoomMedia {
 
     /// Ends every session of `participant` at once.
     pub async fn end_participant(&self, participant: ParticipantId) {
-        let _ = self.tx.send(Command::EndParticipant { participant }).await;
+        let _ = self.tx.send(Command::EndParticipant { participant, publishers_only: false }).await;
+    }
+
+    /// Ends `participant`'s camera, microphone and screen sessions (they keep watching).
+    pub async fn end_participant_publishers(&self, participant: ParticipantId) {
+        let _ = self.tx.send(Command::EndParticipant { participant, publishers_only: true }).await;
+    }
+
+    /// Who is seen and heard, and how the picture is arranged.
+    pub async fn stage(&self, stage: Stage) {
+        let _ = self.tx.send(Command::Stage(stage)).await;
     }
 
     pub async fn end(&self, session: SessionId) -> Result<(), MediaError> {
@@ -190,7 +203,7 @@ impl RoomMedia {
 }
 
 enum Kind {
-    Publisher { tile: Option<Tile>, has_audio: bool, voice: Voice, owner: Option<ParticipantId> },
+    Publisher { tile: Option<Tile>, has_audio: bool, voice: Voice, owner: Option<ParticipantId>, screen: bool },
     Viewer { links: Vec<TeeLink>, codec: Option<VideoCodec>, mix: Option<MixKey>, owner: Option<ParticipantId> },
 }
 
@@ -234,6 +247,7 @@ struct RoomTask {
     next_element_id: u64,
     /// Tile labels by participant, applied when their tile appears.
     labels: HashMap<ParticipantId, TileLabel>,
+    stage: Stage,
     out: mpsc::UnboundedSender<MediaEvent>,
 }
 
@@ -295,8 +309,8 @@ impl RoomTask {
 
     async fn handle_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Publish { offer, plan, owner, reply } => {
-                match self.add_publisher(offer, plan, owner).await {
+            Command::Publish { offer, plan, owner, screen, reply } => {
+                match self.add_publisher(offer, plan, owner, screen).await {
                     Ok((id, webrtc, liveness)) => self.negotiate(id, webrtc, liveness, reply),
                     Err(e) => {
                         let _ = reply.send(Err(e));
@@ -336,20 +350,41 @@ impl RoomTask {
                     .map(|(id, _)| *id)
                     .collect();
                 for id in theirs {
-                    if let Some(Session { kind: Kind::Publisher { tile: Some(tile), .. }, .. }) = self.sessions.get_mut(&id) {
-                        if let Err(e) = tile.set_label(label.clone(), &self.pipe) {
+                    if let Some(Session { kind: Kind::Publisher { tile: Some(tile), screen, .. }, .. }) = self.sessions.get_mut(&id) {
+                        // A shared screen is never "camera off".
+                        let label = TileLabel { video_muted: label.video_muted && !*screen, ..label.clone() };
+                        if let Err(e) = tile.set_label(label, &self.pipe) {
                             tracing::warn!(room = %self.room, error = %e, "tile label not applied");
                         }
                     }
                     self.refresh_tile(id);
                 }
                 self.labels.insert(participant, label);
+                // The active speaker may have changed, and with it the speaker layout.
+                self.relayout();
             }
-            Command::EndParticipant { participant } => {
+            Command::Stage(stage) => {
+                let silenced = self
+                    .sessions
+                    .values()
+                    .filter_map(|s| match &s.kind {
+                        Kind::Publisher { voice: v @ Voice::Participant(p), .. } => {
+                            let off_stage = stage.on_stage.as_ref().is_some_and(|on| !on.contains(p));
+                            (off_stage || stage.silenced.contains(p)).then(|| v.clone())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                self.pipe.mixer.set_silenced(silenced);
+                self.stage = stage;
+                self.relayout();
+            }
+            Command::EndParticipant { participant, publishers_only } => {
                 let theirs: Vec<SessionId> = self
                     .sessions
                     .iter()
                     .filter(|(_, s)| s.kind.owner() == Some(participant))
+                    .filter(|(_, s)| !publishers_only || matches!(s.kind, Kind::Publisher { .. }))
                     .map(|(id, _)| *id)
                     .collect();
                 for id in theirs {
@@ -486,20 +521,23 @@ impl RoomTask {
         offer: gst_sdp::SDPMessage,
         plan: OfferPlan,
         owner: Option<Owner>,
+        screen: bool,
     ) -> Result<(SessionId, gst::Element, Liveness), MediaError> {
-        // The id is drawn here because an anonymous publisher's voice is its session.
+        // The id is drawn here because an anonymous publisher's voice is its session (and so
+        // is a shared screen's sound: it is not the sharer's voice).
         let id = SessionId::random();
         let participant = owner.as_ref().map(|o| o.participant);
-        let voice = participant.map(Voice::Participant).unwrap_or(Voice::Session(id));
+        let voice = participant.filter(|_| !screen).map(Voice::Participant).unwrap_or(Voice::Session(id));
         if let Some(o) = &owner {
             self.labels.entry(o.participant).or_insert_with(|| TileLabel { name: o.name.clone(), ..Default::default() });
         }
-        let kind = Kind::Publisher { tile: None, has_audio: plan.audio.is_some(), voice: voice.clone(), owner: participant };
+        let kind = Kind::Publisher { tile: None, has_audio: plan.audio.is_some(), voice: voice.clone(), owner: participant, screen };
         let NewSession { id, name, bin, webrtc, liveness } = self.start_session(id, "pub", kind)?;
         let tails = (|| {
             // A participant without a camera still gets a tile: their name on a plain background.
-            let label = participant.and_then(|p| self.labels.get(&p).cloned()).unwrap_or_default();
-            let tile = if plan.video.is_some() || participant.is_some() {
+            let mut label = participant.and_then(|p| self.labels.get(&p).cloned()).unwrap_or_default();
+            label.video_muted &= !screen;
+            let tile = if plan.video.is_some() || (participant.is_some() && !screen) {
                 let events = self.events.clone();
                 let mut tile = Tile::new(&bin, plan.video.is_some(), label.clone(), move || {
                     let _ = events.send(Event::FirstFrame { session: id });
@@ -689,10 +727,31 @@ impl RoomTask {
     }
 
     fn relayout(&mut self) {
-        let rects = layout::grid(self.tiles.len(), self.cfg.canvas);
-        for (id, rect) in self.tiles.iter().zip(rects) {
-            if let Some(Session { kind: Kind::Publisher { tile: Some(tile), .. }, .. }) = self.sessions.get_mut(id) {
-                tile.place(rect);
+        let on_stage = |s: &Session| match (&self.stage.on_stage, s.kind.owner()) {
+            (Some(set), Some(p)) => set.contains(&p),
+            _ => true,
+        };
+        let shown_ids: Vec<SessionId> =
+            self.tiles.iter().copied().filter(|id| self.sessions.get(id).is_some_and(on_stage)).collect();
+        let shown: Vec<layout::Shown> = shown_ids
+            .iter()
+            .map(|id| {
+                let (screen, owner) = match self.sessions.get(id).map(|s| &s.kind) {
+                    Some(Kind::Publisher { screen, owner, .. }) => (*screen, *owner),
+                    _ => (false, None),
+                };
+                let active = !screen && owner.and_then(|o| self.labels.get(&o)).is_some_and(|l| l.active_speaker);
+                layout::Shown { screen, active_speaker: active }
+            })
+            .collect();
+        let rects = layout::arrange(self.stage.layout, &shown, self.cfg.canvas);
+        for id in self.tiles.clone() {
+            let rect = shown_ids.iter().position(|s| *s == id).and_then(|i| rects[i]);
+            if let Some(Session { kind: Kind::Publisher { tile: Some(tile), .. }, .. }) = self.sessions.get_mut(&id) {
+                match rect {
+                    Some(rect) => tile.place(rect),
+                    None => tile.hide(),
+                }
             }
         }
     }
@@ -702,10 +761,10 @@ impl RoomTask {
     fn remove(&mut self, id: SessionId, why: &str) -> bool {
         let Some(mut session) = self.sessions.remove(&id) else { return false };
         match &mut session.kind {
-            Kind::Publisher { tile, voice, owner, .. } => {
+            Kind::Publisher { tile, voice, owner, screen, .. } => {
                 self.pipe.mixer.remove_input(voice);
                 if let Some(participant) = owner {
-                    let _ = self.out.send(MediaEvent::PublisherEnded { participant: *participant });
+                    let _ = self.out.send(MediaEvent::PublisherEnded { participant: *participant, screen: *screen });
                 }
                 if let Some(tile) = tile.as_mut() {
                     tile.release(&self.pipe);
@@ -756,6 +815,6 @@ fn reject(cmd: Command) {
         Command::Shutdown { reply } => {
             let _ = reply.send(());
         }
-        Command::Label { .. } | Command::EndParticipant { .. } => {}
+        Command::Label { .. } | Command::Stage(_) | Command::EndParticipant { .. } => {}
     }
 }

@@ -137,6 +137,17 @@ impl Tile {
         }
     }
 
+    /// Keeps the tile but shows nothing of it (not on stage, or no room in the layout).
+    pub fn hide(&mut self) {
+        self.rect = None;
+        if let Some(pad) = self.camera.as_ref().and_then(|c| c.mixer_pad.as_ref()) {
+            pad.set_property("alpha", 0.0f64);
+        }
+        if let Some(backdrop) = &self.backdrop {
+            backdrop.mixer_pad.set_property("alpha", 0.0f64);
+        }
+    }
+
     /// Takes both layers off the canvas at once.
     pub fn release(&mut self, pipe: &RoomPipeline) {
         if let Some(pad) = self.camera.as_mut().and_then(|c| c.mixer_pad.take()) {

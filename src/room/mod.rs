@@ -4,4 +4,5 @@
 //! unit-tested directly.
 
 pub mod layout;
+pub mod moderation;
 pub mod participants;

@@ -1,15 +1,23 @@
 //! Who is in a room: names, tokens, mute state, who speaks, and the chat. Sans-IO: time comes
 //! in as arguments, effects go out as return values.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
 use crate::ids::SessionId;
-use crate::protocol::{ChatLine, ErrorCode, ParticipantInfo, MAX_CHAT_CHARS, MAX_NAME_CHARS};
+use super::layout::LayoutMode;
+use crate::protocol::{ChatLine, ErrorCode, LobbyEntry, ParticipantInfo, RoomSettings, MAX_CHAT_CHARS, MAX_NAME_CHARS};
 
 /// Participants per room.
 pub const DEFAULT_MAX_PARTICIPANTS: usize = 50;
+/// Receive-only audience in presentation mode.
+pub const DEFAULT_MAX_AUDIENCE: usize = 500;
+/// Wrong passwords allowed per address and room in [`PASSWORD_WINDOW`]...
+const PASSWORD_TRIES: usize = 5;
+const PASSWORD_WINDOW: Duration = Duration::from_secs(60);
+/// ...after which that address waits this long.
+const PASSWORD_BLOCK: Duration = Duration::from_secs(60);
 /// Chat lines kept for late joiners (in memory only, gone with the room).
 pub const CHAT_HISTORY: usize = 100;
 /// Chat rate limit: a burst of this many, then one more per [`CHAT_REFILL`].
@@ -27,6 +35,13 @@ const ACTIVE_MIN: Duration = Duration::from_millis(600);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ParticipantId(u64);
 
+impl ParticipantId {
+    /// Parses the `p7` form used on the wire.
+    pub fn parse(raw: &str) -> Option<Self> {
+        raw.strip_prefix('p')?.parse().ok().map(Self)
+    }
+}
+
 impl fmt::Display for ParticipantId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "p{}", self.0)
@@ -40,17 +55,23 @@ pub struct RoomError {
     pub message: String,
 }
 
-fn refuse(code: ErrorCode, message: &str) -> RoomError {
+pub(super) fn refuse(code: ErrorCode, message: &str) -> RoomError {
     RoomError { code, message: message.to_string() }
 }
 
 #[derive(Debug, Clone)]
-struct Participant {
-    name: String,
+pub(super) struct Participant {
+    pub(super) name: String,
     token: SessionId,
-    audio_muted: bool,
+    pub(super) audio_muted: bool,
     video_muted: bool,
     publishing: bool,
+    pub(super) moderator: bool,
+    /// In the waiting room: no media, no chat, not listed.
+    pub(super) waiting: bool,
+    pub(super) hand_raised: bool,
+    /// Seen and heard in presentation mode.
+    pub(super) presenter: bool,
     speaking: bool,
     speaking_since: Option<Duration>,
     quiet_since: Option<Duration>,
@@ -60,11 +81,46 @@ struct Participant {
 
 #[derive(Debug)]
 pub struct Room {
-    participants: BTreeMap<ParticipantId, Participant>,
+    pub(super) participants: BTreeMap<ParticipantId, Participant>,
     history: VecDeque<ChatLine>,
     next_id: u64,
     max_participants: usize,
+    max_audience: usize,
     active: Option<ParticipantId>,
+    /// Handed to the room's first participant; whoever presents it later is a moderator too.
+    moderator_key: Option<SessionId>,
+    pub(super) settings: Settings,
+    /// Wrong-password times per address key; never leaves memory.
+    password_failures: HashMap<u64, VecDeque<Duration>>,
+}
+
+/// What moderators decide for the room.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Settings {
+    /// argon2id PHC string of the room password.
+    pub(super) password_hash: Option<String>,
+    pub(super) waiting_room: bool,
+    pub(super) presentation: bool,
+    pub(super) audience_chat: bool,
+    pub(super) layout: LayoutMode,
+    pub(super) multiple_shares: bool,
+}
+
+/// The outcome of a join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    pub id: ParticipantId,
+    pub token: SessionId,
+    pub moderator: bool,
+    /// Only for the participant who opened the room: the moderator key, shown once.
+    pub new_moderator_key: Option<SessionId>,
+    pub waiting: bool,
+}
+
+/// Compares secrets in time independent of where they differ.
+pub fn same_secret(a: SessionId, b: SessionId) -> bool {
+    let (a, b) = (a.to_string(), b.to_string());
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl Default for Room {
@@ -85,30 +141,179 @@ pub fn clean_name(raw: &str) -> Result<String, RoomError> {
 
 impl Room {
     pub fn new(max_participants: usize) -> Self {
-        Self { participants: BTreeMap::new(), history: VecDeque::new(), next_id: 1, max_participants, active: None }
+        Self::with_limits(max_participants, DEFAULT_MAX_AUDIENCE)
     }
 
-    pub fn join(&mut self, name: &str, now: Duration) -> Result<(ParticipantId, SessionId), RoomError> {
+    pub fn with_limits(max_participants: usize, max_audience: usize) -> Self {
+        Self {
+            participants: BTreeMap::new(),
+            history: VecDeque::new(),
+            next_id: 1,
+            max_participants,
+            max_audience,
+            active: None,
+            moderator_key: None,
+            settings: Settings { audience_chat: true, ..Settings::default() },
+            password_failures: HashMap::new(),
+        }
+    }
+
+    /// Joins `name`. The room's first participant becomes its moderator and gets the
+    /// moderator key; presenting that key later makes one a moderator too. With the waiting
+    /// room on, everyone else waits for admission.
+    pub fn join(&mut self, name: &str, key: Option<SessionId>, now: Duration) -> Result<Joined, RoomError> {
         let name = clean_name(name)?;
-        if self.participants.len() >= self.max_participants {
+        let (moderator, new_key) = match (self.moderator_key, key) {
+            (None, _) => {
+                let key = SessionId::random();
+                self.moderator_key = Some(key);
+                (true, Some(key))
+            }
+            (Some(k), Some(given)) if same_secret(k, given) => (true, None),
+            (Some(_), Some(_)) => return Err(refuse(ErrorCode::Forbidden, "the moderator key is not valid for this room")),
+            (Some(_), None) => (false, None),
+        };
+        let audience = self.settings.presentation && !moderator;
+        let (limit, counted) = if audience {
+            (self.max_audience, self.participants.values().filter(|p| !p.moderator && !p.presenter).count())
+        } else {
+            (self.max_participants, self.participants.values().filter(|p| p.moderator || p.presenter || !self.settings.presentation).count())
+        };
+        if counted >= limit {
             return Err(refuse(ErrorCode::RoomFull, "the room is full"));
         }
         let id = ParticipantId(self.next_id);
         self.next_id += 1;
         let token = SessionId::random();
+        let waiting = self.settings.waiting_room && !moderator;
         self.participants.insert(id, Participant {
             name,
             token,
             audio_muted: false,
             video_muted: false,
             publishing: false,
+            moderator,
+            waiting,
+            hand_raised: false,
+            presenter: false,
             speaking: false,
             speaking_since: None,
             quiet_since: None,
             chat_allowance: CHAT_BURST,
             chat_checked: now,
         });
-        Ok((id, token))
+        Ok(Joined { id, token, moderator, new_moderator_key: new_key, waiting })
+    }
+
+    pub fn has_password(&self) -> bool {
+        self.settings.password_hash.is_some()
+    }
+
+    pub fn password_hash(&self) -> Option<&str> {
+        self.settings.password_hash.as_deref()
+    }
+
+    /// Whether `address` may try a password now (at most 5 wrong ones a minute, then a pause).
+    pub fn may_try_password(&mut self, address: u64, now: Duration) -> Result<(), RoomError> {
+        let tries = self.password_failures.entry(address).or_default();
+        while tries.front().is_some_and(|t| now.saturating_sub(*t) > PASSWORD_WINDOW.max(PASSWORD_BLOCK)) {
+            tries.pop_front();
+        }
+        let recent = tries.iter().filter(|t| now.saturating_sub(**t) <= PASSWORD_WINDOW).count();
+        let blocked = recent >= PASSWORD_TRIES
+            || tries.len() >= PASSWORD_TRIES && tries.back().is_some_and(|t| now.saturating_sub(*t) < PASSWORD_BLOCK);
+        if blocked {
+            return Err(refuse(ErrorCode::RateLimited, "too many wrong passwords; wait a minute"));
+        }
+        Ok(())
+    }
+
+    pub fn password_failed(&mut self, address: u64, now: Duration) {
+        self.password_failures.entry(address).or_default().push_back(now);
+    }
+
+    /// Whether `id` may send media now, and why not.
+    pub fn may_publish(&self, id: ParticipantId) -> Result<(), RoomError> {
+        let p = self.participants.get(&id).ok_or_else(|| refuse(ErrorCode::NotJoined, "not in this room"))?;
+        if p.waiting {
+            return Err(refuse(ErrorCode::Waiting, "waiting for a moderator to let you in"));
+        }
+        if self.settings.presentation && !p.presenter {
+            return Err(refuse(ErrorCode::Forbidden, "only presenters send in presentation mode"));
+        }
+        Ok(())
+    }
+
+    /// Whether `id` may receive the room's mix now.
+    pub fn may_view(&self, id: ParticipantId) -> Result<(), RoomError> {
+        let p = self.participants.get(&id).ok_or_else(|| refuse(ErrorCode::NotJoined, "not in this room"))?;
+        if p.waiting {
+            return Err(refuse(ErrorCode::Waiting, "waiting for a moderator to let you in"));
+        }
+        Ok(())
+    }
+
+    /// Whether `id` may share a screen now (one share at a time unless a moderator allows more).
+    pub fn may_share(&self, id: ParticipantId, shares_running: usize) -> Result<(), RoomError> {
+        self.may_publish(id)?;
+        if shares_running > 0 && !self.settings.multiple_shares {
+            return Err(refuse(ErrorCode::Forbidden, "someone is already sharing a screen"));
+        }
+        Ok(())
+    }
+
+    pub fn is_waiting(&self, id: ParticipantId) -> bool {
+        self.participants.get(&id).is_some_and(|p| p.waiting)
+    }
+
+    pub fn is_moderator(&self, id: ParticipantId) -> bool {
+        self.participants.get(&id).is_some_and(|p| p.moderator)
+    }
+
+    /// Participants whose camera and voice are in the picture and the mix: everyone, or in
+    /// presentation mode only the presenters. `None` means everyone.
+    pub fn on_stage(&self) -> Option<BTreeSet<ParticipantId>> {
+        self.settings.presentation.then(|| {
+            self.participants.iter().filter(|(_, p)| p.presenter && !p.waiting).map(|(id, _)| *id).collect()
+        })
+    }
+
+    pub fn layout(&self) -> LayoutMode {
+        self.settings.layout
+    }
+
+    pub fn settings(&self) -> RoomSettings {
+        RoomSettings {
+            password: self.settings.password_hash.is_some(),
+            waiting_room: self.settings.waiting_room,
+            presentation: self.settings.presentation,
+            audience_chat: self.settings.audience_chat,
+            layout: self.settings.layout,
+            multiple_shares: self.settings.multiple_shares,
+        }
+    }
+
+    /// Who waits for admission (shown to moderators).
+    pub fn lobby(&self) -> Vec<LobbyEntry> {
+        self.participants
+            .iter()
+            .filter(|(_, p)| p.waiting)
+            .map(|(id, p)| LobbyEntry { id: id.to_string(), name: p.name.clone() })
+            .collect()
+    }
+
+    pub fn raise_hand(&mut self, id: ParticipantId, raised: bool) -> bool {
+        match self.participants.get_mut(&id) {
+            Some(p) if !p.waiting && p.hand_raised != raised => {
+                p.hand_raised = raised;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn ids(&self) -> Vec<ParticipantId> {
+        self.participants.keys().copied().collect()
     }
 
     pub fn leave(&mut self, id: ParticipantId) -> bool {
@@ -132,7 +337,14 @@ impl Room {
 
     /// A chat line from `id`, or why not. `wall_ms` stamps the line; `now` drives the limiter.
     pub fn chat(&mut self, id: ParticipantId, text: &str, now: Duration, wall_ms: u64) -> Result<ChatLine, RoomError> {
+        let audience_silenced = self.settings.presentation && !self.settings.audience_chat;
         let p = self.participants.get_mut(&id).ok_or_else(|| refuse(ErrorCode::NotJoined, "join first"))?;
+        if p.waiting {
+            return Err(refuse(ErrorCode::Waiting, "waiting for a moderator to let you in"));
+        }
+        if audience_silenced && !p.moderator && !p.presenter {
+            return Err(refuse(ErrorCode::Forbidden, "the moderators turned the audience chat off"));
+        }
         let text = text.trim();
         if text.is_empty() || text.chars().count() > MAX_CHAT_CHARS {
             return Err(refuse(ErrorCode::BadText, "chat text must be 1 to 1000 characters"));
@@ -230,6 +442,7 @@ impl Room {
     pub fn entries(&self) -> Vec<(ParticipantId, ParticipantInfo)> {
         self.participants
             .iter()
+            .filter(|(_, p)| !p.waiting)
             .map(|(id, p)| {
                 let info = ParticipantInfo {
                     id: id.to_string(),
@@ -238,6 +451,9 @@ impl Room {
                     video_muted: p.video_muted,
                     speaking: p.speaking,
                     publishing: p.publishing,
+                    moderator: p.moderator,
+                    hand_raised: p.hand_raised,
+                    presenter: p.presenter,
                 };
                 (*id, info)
             })
@@ -258,8 +474,8 @@ mod tests {
     #[test]
     fn join_gives_distinct_ids_and_secret_tokens() {
         let mut room = Room::default();
-        let (a, ta) = room.join("  Ada ", T0).unwrap();
-        let (b, tb) = room.join("Bo", T0).unwrap();
+        let (a, ta) = room.join("  Ada ", None, T0).map(|j| (j.id, j.token)).unwrap();
+        let (b, tb) = room.join("Bo", None, T0).map(|j| (j.id, j.token)).unwrap();
         assert_ne!(a, b);
         assert_ne!(ta, tb);
         assert_eq!(room.by_token(ta), Some(a));
@@ -271,17 +487,17 @@ mod tests {
     #[test]
     fn bad_names_and_full_rooms_are_refused() {
         let mut room = Room::new(1);
-        assert_eq!(room.join("   ", T0).unwrap_err().code, ErrorCode::BadName);
-        assert_eq!(room.join(&"x".repeat(41), T0).unwrap_err().code, ErrorCode::BadName);
+        assert_eq!(room.join("   ", None, T0).unwrap_err().code, ErrorCode::BadName);
+        assert_eq!(room.join(&"x".repeat(41), None, T0).unwrap_err().code, ErrorCode::BadName);
         assert_eq!(clean_name("A\u{7}b").unwrap(), "Ab");
-        room.join("one", T0).unwrap();
-        assert_eq!(room.join("two", T0).unwrap_err().code, ErrorCode::RoomFull);
+        room.join("one", None, T0).unwrap();
+        assert_eq!(room.join("two", None, T0).unwrap_err().code, ErrorCode::RoomFull);
     }
 
     #[test]
     fn chat_is_limited_in_size_and_rate_and_kept_for_late_joiners() {
         let mut room = Room::default();
-        let (a, _) = room.join("Ada", T0).unwrap();
+        let a = room.join("Ada", None, T0).unwrap().id;
         assert_eq!(room.chat(a, "", T0, 0).unwrap_err().code, ErrorCode::BadText);
         assert_eq!(room.chat(a, &"x".repeat(1001), T0, 0).unwrap_err().code, ErrorCode::BadText);
         for i in 0..5 {
@@ -298,7 +514,7 @@ mod tests {
     #[test]
     fn history_is_bounded() {
         let mut room = Room::default();
-        let (a, _) = room.join("Ada", T0).unwrap();
+        let a = room.join("Ada", None, T0).unwrap().id;
         for i in 0..(CHAT_HISTORY as u64 + 20) {
             room.chat(a, "x", ms(i * 1000), i).unwrap();
         }
@@ -308,8 +524,8 @@ mod tests {
     #[test]
     fn speaking_has_hysteresis_and_the_active_speaker_does_not_flicker() {
         let mut room = Room::default();
-        let (a, _) = room.join("Ada", T0).unwrap();
-        let (b, _) = room.join("Bo", T0).unwrap();
+        let a = room.join("Ada", None, T0).unwrap().id;
+        let b = room.join("Bo", None, T0).unwrap().id;
         assert!(room.levels(&[(a, -20.0), (b, -70.0)], ms(0)));
         assert_eq!(room.active_speaker(), None, "not yet long enough");
         room.levels(&[(a, -20.0), (b, -70.0)], ms(700));
@@ -332,7 +548,7 @@ mod tests {
     #[test]
     fn muted_participants_do_not_speak() {
         let mut room = Room::default();
-        let (a, _) = room.join("Ada", T0).unwrap();
+        let a = room.join("Ada", None, T0).unwrap().id;
         assert!(room.set_media(a, true, false));
         assert!(!room.set_media(a, true, false), "no change, no update");
         room.levels(&[(a, -10.0)], ms(0));
