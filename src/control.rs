@@ -405,10 +405,10 @@ impl ControlTask {
         for effect in effects {
             match effect {
                 Effect::Admitted(id) => {
+                    self.send_to(id, Direct::Message(ServerMessage::Admitted));
                     for msg in self.admitted_greeting(id) {
                         self.send_to(id, Direct::Message(msg));
                     }
-                    self.send_to(id, Direct::Message(ServerMessage::Admitted));
                     self.send_to(id, Direct::Subscribe(self.broadcast.subscribe()));
                 }
                 Effect::Removed(id, why) => self.remove(id, Some(why)).await,

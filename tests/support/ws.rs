@@ -20,8 +20,13 @@ impl Control {
 
     /// Connects and joins as `name`; returns the connection, participant id and token.
     pub fn join(addr: SocketAddr, room: &str, name: &str) -> (Self, String, String) {
+        Self::join_with(addr, room, serde_json::json!({"type": "join", "name": name}))
+    }
+
+    /// Joins with a full `join` message (password, moderator key).
+    pub fn join_with(addr: SocketAddr, room: &str, join: Value) -> (Self, String, String) {
         let mut c = Self::connect(addr, room);
-        c.send_json(&serde_json::json!({"type": "join", "name": name}));
+        c.send_json(&join);
         let joined = c.expect_type("joined", Duration::from_secs(5));
         let id = joined["id"].as_str().expect("id").to_string();
         let token = joined["token"].as_str().expect("token").to_string();
