@@ -81,14 +81,9 @@ impl Room {
                 if on {
                     // Whoever starts it presents; everyone else becomes audience.
                     for (id, p) in self.participants.iter_mut() {
-                        let was = p.presenter;
                         p.presenter = *id == actor;
-                        if was != p.presenter {
-                            effects.push(Effect::Speak(*id, p.presenter));
-                        }
+                        effects.push(Effect::Speak(*id, p.presenter));
                     }
-                    effects.push(Effect::Speak(actor, true));
-                    effects.dedup();
                 } else {
                     for (id, p) in self.participants.iter_mut() {
                         p.presenter = false;
