@@ -135,6 +135,15 @@ impl Publisher {
 
     /// Publishes as the participant whose control-channel token is `token`.
     pub fn start_as(addr: SocketAddr, room: &str, source: Source, token: Option<&str>) -> Self {
+        Self::start_at(addr, &format!("/whip/{room}"), source, token)
+    }
+
+    /// Shares a "screen" (the source) as the participant with `token`.
+    pub fn share_screen(addr: SocketAddr, room: &str, source: Source, token: &str) -> Self {
+        Self::start_at(addr, &format!("/whip/{room}?screen=1"), source, Some(token))
+    }
+
+    fn start_at(addr: SocketAddr, path: &str, source: Source, token: Option<&str>) -> Self {
         let Source { colour, tone_hz, codec, width, height, fps, video, audio } = source;
         assert!(video || audio, "a publisher sends something");
         let argb = 0xff00_0000u32 | (u32::from(colour.0) << 16) | (u32::from(colour.1) << 8) | u32::from(colour.2);
@@ -179,7 +188,7 @@ impl Publisher {
             if ready { Ok(()) } else { Err("sink pads without caps") }
         });
         let offer = local_offer(&webrtc);
-        let (location, answer) = post_offer(addr, &format!("/whip/{room}"), &offer, token);
+        let (location, answer) = post_offer(addr, path, &offer, token);
         apply_answer(&webrtc, &answer);
         Self { pipeline, addr, location }
     }
