@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::ids::{RoomId, SessionId};
 use crate::media::{MediaError, MediaEvent, Owner, RoomMedia, SharedMediaConfig, Stage, TileLabel};
-use crate::protocol::{ErrorCode, ServerMessage};
+use crate::protocol::{ErrorCode, RoomSettings, ServerMessage};
 use crate::room::moderation::{Effect, ModAction};
 use crate::room::participants::{Joined, ParticipantId, Room, RoomError};
 
@@ -78,6 +78,7 @@ enum Command {
     Gate { bearer: Option<SessionId>, password_ok: bool, purpose: Purpose, reply: oneshot::Sender<Result<Gate, RoomError>> },
     Media { create: bool, reply: oneshot::Sender<Result<MediaAccess, MediaError>> },
     Publishing { id: ParticipantId, screen: bool },
+    Info { reply: oneshot::Sender<RoomSettings> },
     Shutdown { reply: oneshot::Sender<()> },
 }
 
@@ -182,6 +183,11 @@ impl RoomControl {
 
     pub async fn publishing(&self, id: ParticipantId, screen: bool) {
         let _ = self.tx.send(Command::Publishing { id, screen }).await;
+    }
+
+    /// The room's settings as anyone may see them before joining.
+    pub async fn info(&self) -> Option<RoomSettings> {
+        self.ask(|reply| Command::Info { reply }).await
     }
 
     pub async fn shutdown(&self) {
@@ -290,6 +296,7 @@ impl ControlTask {
             room: self.room.to_string(),
             moderator: joined.moderator,
             moderator_key: joined.new_moderator_key.map(|k| k.to_string()),
+            waiting: joined.waiting,
         }];
         if joined.waiting {
             greeting.push(ServerMessage::Waiting);
@@ -380,6 +387,9 @@ impl ControlTask {
                 }
                 self.state.set_publishing(id, true);
                 self.changed().await;
+            }
+            Command::Info { reply } => {
+                let _ = reply.send(self.state.settings());
             }
             Command::Shutdown { .. } => unreachable!("handled in run()"),
         }
@@ -547,6 +557,7 @@ fn refuse(cmd: Command) {
         | Command::SetMedia { .. }
         | Command::RaiseHand { .. }
         | Command::PasswordFailed { .. }
+        | Command::Info { .. }
         | Command::Publishing { .. } => {}
     }
 }

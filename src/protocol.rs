@@ -120,6 +120,8 @@ pub enum ServerMessage {
         /// once; the server keeps it in memory only.
         #[serde(skip_serializing_if = "Option::is_none")]
         moderator_key: Option<String>,
+        /// In the waiting room until a moderator admits (then `admitted`).
+        waiting: bool,
     },
     Waiting,
     Admitted,

@@ -192,6 +192,11 @@ impl Rooms {
         control.existing_media().await?.trickle(session, candidates).await
     }
 
+    /// A live room's settings, without creating the room.
+    pub async fn info(&self, room: &RoomId) -> Option<crate::protocol::RoomSettings> {
+        self.get(room)?.info().await
+    }
+
     pub fn room_count(&self) -> usize {
         self.lock().rooms.len()
     }

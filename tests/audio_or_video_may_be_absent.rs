@@ -33,7 +33,8 @@ fn audio_only_and_video_only_publishers_mix_as_expected() {
         if ok { Ok(()) } else { Err(analysis::describe(frame.as_deref(), audio.as_deref(), &[RED, BLUE], &[520, 880])) }
     });
     // A single video tile fills the canvas (16:9 canvas, 4:3 source: letterboxed, not stretched).
-    let frame = viewer.frame().expect("a frame");
-    let red = coverage(&frame, RED, TOLERANCE);
-    assert!((0.6..0.85).contains(&red), "a 4:3 picture on a 16:9 canvas covers 75%, got {red:.3}");
+    wait_for(Duration::from_secs(5), "a 4:3 picture letterboxed on the 16:9 canvas (75 %)", || {
+        let red = coverage(&viewer.frame().ok_or("no frame")?, RED, TOLERANCE);
+        if (0.6..0.85).contains(&red) { Ok(()) } else { Err(format!("red covers {red:.3}")) }
+    });
 }

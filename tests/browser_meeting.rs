@@ -1,7 +1,7 @@
-//! Browser end-to-end: three people join one room through the web client in headless Debian
-//! chromium with fake devices (a colour and a tone each). The checks run in the browsers
-//! (`tests/browser/meeting.mjs`): each sees and hears the others but not its own tone, chat
-//! arrives as text, and a closed tab leaves the others' mix within 5 s.
+//! Browser end-to-end in headless Debian chromium with fake devices (a colour and a tone each).
+//! The checks run in the browsers: `tests/browser/meeting.mjs` (three people; each sees and
+//! hears the others but not its own tone, chat arrives as text, a closed tab leaves the others'
+//! mix within 5 s) and `tests/browser/moderation.mjs` (waiting room, admission, screen share).
 
 mod support;
 
@@ -47,15 +47,15 @@ fn make_fixtures(dir: &Path) {
     }
 }
 
-#[test]
-fn three_browsers_meet_and_nobody_hears_themselves() {
+/// Runs `tests/browser/<script>` against a fresh server; the checks are in the script.
+fn run_browser_script(script: &str) {
     gst::init().unwrap();
-    let dir = std::env::temp_dir().join(format!("plenum-e2e-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("plenum-e2e-{}-{script}", std::process::id()));
     make_fixtures(&dir);
     let server = Server::start();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/meeting.mjs");
+    let path = format!("{}/tests/browser/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("node")
-        .arg(script)
+        .arg(path)
         .arg(format!("http://{}", server.addr))
         .arg(&dir)
         .output()
@@ -65,4 +65,15 @@ fn three_browsers_meet_and_nobody_hears_themselves() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(out.status.success(), "browser checks failed:\n{stdout}");
     assert!(stdout.contains("RESULT "), "the script must reach its end");
+}
+
+#[test]
+fn three_browsers_meet_and_nobody_hears_themselves() {
+    run_browser_script("meeting.mjs");
+}
+
+/// The opener moderates, admits a waiting newcomer through the UI; a shared screen is large.
+#[test]
+fn a_moderator_admits_and_a_shared_screen_takes_the_stage() {
+    run_browser_script("moderation.mjs");
 }

@@ -33,6 +33,16 @@ fn a_shared_screen_is_shown_large() {
         if r >= 0.25 && g >= 0.25 { Ok(()) } else { Err(format!("red {r:.3} green {g:.3}")) }
     });
 
+    // The moderator's speaker layout: one of the two (the first to speak) large.
+    ada.send_json(&json!({"type": "set_layout", "layout": "speaker"}));
+    wait_for(Duration::from_secs(10), "one camera large, one small", || {
+        let [r, g, _] = shares(&viewer)?;
+        let (big, small) = if r > g { (r, g) } else { (g, r) };
+        // The stage is 1280x562; a 4:3 camera letterboxed in it covers 46 % of the canvas.
+        if big >= 0.35 && small > 0.005 && small < 0.1 { Ok(()) } else { Err(format!("red {r:.3} green {g:.3}")) }
+    });
+    ada.send_json(&json!({"type": "set_layout", "layout": "grid"}));
+
     let screen = Publisher::share_screen(server.addr, room, Source { audio: false, width: 640, height: 360, ..Source::new(BLUE, 0) }, &bo_token);
     wait_for(Duration::from_secs(10), "the screen large, the cameras small", || {
         let [r, g, b] = shares(&viewer)?;

@@ -14,12 +14,15 @@ export class Control extends EventTarget {
     this.ws = null;
   }
 
-  /// Opens the WebSocket and joins as `name`; resolves with the `joined` message.
-  join(name) {
+  /// Opens the WebSocket and joins as `name` (with the room password and a moderator key when
+  /// given); resolves with the `joined` message, rejects with an Error carrying `code`.
+  join(name, { password, moderatorKey } = {}) {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     this.ws = new WebSocket(`${scheme}//${location.host}/ws/${encodeURIComponent(this.room)}`);
     return new Promise((resolve, reject) => {
-      this.ws.addEventListener("open", () => this.send({ type: "join", name }));
+      this.ws.addEventListener("open", () =>
+        this.send({ type: "join", name, password: password || null, moderator_key: moderatorKey || null }),
+      );
       this.ws.addEventListener("message", (ev) => {
         let msg;
         try {
@@ -28,7 +31,7 @@ export class Control extends EventTarget {
           return;
         }
         if (msg.type === "joined") resolve(msg);
-        if (msg.type === "error" && !this.joined) reject(new Error(msg.message));
+        if (msg.type === "error" && !this.joined) reject(Object.assign(new Error(msg.message), { code: msg.code }));
         if (msg.type === "joined") this.joined = true;
         this.dispatchEvent(new CustomEvent(msg.type, { detail: msg }));
       });
@@ -82,7 +85,10 @@ class HttpSession {
     const offer = await this.pc.createOffer();
     await this.pc.setLocalDescription(offer);
     await waitForGathering(this.pc);
-    const response = await fetch(`/${this.kind}/${encodeURIComponent(this.room)}`, {
+    const path = this.kind === "whip-screen"
+      ? `/whip/${encodeURIComponent(this.room)}?screen=1`
+      : `/${this.kind}/${encodeURIComponent(this.room)}`;
+    const response = await fetch(path, {
       method: "POST",
       headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${this.token}` },
       body: this.pc.localDescription.sdp,
@@ -108,9 +114,9 @@ class HttpSession {
   }
 }
 
-/// Sends the local camera and microphone (either may be absent).
-export async function publish(room, token, stream) {
-  const session = new HttpSession("whip", room, token);
+/// Sends the local camera and microphone (either may be absent), or a shared screen.
+export async function publish(room, token, stream, { screen = false } = {}) {
+  const session = new HttpSession(screen ? "whip-screen" : "whip", room, token);
   for (const track of stream.getTracks()) {
     session.pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
   }
@@ -130,6 +136,16 @@ export async function view(room, token, onStream) {
   });
   await session.negotiate();
   return session;
+}
+
+/// What anyone may know about a room before joining (password? presentation running?).
+export async function roomInfo(room) {
+  try {
+    const response = await fetch(`/api/rooms/${encodeURIComponent(room)}`);
+    return response.ok ? await response.json() : {};
+  } catch {
+    return {};
+  }
 }
 
 /// Room names as the server accepts them.

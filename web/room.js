@@ -1,31 +1,52 @@
-// The room page: pre-join (name, devices), then the meeting (one mixed stream, own preview,
-// mute, leave, participants, chat). Protocol details live in protocol.js.
+// The room page: pre-join (name, devices, password), waiting room, then the meeting (one mixed
+// stream, own preview, mute, hand, screen share, leave, participants, chat) and, for
+// moderators, the moderation panel. Protocol details live in protocol.js.
 import { apply, languageSwitch, t } from "./i18n.js";
-import { Control, publish, view } from "./protocol.js";
+import { Control, publish, roomInfo, view } from "./protocol.js";
 
 const $ = (id) => document.getElementById(id);
 const room = decodeURIComponent(location.pathname.split("/")[2] || "");
 const NAME_KEY = "plenum.name";
 const joinedKey = `plenum.joined.${room}`;
+const keyKey = `plenum.modkey.${room}`;
 // Read once at load: a reload of a joined page joins again by itself.
 const rejoinAfterReload = sessionStorage.getItem(joinedKey) === "1";
+// A moderator link carries the key in the fragment (never sent in requests); keep it for this
+// tab and take it out of the address bar.
+const linkKey = new URLSearchParams(location.hash.slice(1)).get("mod");
+if (linkKey) {
+  sessionStorage.setItem(keyKey, linkKey);
+  history.replaceState(null, "", location.pathname);
+}
 
 const state = {
   local: null, // MediaStream from the camera/microphone, or null (watch and listen only)
   audioMuted: false,
   videoMuted: false,
   control: null,
+  token: null,
   whip: null,
   whep: null,
+  screen: null, // { session, stream } while sharing
   me: null,
+  moderator: false,
+  hand: false,
+  mayPublish: true,
+  settings: {},
   people: [],
+  lobby: [],
   acquiring: Promise.resolve(),
+  info: {},
 };
 
 apply();
 languageSwitch($("lang"), render);
 $("room-title").textContent = room;
 $("name").value = localStorage.getItem(NAME_KEY) || "";
+
+function notice(key) {
+  $("notice").textContent = key ? t(key) : "";
+}
 
 function stopLocal() {
   for (const track of state.local?.getTracks() ?? []) track.stop();
@@ -42,7 +63,7 @@ async function acquire() {
   $("device-note").textContent = "";
   try {
     state.local = await navigator.mediaDevices.getUserMedia({ video, audio });
-  } catch (err) {
+  } catch {
     try {
       state.local = await navigator.mediaDevices.getUserMedia({ audio });
       $("device-note").textContent = t("no_camera");
@@ -96,15 +117,32 @@ function applyMute() {
   render();
 }
 
+function button(label, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
 function render() {
+  const sending = Boolean(state.whip);
   const mic = $("toggle-mic");
   mic.textContent = t(state.audioMuted ? "unmute" : "mute");
   mic.setAttribute("aria-pressed", String(state.audioMuted));
-  mic.disabled = !state.local?.getAudioTracks().length;
+  mic.disabled = !sending || !state.local?.getAudioTracks().length;
   const cam = $("toggle-camera");
   cam.textContent = t(state.videoMuted ? "camera_on" : "camera_off");
   cam.setAttribute("aria-pressed", String(state.videoMuted));
-  cam.disabled = !state.local?.getVideoTracks().length;
+  cam.disabled = !sending || !state.local?.getVideoTracks().length;
+  const hand = $("toggle-hand");
+  hand.textContent = t(state.hand ? "lower_hand" : "raise_hand");
+  hand.setAttribute("aria-pressed", String(state.hand));
+  const share = $("toggle-share");
+  share.textContent = t(state.screen ? "stop_share" : "share_screen");
+  share.setAttribute("aria-pressed", String(Boolean(state.screen)));
+  share.disabled = !state.mayPublish || !navigator.mediaDevices?.getDisplayMedia;
+
   const list = $("people");
   list.replaceChildren();
   for (const p of state.people) {
@@ -112,14 +150,55 @@ function render() {
     li.classList.toggle("speaking", p.speaking);
     const name = document.createElement("span");
     name.className = "name";
-    name.textContent = p.id === state.me ? `${p.name} (${t("you")})` : p.name;
+    name.textContent = (p.hand_raised ? "✋ " : "") + (p.id === state.me ? `${p.name} (${t("you")})` : p.name);
     const info = document.createElement("span");
     info.className = "state";
-    info.textContent = [p.speaking && t("speaking"), p.audio_muted && t("muted"), p.video_muted && t("camera_is_off")]
+    info.textContent = [
+      p.moderator && t("moderator"),
+      p.presenter && t("presenter"),
+      p.hand_raised && t("hand"),
+      p.speaking && t("speaking"),
+      p.audio_muted && t("muted"),
+      p.video_muted && t("camera_is_off"),
+    ]
       .filter(Boolean)
       .join(", ");
     li.append(name, info);
+    if (state.moderator && p.id !== state.me) {
+      const actions = document.createElement("span");
+      actions.className = "actions";
+      actions.append(button(t("mute_one"), () => state.control.send({ type: "mute", id: p.id })));
+      if (state.settings.presentation) {
+        const on = !p.presenter;
+        actions.append(button(t(on ? "let_speak" : "take_word"), () => state.control.send({ type: "set_presenter", id: p.id, on })));
+      }
+      actions.append(button(t("remove"), () => state.control.send({ type: "remove", id: p.id })));
+      li.append(actions);
+    }
     list.append(li);
+  }
+
+  $("mod-panel").hidden = !state.moderator;
+  if (state.moderator) {
+    const lobby = $("lobby");
+    lobby.replaceChildren();
+    for (const w of state.lobby) {
+      const li = document.createElement("li");
+      const name = document.createElement("span");
+      name.textContent = w.name;
+      li.append(
+        name,
+        button(t("admit"), () => state.control.send({ type: "admit", id: w.id })),
+        button(t("refuse"), () => state.control.send({ type: "refuse", id: w.id })),
+      );
+      lobby.append(li);
+    }
+    $("set-waiting").checked = Boolean(state.settings.waiting_room);
+    $("set-presentation").checked = Boolean(state.settings.presentation);
+    $("set-audience-chat").checked = Boolean(state.settings.audience_chat);
+    $("set-shares").checked = Boolean(state.settings.multiple_shares);
+    $("set-layout").value = state.settings.layout || "grid";
+    $("clear-password").disabled = !state.settings.password;
   }
 }
 
@@ -140,6 +219,125 @@ function addChat(line) {
   $("messages").scrollTop = $("messages").scrollHeight;
 }
 
+/// Camera and microphone to the server (when allowed and available).
+async function startPublishing() {
+  if (state.whip || !state.mayPublish || !state.token) return;
+  if (!state.local) state.local = await navigator.mediaDevices.getUserMedia({ video: true, audio: true }).catch(() => null);
+  if (!state.local) return;
+  $("self").srcObject = state.local;
+  applyMute();
+  state.whip = await publish(room, state.token, state.local);
+  watchConnection(state.whip.pc);
+  render();
+}
+
+async function stopPublishing() {
+  const whip = state.whip;
+  state.whip = null;
+  await whip?.close();
+  await stopSharing();
+  stopLocal();
+  $("self").hidden = true;
+  render();
+}
+
+async function startMedia() {
+  $("prejoin").hidden = true;
+  $("waiting").hidden = true;
+  $("meeting").hidden = false;
+  $("self").srcObject = state.local;
+  $("self").hidden = !state.local?.getVideoTracks().length;
+  setConnection("connecting");
+  const viewing = view(room, state.token, (stream) => {
+    $("mix").srcObject = stream;
+  }).then((s) => {
+    state.whep = s;
+    watchConnection(s.pc);
+  });
+  if (state.mayPublish) {
+    await Promise.all([viewing, startPublishing()]);
+  } else {
+    stopLocal();
+    notice("audience_note");
+    await viewing;
+  }
+  render();
+}
+
+async function startSharing() {
+  const stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false }).catch(() => null);
+  if (!stream) return;
+  try {
+    const session = await publish(room, state.token, stream, { screen: true });
+    state.screen = { session, stream };
+    stream.getVideoTracks()[0].addEventListener("ended", stopSharing);
+  } catch (err) {
+    for (const track of stream.getTracks()) track.stop();
+    $("notice").textContent = t("error_prefix") + err.message;
+  }
+  render();
+}
+
+async function stopSharing() {
+  const screen = state.screen;
+  state.screen = null;
+  if (!screen) return;
+  for (const track of screen.stream.getTracks()) track.stop();
+  await screen.session.close();
+  render();
+}
+
+function onControl(control) {
+  control.addEventListener("participants", (ev) => {
+    state.people = ev.detail.participants;
+    const me = state.people.find((p) => p.id === state.me);
+    if (me) state.hand = me.hand_raised;
+    render();
+  });
+  control.addEventListener("room", (ev) => {
+    state.settings = ev.detail.settings;
+    render();
+  });
+  control.addEventListener("lobby", (ev) => {
+    state.lobby = ev.detail.waiting;
+    render();
+  });
+  control.addEventListener("waiting", () => {
+    $("prejoin").hidden = true;
+    $("waiting").hidden = false;
+  });
+  control.addEventListener("admitted", () => startMedia());
+  control.addEventListener("muted", () => {
+    state.audioMuted = true;
+    applyMute();
+    notice("muted_by_moderator");
+  });
+  control.addEventListener("speak", async (ev) => {
+    state.mayPublish = ev.detail.allowed;
+    if (state.mayPublish) {
+      notice(state.settings.presentation ? "you_may_speak" : "");
+      await startPublishing().catch(() => {});
+    } else {
+      notice(state.settings.presentation ? "word_taken" : "");
+      await stopPublishing();
+    }
+    render();
+  });
+  control.addEventListener("chat", (ev) => addChat(ev.detail));
+  control.addEventListener("chat_history", (ev) => ev.detail.messages.forEach(addChat));
+  control.addEventListener("bye", (ev) => leave(ev.detail.reason));
+  control.addEventListener("error", (ev) => {
+    if (state.me) $("notice").textContent = t("error_prefix") + ev.detail.message;
+  });
+  control.addEventListener("closed", () => {
+    if (state.control === control) {
+      setConnection("bad");
+      // The server has already removed us; a reload joins again with the same name.
+      setTimeout(() => state.control === control && location.reload(), 2000);
+    }
+  });
+}
+
 async function join() {
   if (state.control) return; // already joining or joined
   const name = $("name").value.trim();
@@ -155,45 +353,34 @@ async function join() {
   state.videoMuted = $("start-camera-off").checked;
   const control = new Control(room);
   state.control = control;
-  control.addEventListener("participants", (ev) => {
-    state.people = ev.detail.participants;
-    render();
-  });
-  control.addEventListener("chat", (ev) => addChat(ev.detail));
-  control.addEventListener("chat_history", (ev) => ev.detail.messages.forEach(addChat));
-  control.addEventListener("bye", () => leave());
-  control.addEventListener("closed", () => {
-    if (state.control === control) {
-      setConnection("bad");
-      // The server has already removed us; a reload joins again with the same name.
-      setTimeout(() => state.control === control && location.reload(), 2000);
-    }
-  });
+  onControl(control);
   try {
-    const joined = await control.join(name);
-    state.me = joined.id;
-    sessionStorage.setItem(joinedKey, "1");
-    $("prejoin").hidden = true;
-    $("meeting").hidden = false;
-    $("self").srcObject = state.local;
-    $("self").hidden = !state.local?.getVideoTracks().length;
-    setConnection("connecting");
-    const viewing = view(room, joined.token, (stream) => {
-      $("mix").srcObject = stream;
-    }).then((s) => {
-      state.whep = s;
-      watchConnection(s.pc);
+    const joined = await control.join(name, {
+      password: $("password").value,
+      moderatorKey: sessionStorage.getItem(keyKey),
     });
-    applyMute();
-    const publishing = state.local
-      ? publish(room, joined.token, state.local).then((s) => {
-          state.whip = s;
-          watchConnection(s.pc);
-        })
-      : Promise.resolve();
-    await Promise.all([viewing, publishing]);
+    state.me = joined.id;
+    state.token = joined.token;
+    state.moderator = joined.moderator;
+    sessionStorage.setItem(joinedKey, "1");
+    if (joined.moderator_key) {
+      sessionStorage.setItem(keyKey, joined.moderator_key);
+      const link = `${location.origin}/r/${room}#mod=${joined.moderator_key}`;
+      $("modkey-link").textContent = link;
+      $("modkey").showModal();
+    }
+    // In presentation mode only presenters send; the server says so with `speak`.
+    state.mayPublish = !state.info.presentation || joined.moderator;
+    if (joined.waiting) {
+      $("prejoin").hidden = true;
+      $("waiting").hidden = false;
+      return; // media starts with `admitted`
+    }
+    await startMedia();
   } catch (err) {
-    $("join-error").textContent = t("error_prefix") + err.message;
+    const key = { password_required: "password_needed", wrong_password: "wrong_password", room_full: "room_full" }[err.code];
+    $("join-error").textContent = key ? t(key) : t("error_prefix") + err.message;
+    if (err.code === "password_required" || err.code === "wrong_password") $("password-row").hidden = false;
     $("prejoin").hidden = false;
     $("meeting").hidden = true;
     $("join").disabled = false;
@@ -202,16 +389,20 @@ async function join() {
   }
 }
 
-async function leave() {
+async function leave(reason) {
   const control = state.control;
   state.control = null;
   sessionStorage.removeItem(joinedKey);
   control?.leave();
-  await Promise.all([state.whip?.close(), state.whep?.close()]);
+  await Promise.all([state.whip?.close(), state.whep?.close(), stopSharing()]);
   state.whip = state.whep = null;
   stopLocal();
   $("meeting").hidden = true;
+  $("waiting").hidden = true;
+  $("prejoin").hidden = true;
   $("left").hidden = false;
+  const known = { refused: "refused", "removed by a moderator": "removed", "the meeting was ended": "ended" }[reason];
+  $("left-reason").textContent = t(known || "left");
 }
 
 $("join-form").addEventListener("submit", (ev) => {
@@ -228,13 +419,21 @@ $("toggle-camera").addEventListener("click", () => {
   state.videoMuted = !state.videoMuted;
   applyMute();
 });
-$("leave").addEventListener("click", leave);
+$("toggle-hand").addEventListener("click", () => {
+  state.hand = !state.hand;
+  state.control?.send({ type: "raise_hand", raised: state.hand });
+  render();
+});
+$("toggle-share").addEventListener("click", () => (state.screen ? stopSharing() : startSharing()));
+$("leave").addEventListener("click", () => leave());
 $("rejoin").addEventListener("click", () => location.reload());
 $("copy-link").addEventListener("click", async () => {
-  await navigator.clipboard?.writeText(location.href).catch(() => {});
+  await navigator.clipboard?.writeText(`${location.origin}/r/${room}`).catch(() => {});
   $("copy-link").textContent = t("copied");
   setTimeout(() => ($("copy-link").textContent = t("copy_link")), 1500);
 });
+$("modkey-copy").addEventListener("click", () => navigator.clipboard?.writeText($("modkey-link").textContent).catch(() => {}));
+$("modkey-close").addEventListener("click", () => $("modkey").close());
 $("chat-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const input = $("chat-input");
@@ -242,19 +441,56 @@ $("chat-form").addEventListener("submit", (ev) => {
   if (text) state.control?.chat(text);
   input.value = "";
 });
+// Moderation panel.
+// Each setting shows the new value at once (the server's `room` message confirms it).
+for (const [id, type, key] of [
+  ["set-waiting", "set_waiting_room", "waiting_room"],
+  ["set-presentation", "set_presentation", "presentation"],
+  ["set-audience-chat", "set_audience_chat", "audience_chat"],
+  ["set-shares", "allow_multiple_shares", "multiple_shares"],
+]) {
+  $(id).addEventListener("change", (ev) => {
+    state.settings = { ...state.settings, [key]: ev.target.checked };
+    state.control?.send({ type, on: ev.target.checked });
+  });
+}
+$("set-layout").addEventListener("change", (ev) => {
+  state.settings = { ...state.settings, layout: ev.target.value };
+  state.control?.send({ type: "set_layout", layout: ev.target.value });
+});
+$("password-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const password = $("new-password").value;
+  if (password) state.control?.send({ type: "set_password", password });
+  $("new-password").value = "";
+});
+$("clear-password").addEventListener("click", () => state.control?.send({ type: "set_password", password: null }));
+$("mute-all").addEventListener("click", () => state.control?.send({ type: "mute_all" }));
+$("end-meeting").addEventListener("click", () => state.control?.send({ type: "end_meeting" }));
 document.addEventListener("keydown", (ev) => {
-  // Alt+M / Alt+V toggle microphone and camera from anywhere on the page.
+  // Alt+M / Alt+V / Alt+H: microphone, camera, hand, from anywhere on the page.
   if (!ev.altKey || $("meeting").hidden) return;
   if (ev.key === "m") $("toggle-mic").click();
   if (ev.key === "v") $("toggle-camera").click();
+  if (ev.key === "h") $("toggle-hand").click();
 });
 window.addEventListener("pagehide", () => {
   state.whip?.close();
   state.whep?.close();
+  state.screen?.session.close();
 });
 
 render();
-state.acquiring = acquire();
+state.acquiring = roomInfo(room).then(async (info) => {
+  state.info = info;
+  if (info.password) $("password-row").hidden = false;
+  if (info.presentation && !sessionStorage.getItem(keyKey)) {
+    // The audience of a presentation sends nothing: no camera or microphone requested.
+    $("device-note").textContent = t("audience_note");
+    return;
+  }
+  await acquire();
+});
 state.acquiring.then(() => {
   if (rejoinAfterReload && $("name").value) join();
 });

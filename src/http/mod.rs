@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(web::landing))
         .route("/r/{room}", get(web::room_page))
         .route("/assets/{*path}", get(web::asset))
+        .route("/api/rooms/{room}", get(room_info))
         .route("/whip/{room}", post(whip_post).options(preflight))
         .route("/whep/{room}", post(whep_post).options(preflight))
         .route("/whip/{room}/{session}", axum::routing::delete(end_session).patch(trickle).options(preflight))
@@ -166,6 +167,23 @@ async fn websocket(
         .max_message_size(ws::MAX_WS_MESSAGE)
         .max_frame_size(ws::MAX_WS_MESSAGE)
         .on_upgrade(move |socket| ws::serve(socket, control, address.ip())))
+}
+
+/// What a visitor may know before joining: password needed, waiting room, presentation mode.
+async fn room_info(State(state): State<AppState>, Path(room): Path<String>) -> Result<Response, ApiError> {
+    let room = room_id(&room)?;
+    let body = match state.rooms.info(&room).await {
+        Some(s) => serde_json::json!({
+            "live": true,
+            "password": s.password,
+            "waiting_room": s.waiting_room,
+            "presentation": s.presentation,
+        }),
+        None => serde_json::json!({ "live": false }),
+    };
+    let mut r = body.to_string().into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(r)
 }
 
 async fn whip_post(

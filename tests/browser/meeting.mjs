@@ -6,7 +6,7 @@
 //
 // usage: node meeting.mjs <base-url> <fixtures-dir>   (fixtures: p{0,1,2}.y4m / .wav)
 // Prints one line per check and a JSON summary; exits 1 on the first failed check.
-import { chromium } from "playwright-core";
+import { describe, fail, launch, sample, waitMix } from "./lib.mjs";
 
 const [base, fixtures] = process.argv.slice(2);
 const ROOM = "e2e-meeting";
@@ -17,97 +17,15 @@ const PEOPLE = [
 ];
 const TIMEOUT_MS = 40_000;
 
-function fail(message) {
-  console.log(`FAIL ${message}`);
-  process.exit(1);
+async function launchPerson(i, options = {}) {
+  const person = await launch(fixtures, i, PEOPLE[i]?.name ?? "Watcher", { locale: i === 1 ? "de-DE" : "en-GB", ...options });
+  return { ...(PEOPLE[i] ?? {}), ...person };
 }
 
-async function launch(i, { deny = false } = {}) {
-  const devices = deny
-    ? ["--deny-permission-prompts"]
-    : [
-        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-        `--use-file-for-fake-video-capture=${fixtures}/p${i}.y4m`,
-        `--use-file-for-fake-audio-capture=${fixtures}/p${i}.wav`,
-      ];
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      ...devices,
-      "--autoplay-policy=no-user-gesture-required",
-      "--disable-features=WebRtcHideLocalIpsWithMdns",
-    ],
-  });
-  const page = await browser.newPage({ locale: i === 1 ? "de-DE" : "en-GB" });
-  page.on("console", (m) => m.type() === "error" && console.log(`[${PEOPLE[i].name} console] ${m.text()}`));
-  page.on("pageerror", (e) => console.log(`[${PEOPLE[i].name} page error] ${e.message}`));
-  return { browser, page, ...(PEOPLE[i] ?? { name: "Watcher" }) };
+function waitMixOf(person, what, ok, timeout) {
+  return waitMix(person, PEOPLE, what, ok, timeout);
 }
 
-/// Samples the mixed video and audio as this browser receives them.
-async function sample(page, people) {
-  return page.evaluate(async (people) => {
-    const video = document.getElementById("mix");
-    if (!video.srcObject || video.videoWidth === 0) return null;
-    const canvas = document.createElement("canvas");
-    canvas.width = 160;
-    canvas.height = 90;
-    const ctx = canvas.getContext("2d", { willReadFrequently: true });
-    ctx.drawImage(video, 0, 0, 160, 90);
-    const px = ctx.getImageData(0, 0, 160, 90).data;
-    const coverage = people.map(({ colour }) => {
-      let hits = 0;
-      for (let i = 0; i < px.length; i += 4) {
-        if (Math.abs(px[i] - colour[0]) < 45 && Math.abs(px[i + 1] - colour[1]) < 45 && Math.abs(px[i + 2] - colour[2]) < 45) hits++;
-      }
-      return hits / (px.length / 4);
-    });
-    if (!window.__probe) {
-      const ctx = new AudioContext();
-      const source = ctx.createMediaStreamSource(video.srcObject);
-      const analyser = ctx.createAnalyser();
-      analyser.fftSize = 8192;
-      // No smoothing: it is applied per call, and would make a vanished tone linger.
-      analyser.smoothingTimeConstant = 0;
-      source.connect(analyser);
-      window.__probe = { ctx, analyser };
-      await new Promise((r) => setTimeout(r, 600));
-    }
-    const { ctx: audio, analyser } = window.__probe;
-    const bins = new Float32Array(analyser.frequencyBinCount);
-    analyser.getFloatFrequencyData(bins);
-    const hz = audio.sampleRate / analyser.fftSize;
-    // Absolute level (dBFS) of each test tone.
-    const tones = people.map(({ tone }) => {
-      const k = Math.round(tone / hz);
-      return Math.max(-200, ...bins.slice(k - 3, k + 4).filter(Number.isFinite));
-    });
-    return { coverage, tones };
-  }, people.map(({ colour, tone }) => ({ colour, tone })));
-}
-
-function describe(s) {
-  if (!s) return "nothing received yet";
-  return PEOPLE.map((p, i) => `${p.name}: colour ${s.coverage[i].toFixed(3)} tone ${s.tones[i].toFixed(1)} dBFS`).join(", ");
-}
-
-/// Waits until `ok(sample)` holds for this browser.
-async function waitMix(person, what, ok, timeout = TIMEOUT_MS) {
-  const start = Date.now();
-  let last = null;
-  while (Date.now() - start < timeout) {
-    last = await sample(person.page, PEOPLE);
-    if (last && ok(last)) return Date.now() - start;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  fail(`${person.name}: ${what} (last: ${describe(last)})`);
-}
-
-// Received levels were -32 to -46 dBFS for the others' tones and -79 to -102 dBFS for the own
-// one (chromium's audio processing varies the level); the thresholds sit between with margin.
 const HEARD_DB = -55; // a tone above this level (dBFS) is heard...
 const SILENT_DB = -62; // ...and one below this is not
 const SEEN = 0.04;
@@ -116,13 +34,15 @@ const GONE = 0.005;
 const people = [];
 try {
   for (let i = 0; i < PEOPLE.length; i++) {
-    const person = await launch(i);
+    const person = await launchPerson(i);
     const joinStart = Date.now();
     await person.page.goto(`${base}/r/${ROOM}`);
     await person.page.fill("#name", person.name);
     const clicked = Date.now();
     await person.page.click("#join");
     await person.page.waitForSelector("#meeting:not([hidden])", { timeout: 10_000 });
+    // The room's opener is shown the moderator link once.
+    if (await person.page.isVisible("#modkey")) await person.page.click("#modkey-close");
     await person.page.waitForFunction(() => document.getElementById("mix").videoWidth > 0, null, { timeout: 10_000 });
     person.joinToFirstFrame = Date.now() - clicked;
     person.joinStart = joinStart;
@@ -131,7 +51,7 @@ try {
   }
   const figures = {};
   for (const [i, person] of people.entries()) {
-    const took = await waitMix(person, "sees and hears the two others, not itself", (s) =>
+    const took = await waitMixOf(person, "sees and hears the two others, not itself", (s) =>
       PEOPLE.every((_, k) =>
         k === i
           ? s.tones[k] < SILENT_DB
@@ -139,7 +59,7 @@ try {
       ),
     );
     figures[person.name] = took;
-    console.log(`ok ${person.name} sees and hears the others, and not its own tone: ${describe(await sample(person.page, PEOPLE))}`);
+    console.log(`ok ${person.name} sees and hears the others, and not its own tone: ${describe(PEOPLE, await sample(person.page, PEOPLE))}`);
   }
   figures.join_click_to_first_mixed_frame_ms = people.map((p) => p.joinToFirstFrame);
 
@@ -171,11 +91,11 @@ try {
     null,
     { timeout: 10_000 },
   );
-  await waitMix(people[0], "sees and hears Bo again after his reload", (s) => s.coverage[1] >= SEEN && s.tones[1] >= HEARD_DB);
+  await waitMixOf(people[0], "sees and hears Bo again after his reload", (s) => s.coverage[1] >= SEEN && s.tones[1] >= HEARD_DB);
   console.log("ok a reload rejoins with the same name");
 
   // Someone who refuses camera and microphone still watches and listens.
-  const watcher = await launch(3, { deny: true });
+  const watcher = await launchPerson(3, { deny: true });
   people.push(watcher);
   await watcher.page.goto(`${base}/r/${ROOM}`);
   await watcher.page.waitForFunction(() => document.getElementById("device-note").textContent.length > 0, null, { timeout: 10_000 });
@@ -183,7 +103,7 @@ try {
   await watcher.page.fill("#name", "Watcher");
   await watcher.page.click("#join");
   await watcher.page.waitForSelector("#meeting:not([hidden])", { timeout: 10_000 });
-  await waitMix(watcher, "watches and hears all three without devices", (s) =>
+  await waitMixOf(watcher, "watches and hears all three without devices", (s) =>
     PEOPLE.every((_, k) => s.coverage[k] >= SEEN && s.tones[k] >= HEARD_DB),
   );
   console.log(`ok without camera and microphone one still takes part (told: "${note}")`);
@@ -194,7 +114,7 @@ try {
   const closedAt = Date.now();
   await people[2].browser.close();
   for (const person of people.slice(0, 2)) {
-    await waitMix(person, "no longer sees or hears Cem", (s) => s.coverage[2] <= GONE && s.tones[2] < SILENT_DB, 5000 - (Date.now() - closedAt));
+    await waitMixOf(person, "no longer sees or hears Cem", (s) => s.coverage[2] <= GONE && s.tones[2] < SILENT_DB, 5000 - (Date.now() - closedAt));
   }
   figures.close_to_gone_ms = Date.now() - closedAt;
   console.log(`ok Cem's colour and tone left the others' mix in ${figures.close_to_gone_ms} ms`);

@@ -1,21 +1,71 @@
-//! A blocking client for the control WebSocket.
+//! A blocking client for the control WebSocket. A background thread keeps reading (so the
+//! server's pings are answered, as a browser does) and queues the messages for the test.
 
+use std::collections::VecDeque;
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tungstenite::{Message, WebSocket};
 
-pub struct Control {
+struct Inner {
     socket: WebSocket<TcpStream>,
+    inbox: VecDeque<Value>,
+    closed: bool,
+}
+
+impl Inner {
+    /// Reads whatever has arrived (answering pings on the way).
+    fn pump(&mut self) {
+        while !self.closed {
+            match self.socket.read() {
+                Ok(Message::Text(t)) => {
+                    if let Ok(v) = serde_json::from_str(t.as_str()) {
+                        self.inbox.push_back(v);
+                    }
+                }
+                Ok(Message::Close(_)) => self.closed = true,
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e)) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    let _ = self.socket.flush();
+                    return;
+                }
+                Err(_) => self.closed = true,
+            }
+        }
+    }
+}
+
+pub struct Control {
+    inner: Arc<Mutex<Inner>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Control {
     pub fn connect(addr: SocketAddr, room: &str) -> Self {
         let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
         let (socket, _) = tungstenite::client(format!("ws://{addr}/ws/{room}"), stream).expect("websocket handshake");
-        Self { socket }
+        socket.get_ref().set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let inner = Arc::new(Mutex::new(Inner { socket, inbox: VecDeque::new(), closed: false }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (bg_inner, bg_stop) = (inner.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !bg_stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(300));
+                bg_inner.lock().unwrap().pump();
+            }
+            let _ = bg_inner.lock().unwrap().socket.close(None);
+            let _ = bg_inner.lock().unwrap().socket.flush();
+        });
+        Self { inner, stop }
     }
 
     /// Connects and joins as `name`; returns the connection, participant id and token.
@@ -34,7 +84,7 @@ impl Control {
     }
 
     pub fn send_text(&mut self, text: &str) -> Result<(), tungstenite::Error> {
-        self.socket.send(Message::text(text))
+        self.inner.lock().unwrap().socket.send(Message::text(text))
     }
 
     pub fn send_json(&mut self, v: &Value) {
@@ -42,22 +92,31 @@ impl Control {
     }
 
     pub fn send_binary(&mut self, data: Vec<u8>) -> Result<(), tungstenite::Error> {
-        self.socket.send(Message::binary(data))
+        self.inner.lock().unwrap().socket.send(Message::binary(data))
     }
 
     /// The next JSON message, or `None` on timeout or close.
     pub fn next(&mut self, timeout: Duration) -> Option<Value> {
         let start = Instant::now();
-        while start.elapsed() < timeout {
-            match self.socket.read() {
-                Ok(Message::Text(t)) => return serde_json::from_str(t.as_str()).ok(),
-                Ok(Message::Close(_)) => return None,
-                Ok(_) => {}
-                Err(tungstenite::Error::Io(e)) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
-                Err(_) => return None,
+        loop {
+            {
+                let mut inner = self.inner.lock().unwrap();
+                if let Some(v) = inner.inbox.pop_front() {
+                    return Some(v);
+                }
+                if inner.closed {
+                    return None;
+                }
+                inner.pump();
+                if let Some(v) = inner.inbox.pop_front() {
+                    return Some(v);
+                }
             }
+            if start.elapsed() >= timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
-        None
     }
 
     /// Skips messages until one of type `ty` arrives; panics with what came instead.
@@ -79,12 +138,14 @@ impl Control {
     pub fn closed_within(&mut self, timeout: Duration) -> bool {
         let start = Instant::now();
         while start.elapsed() < timeout {
-            match self.socket.read() {
-                Ok(Message::Close(_)) => return true,
-                Ok(_) => {}
-                Err(tungstenite::Error::Io(e)) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
-                Err(_) => return true,
+            let mut inner = self.inner.lock().unwrap();
+            inner.pump();
+            inner.inbox.clear();
+            if inner.closed {
+                return true;
             }
+            drop(inner);
+            std::thread::sleep(Duration::from_millis(20));
         }
         false
     }

@@ -1,0 +1,96 @@
+// Shared by the browser tests: launching Debian's chromium with fake devices, and sampling
+// what a page receives (colour coverage of the mixed video, tone levels of the mixed audio).
+import { chromium } from "playwright-core";
+
+export function fail(message) {
+  console.log(`FAIL ${message}`);
+  process.exit(1);
+}
+
+/// A headless chromium whose fake camera shows `p{i}.y4m` and fake microphone plays `p{i}.wav`
+/// from `fixtures`; with `deny`, camera and microphone are refused instead.
+export async function launch(fixtures, i, name, { deny = false, locale = "en-GB" } = {}) {
+  const devices = deny
+    ? ["--deny-permission-prompts"]
+    : [
+        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        `--use-file-for-fake-video-capture=${fixtures}/p${i}.y4m`,
+        `--use-file-for-fake-audio-capture=${fixtures}/p${i}.wav`,
+        "--auto-select-desktop-capture-source=Entire screen",
+      ];
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      ...devices,
+      "--autoplay-policy=no-user-gesture-required",
+      "--disable-features=WebRtcHideLocalIpsWithMdns",
+    ],
+  });
+  const page = await browser.newPage({ locale });
+  page.on("console", (m) => m.type() === "error" && console.log(`[${name} console] ${m.text()}`));
+  page.on("pageerror", (e) => console.log(`[${name} page error] ${e.message}`));
+  return { browser, page, name };
+}
+
+/// Samples the mixed video and audio as this page receives them: for each of `people`
+/// ({colour, tone}) the share of the picture in that colour and the tone's level in dBFS.
+export async function sample(page, people) {
+  return page.evaluate(async (people) => {
+    const video = document.getElementById("mix");
+    if (!video.srcObject || video.videoWidth === 0) return null;
+    const canvas = document.createElement("canvas");
+    canvas.width = 160;
+    canvas.height = 90;
+    const ctx = canvas.getContext("2d", { willReadFrequently: true });
+    ctx.drawImage(video, 0, 0, 160, 90);
+    const px = ctx.getImageData(0, 0, 160, 90).data;
+    const coverage = people.map(({ colour }) => {
+      let hits = 0;
+      for (let i = 0; i < px.length; i += 4) {
+        if (Math.abs(px[i] - colour[0]) < 45 && Math.abs(px[i + 1] - colour[1]) < 45 && Math.abs(px[i + 2] - colour[2]) < 45) hits++;
+      }
+      return hits / (px.length / 4);
+    });
+    if (!window.__probe) {
+      const ctx = new AudioContext();
+      const source = ctx.createMediaStreamSource(video.srcObject);
+      const analyser = ctx.createAnalyser();
+      analyser.fftSize = 8192;
+      // No smoothing: it is applied per call, and would make a vanished tone linger.
+      analyser.smoothingTimeConstant = 0;
+      source.connect(analyser);
+      window.__probe = { ctx, analyser };
+      await new Promise((r) => setTimeout(r, 600));
+    }
+    const { ctx: audio, analyser } = window.__probe;
+    const bins = new Float32Array(analyser.frequencyBinCount);
+    analyser.getFloatFrequencyData(bins);
+    const hz = audio.sampleRate / analyser.fftSize;
+    // Absolute level (dBFS) of each test tone.
+    const tones = people.map(({ tone }) => {
+      const k = Math.round(tone / hz);
+      return Math.max(-200, ...bins.slice(k - 3, k + 4).filter(Number.isFinite));
+    });
+    return { coverage, tones };
+  }, people.map(({ colour, tone }) => ({ colour, tone })));
+}
+
+export function describe(people, s) {
+  if (!s) return "nothing received yet";
+  return people.map((p, i) => `${p.name}: colour ${s.coverage[i].toFixed(3)} tone ${s.tones[i].toFixed(1)} dBFS`).join(", ");
+}
+
+/// Waits until `ok(sample)` holds for `person`'s page, or fails with the last sample.
+export async function waitMix(person, people, what, ok, timeout = 40_000) {
+  const start = Date.now();
+  let last = null;
+  while (Date.now() - start < timeout) {
+    last = await sample(person.page, people);
+    if (last && ok(last)) return Date.now() - start;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  fail(`${person.name}: ${what} (last: ${describe(people, last)})`);
+}

@@ -1,0 +1,64 @@
+// Meeting control through the real UI: the opener moderates (and is shown the moderator link
+// once), turns on the waiting room, and admits a newcomer from the lobby; the newcomer shares
+// a (fake) screen and the others' mixed video shows it large.
+//
+// usage: node moderation.mjs <base-url> <fixtures-dir>   (fixtures: p{0,1}.y4m / .wav)
+import { describe, fail, launch, sample, waitMix } from "./lib.mjs";
+
+const [base, fixtures] = process.argv.slice(2);
+const ROOM = "e2e-moderation";
+const PEOPLE = [
+  { name: "Ada", colour: [230, 30, 30], tone: 500 },
+  { name: "Bo", colour: [30, 200, 40], tone: 700 },
+];
+const SEEN = 0.04;
+
+const people = [];
+try {
+  const ada = { ...PEOPLE[0], ...(await launch(fixtures, 0, "Ada")) };
+  people.push(ada);
+  await ada.page.goto(`${base}/r/${ROOM}`);
+  await ada.page.fill("#name", "Ada");
+  await ada.page.click("#join");
+  await ada.page.waitForSelector("#meeting:not([hidden])");
+  const link = await ada.page.textContent("#modkey-link");
+  if (!/\/r\/e2e-moderation#mod=[0-9a-f]{32}$/.test(link)) fail(`moderator link looks wrong: ${link}`);
+  if (!(await ada.page.isVisible("#modkey"))) fail("the moderator link is not shown");
+  await ada.page.click("#modkey-close");
+  if (!(await ada.page.isVisible("#mod-panel"))) fail("the opener sees no moderation panel");
+  console.log("ok the opener moderates and was shown the moderator link once");
+
+  await ada.page.click("#set-waiting");
+  await ada.page.waitForFunction(async () => (await (await fetch(location.pathname.replace("/r/", "/api/rooms/"))).json()).waiting_room);
+  const bo = { ...PEOPLE[1], ...(await launch(fixtures, 1, "Bo", { locale: "de-DE" })) };
+  people.push(bo);
+  await bo.page.goto(`${base}/r/${ROOM}`);
+  await bo.page.fill("#name", "Bo");
+  await bo.page.click("#join");
+  await bo.page.waitForSelector("#waiting:not([hidden])");
+  if (await bo.page.isVisible("#meeting")) fail("a waiting participant sees the meeting");
+  console.log("ok the newcomer waits");
+
+  await ada.page.waitForSelector("#lobby li button");
+  const waitingName = await ada.page.textContent("#lobby li span");
+  if (waitingName !== "Bo") fail(`lobby shows ${waitingName}`);
+  await ada.page.click("#lobby li button >> nth=0");
+  await bo.page.waitForSelector("#meeting:not([hidden])");
+  for (const [who, other] of [[ada, 1], [bo, 0]]) {
+    await waitMix(who, PEOPLE, `sees ${PEOPLE[other].name}`, (s) => s.coverage[other] >= SEEN);
+  }
+  console.log("ok the moderator admitted the newcomer through the UI; both see each other");
+
+  // Bo shares a screen: at Ada, the two cameras shrink into the strip under the screen.
+  const before = await sample(ada.page, PEOPLE);
+  await bo.page.click("#toggle-share");
+  await waitMix(ada, PEOPLE, "sees the shared screen large", (s) => s.coverage[0] < 0.08 && s.coverage[1] < 0.08 && s.coverage[0] > 0.002);
+  const during = await sample(ada.page, PEOPLE);
+  console.log(`ok the shared screen takes the stage (before: ${describe(PEOPLE, before)}; during: ${describe(PEOPLE, during)})`);
+  await bo.page.click("#toggle-share");
+  await waitMix(ada, PEOPLE, "back to the grid", (s) => s.coverage[0] > 0.15 && s.coverage[1] > 0.15);
+  console.log("ok stopping the share returns to the grid");
+  console.log("RESULT moderation ok");
+} finally {
+  await Promise.all(people.map((p) => p.browser.close().catch(() => {})));
+}
