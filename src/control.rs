@@ -494,6 +494,7 @@ impl ControlTask {
                     audio_muted: info.audio_muted,
                     video_muted: info.video_muted,
                     active_speaker: active == Some(*pid),
+                    hand_raised: info.hand_raised,
                 };
                 if self.labels.get(pid) != Some(&label) {
                     media.label(*pid, label.clone()).await;

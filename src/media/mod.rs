@@ -47,6 +47,7 @@ pub struct TileLabel {
     pub audio_muted: bool,
     pub video_muted: bool,
     pub active_speaker: bool,
+    pub hand_raised: bool,
 }
 
 /// What the picture and the mix show, as the room's policy decides.

@@ -47,12 +47,11 @@ pub struct Tile {
     label: TileLabel,
 }
 
+/// The name, after ☝ for a raised hand and ⊘ for a muted microphone (both in DejaVu).
 fn label_text(label: &TileLabel) -> String {
-    if label.audio_muted {
-        format!("\u{2298} {}", label.name)
-    } else {
-        label.name.clone()
-    }
+    let hand = if label.hand_raised { "\u{261d} " } else { "" };
+    let muted = if label.audio_muted { "\u{2298} " } else { "" };
+    format!("{hand}{muted}{}", label.name)
 }
 
 fn style_overlay(overlay: &gst::Element, label: &TileLabel, centred: bool) {
@@ -259,5 +258,20 @@ impl Backdrop {
                 let _ = e.set_state(gst::State::Null);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_mark_raised_hands_and_muted_microphones() {
+        let mut label = TileLabel { name: "Ada".into(), ..Default::default() };
+        assert_eq!(label_text(&label), "Ada");
+        label.audio_muted = true;
+        assert_eq!(label_text(&label), "\u{2298} Ada");
+        label.hand_raised = true;
+        assert_eq!(label_text(&label), "\u{261d} \u{2298} Ada");
     }
 }

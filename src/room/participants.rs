@@ -328,7 +328,10 @@ impl Room {
     }
 
     pub fn by_token(&self, token: SessionId) -> Option<ParticipantId> {
-        self.participants.iter().find(|(_, p)| p.token == token).map(|(id, _)| *id)
+        // Every token is compared, in constant time, so timing tells nothing about them.
+        self.participants
+            .iter()
+            .fold(None, |found, (id, p)| if same_secret(p.token, token) { Some(*id) } else { found })
     }
 
     pub fn name(&self, id: ParticipantId) -> Option<&str> {
