@@ -33,7 +33,7 @@ pub enum Codec {
     H264,
 }
 
-fn webrtcbin(pipeline: &gst::Pipeline) -> gst::Element {
+pub fn webrtcbin(pipeline: &gst::Pipeline) -> gst::Element {
     // Browsers send RTCP about once a second; GStreamer's default minimum is 5 s, which the
     // server would rightly take for a vanished peer.
     pipeline.connect_deep_element_added(|_, _, element| {
@@ -59,7 +59,7 @@ fn promise_reply(webrtc: &gst::Element, signal: &str, args: &[&dyn ToValue]) -> 
 }
 
 /// Creates the offer, waits for ICE gathering and returns the SDP text with all candidates.
-fn local_offer(webrtc: &gst::Element) -> String {
+pub fn local_offer(webrtc: &gst::Element) -> String {
     let reply = promise_reply(webrtc, "create-offer", &[&None::<gst::Structure>]).expect("offer reply");
     let offer = reply.get::<WebRTCSessionDescription>("offer").expect("an offer");
     promise_reply(webrtc, "set-local-description", &[&offer]);
@@ -73,14 +73,14 @@ fn local_offer(webrtc: &gst::Element) -> String {
     local.sdp().as_text().expect("offer as text")
 }
 
-fn apply_answer(webrtc: &gst::Element, sdp: &str) {
+pub fn apply_answer(webrtc: &gst::Element, sdp: &str) {
     let msg = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()).expect("answer parses");
     let answer = WebRTCSessionDescription::new(WebRTCSDPType::Answer, msg);
     promise_reply(webrtc, "set-remote-description", &[&answer]);
 }
 
 /// Posts `offer` to `path`; panics unless the server answers 201 with an SDP.
-fn post_offer(addr: SocketAddr, path: &str, offer: &str, token: Option<&str>) -> (String, String) {
+pub fn post_offer(addr: SocketAddr, path: &str, offer: &str, token: Option<&str>) -> (String, String) {
     let auth = token.map(|t| format!("Bearer {t}"));
     let mut headers = vec![("Content-Type", "application/sdp")];
     if let Some(a) = &auth {
@@ -232,6 +232,20 @@ pub struct Received {
     /// The last [`AUDIO_KEEP`] samples of mono 48 kHz audio.
     pub audio: VecDeque<f32>,
     pub audio_samples: u64,
+    /// Arrival times of decoded audio buffers (gaps between them are audio gaps).
+    pub audio_times: Vec<Instant>,
+    /// RTP bytes received (after decryption), all streams.
+    pub bytes: u64,
+    /// Latency probes: when this colour appears (coverage rising past the threshold)...
+    pub watch_colour: Option<(Rgb, f64)>,
+    pub colour_onsets: Vec<Instant>,
+    colour_present: bool,
+    /// ...and when this tone starts.
+    pub watch_tone: Option<f64>,
+    pub tone_onsets: Vec<Instant>,
+    tone_present: bool,
+    /// The viewer's own jitterbuffer (webrtcbin's default, 200 ms, when `None`).
+    pub jitterbuffer_ms: Option<u32>,
 }
 
 pub const VIEW_W: usize = 160;
@@ -261,7 +275,36 @@ impl Viewer {
         Self::start_inner(addr, room, token, Codec::Vp8, false)
     }
 
+    /// A viewer that only counts the bytes it receives (decodes nothing): load for benchmarks.
+    pub fn start_counting(addr: SocketAddr, room: &str) -> Self {
+        let v = Self::start_inner_with(addr, room, None, Codec::Vp8, true, false, |_| {});
+        v
+    }
+
+    /// A decoding viewer that also records when `colour` appears and `tone_hz` starts.
+    /// Its jitterbuffer is 50 ms (a browser's adapts to about that on a good line), so the
+    /// latency it measures is mostly the server's.
+    pub fn start_probe(addr: SocketAddr, room: &str, colour: Rgb, threshold: f64, tone_hz: f64) -> Self {
+        Self::start_inner_with(addr, room, None, Codec::Vp8, true, true, |r| {
+            r.jitterbuffer_ms = Some(50);
+            r.watch_colour = Some((colour, threshold));
+            r.watch_tone = Some(tone_hz);
+        })
+    }
+
     fn start_inner(addr: SocketAddr, room: &str, token: Option<&str>, codec: Codec, answer: bool) -> Self {
+        Self::start_inner_with(addr, room, token, codec, answer, true, |_| {})
+    }
+
+    fn start_inner_with(
+        addr: SocketAddr,
+        room: &str,
+        token: Option<&str>,
+        codec: Codec,
+        answer: bool,
+        decode: bool,
+        setup: impl FnOnce(&mut Received),
+    ) -> Self {
         let pipeline = gst::Pipeline::new();
         let w = gst::ElementFactory::make("webrtcbin").name("w").build().expect("webrtcbin exists");
         w.set_property_from_str("bundle-policy", "max-bundle");
@@ -275,12 +318,31 @@ impl Viewer {
             let caps: gst::Caps = caps.parse().expect("caps parse");
             webrtc.emit_by_name::<glib::Object>("add-transceiver", &[&WebRTCRTPTransceiverDirection::Recvonly, &caps]);
         }
-        let received = Arc::new(Mutex::new(Received::default()));
+        let mut initial = Received::default();
+        setup(&mut initial);
+        if let Some(ms) = initial.jitterbuffer_ms {
+            webrtc.set_property("latency", ms);
+        }
+        let received = Arc::new(Mutex::new(initial));
         let sink_state = received.clone();
         let pipeline_weak = pipeline.downgrade();
         webrtc.connect_pad_added(move |_, pad| {
             let Some(pipeline) = pipeline_weak.upgrade() else { return };
-            decode_into(&pipeline, pad, sink_state.clone());
+            let counter = sink_state.clone();
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                if let Some(b) = info.buffer() {
+                    counter.lock().unwrap().bytes += b.size() as u64;
+                }
+                gst::PadProbeReturn::Ok
+            });
+            if decode {
+                decode_into(&pipeline, pad, sink_state.clone());
+            } else {
+                let sink = gst::ElementFactory::make("fakesink").property("sync", false).build().expect("fakesink");
+                pipeline.add(&sink).expect("fakesink added");
+                pad.link(&sink.static_pad("sink").expect("sink pad")).expect("fakesink linked");
+                sink.sync_state_with_parent().expect("fakesink plays");
+            }
         });
         pipeline.set_state(gst::State::Playing).expect("viewer plays");
         let offer = local_offer(&webrtc);
@@ -344,14 +406,30 @@ fn decode_into(pipeline: &gst::Pipeline, pad: &gst::Pad, received: Arc<Mutex<Rec
                 let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
                 let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
                 let mut r = received.lock().unwrap();
+                let now = Instant::now();
                 if is_video {
-                    let now = Instant::now();
                     r.first_frame.get_or_insert(now);
                     r.frame_times.push(now);
+                    if let Some((colour, threshold)) = r.watch_colour {
+                        let present = super::analysis::coverage(&map, colour, super::analysis::TOLERANCE) >= threshold;
+                        if present && !r.colour_present {
+                            r.colour_onsets.push(now);
+                        }
+                        r.colour_present = present;
+                    }
                     r.frame = Some(map.to_vec());
                 } else {
-                    for c in map.chunks_exact(4) {
-                        r.audio.push_back(f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+                    r.audio_times.push(now);
+                    let chunk: Vec<f32> = map.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                    if let Some(freq) = r.watch_tone {
+                        let present = super::analysis::tone_level(&chunk, freq) >= super::analysis::TONE_PRESENT;
+                        if present && !r.tone_present {
+                            r.tone_onsets.push(now);
+                        }
+                        r.tone_present = present;
+                    }
+                    for v in chunk {
+                        r.audio.push_back(v);
                     }
                     let excess = r.audio.len().saturating_sub(AUDIO_KEEP);
                     r.audio.drain(..excess);

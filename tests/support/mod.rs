@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 pub mod analysis;
+pub mod bench;
 pub mod client;
 pub mod http;
+pub mod replay;
 pub mod server;
 pub mod ws;
 

@@ -1,0 +1,67 @@
+//! Plenum's load harness: how large a room runs in real time on this machine, what it costs,
+//! the delay it adds and the bandwidth a receiver needs.
+//!
+//! `./dev bench` (or `cargo bench --bench load`) runs every scenario below against a real
+//! `plenum serve` (release build) and writes `benches/results/results.{json,md,svg}`.
+//! Publishers replay a pre-encoded VP8 640x360@30 + Opus clip (own colour and tone, encoded
+//! once and cached in target/) over real WebRTC: the load generator encodes nothing. One probe
+//! receiver decodes and measures; the other receivers only count bytes. The server's CPU and
+//! RSS come from /proc; the engine limit is the same decode + composite + encode work as a
+//! plain local pipeline without network.
+//!
+//! Arguments: scenario names to run only those (default: all), e.g. `./dev bench n2 n5`.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::Duration;
+
+use support::bench::{report, run, Scenario};
+
+fn scenarios() -> Vec<Scenario> {
+    let measure = Duration::from_secs(10);
+    let base = |name: &str, rooms, publishers, receivers| Scenario {
+        name: name.into(),
+        rooms,
+        publishers_per_room: publishers,
+        counting_receivers: receivers,
+        measure,
+        canvas: (1280, 720),
+        fps: 30,
+    };
+    vec![
+        base("n2", 1, 2, 0),
+        base("n5", 1, 5, 0),
+        base("n10", 1, 10, 0),
+        base("n25", 1, 25, 0),
+        base("n50", 1, 50, 0),
+        base("rooms8x5", 8, 5, 0),
+        // The cost structure of a lecture: one sender, many receivers sharing one encode.
+        base("viewers100", 1, 1, 99),
+    ]
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    format!("{cores} cores ({cpu}), GStreamer {}", gst::version_string())
+}
+
+fn main() {
+    support::client::init();
+    let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let cache = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-cache");
+    let mut outcomes = Vec::new();
+    for scenario in scenarios().into_iter().filter(|s| wanted.is_empty() || wanted.contains(&s.name)) {
+        eprintln!("running {} ...", scenario.name);
+        let outcome = run(&scenario, &cache);
+        eprintln!("{outcome:?}");
+        outcomes.push(outcome);
+    }
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/results");
+    let md = report(&dir, &machine(), &outcomes);
+    println!("{}", std::fs::read_to_string(md).unwrap_or_default());
+}
