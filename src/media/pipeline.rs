@@ -23,6 +23,9 @@ use crate::room::layout::Rect;
 
 /// Frames a codec branch may fall behind before old ones are dropped (never block the canvas).
 const ENCODER_QUEUE_BUFFERS: u32 = 3;
+/// How long the compositor waits beyond the jitterbuffer for a tile's frame before it
+/// composites without it. It is most of the picture's delay; decoding a frame takes a few ms.
+const COMPOSITOR_HEADROOM_MS: u64 = 30;
 /// Bitrate of every Opus mix (mono speech and some music).
 const OPUS_BITRATE: i32 = 48_000;
 
@@ -48,7 +51,7 @@ impl RoomPipeline {
     pub fn new(room: &str, cfg: Arc<MediaConfig>, levels: LevelSink) -> Result<Self, MediaError> {
         let pipeline = gst::Pipeline::with_name(&format!("room-{room}"));
         // force-live: the canvas runs (black) before anyone publishes and after everyone left.
-        let upstream_latency = gst::ClockTime::from_mseconds(u64::from(cfg.jitterbuffer_ms) + 100);
+        let upstream_latency = gst::ClockTime::from_mseconds(u64::from(cfg.jitterbuffer_ms) + COMPOSITOR_HEADROOM_MS);
         let compositor = gst::ElementFactory::make("compositor")
             .name("vmix")
             .property("force-live", true)
