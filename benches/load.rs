@@ -28,6 +28,7 @@ fn scenarios() -> Vec<Scenario> {
         measure,
         canvas: (1280, 720),
         fps: 30,
+        layout: None,
     };
     vec![
         base("n2", 1, 2, 0),
@@ -35,6 +36,8 @@ fn scenarios() -> Vec<Scenario> {
         base("n10", 1, 10, 0),
         base("n25", 1, 25, 0),
         base("n50", 1, 50, 0),
+        // 50 present, 9 visible (active speaker + strip): the others cost no decode.
+        Scenario { layout: Some("speaker"), ..base("n50speaker", 1, 50, 0) },
         base("rooms8x5", 8, 5, 0),
         // The cost structure of a lecture: one sender, many receivers sharing one encode.
         base("viewers100", 1, 1, 99),

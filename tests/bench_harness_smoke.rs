@@ -20,6 +20,7 @@ fn a_two_publisher_run_produces_all_reports() {
         measure: Duration::from_secs(5),
         canvas: (640, 360),
         fps: 15,
+        layout: None,
     };
     let outcome = run(&scenario, &tmp.join("clips"));
     eprintln!("{outcome:?}");

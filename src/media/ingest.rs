@@ -5,6 +5,9 @@
 //! decoder in front of it. EOS from the network never passes: a peer that says goodbye or
 //! vanishes leaves its tile to be removed by the room, never the mixer's output to end.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
 use gst::prelude::*;
 
 use super::mixer::InputFeed;
@@ -61,7 +64,33 @@ pub fn add_audio_tail(bin: &gst::Bin, feed: InputFeed) -> Result<(), MediaError>
 
 /// Links every stream webrtcbin decrypts to a decoder in front of the matching tail.
 /// Runs on a GStreamer streaming thread: it only builds and links elements.
-pub fn on_incoming_streams(webrtc: &gst::Element, liveness: Liveness) {
+/// Whether a publisher's video is decoded. A tile that is not in the picture (no room in the
+/// layout, not on stage) costs no decode: its packets are dropped before the depayloader, and
+/// when it comes back a keyframe is requested from the publisher.
+#[derive(Clone, Default)]
+pub struct VideoGate {
+    closed: Arc<AtomicBool>,
+    decoder: Arc<Mutex<Option<gst::Pad>>>,
+}
+
+impl VideoGate {
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
+    pub fn open(&self) {
+        if self.closed.swap(false, Ordering::Relaxed) {
+            // The decoder lost its reference frames while closed: ask for a keyframe (a PLI
+            // to the publisher).
+            let pad = self.decoder.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some(pad) = pad {
+                pad.push_event(gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build());
+            }
+        }
+    }
+}
+
+pub fn on_incoming_streams(webrtc: &gst::Element, liveness: Liveness, gate: VideoGate) {
     webrtc.connect_pad_added(move |webrtc, pad| {
         if pad.direction() != gst::PadDirection::Src {
             return;
@@ -70,13 +99,23 @@ pub fn on_incoming_streams(webrtc: &gst::Element, liveness: Liveness) {
             Some(e) if e.type_() == gst::EventType::Eos => gst::PadProbeReturn::Drop,
             _ => gst::PadProbeReturn::Ok,
         });
+        let is_video = pad
+            .current_caps()
+            .and_then(|c| c.structure(0).and_then(|s| s.get::<&str>("media").ok()).map(|m| m == "video"))
+            .unwrap_or(false);
         let live = liveness.clone();
+        let closed = is_video.then(|| gate.closed.clone());
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
             live.touch();
-            gst::PadProbeReturn::Ok
+            match &closed {
+                Some(c) if c.load(Ordering::Relaxed) => gst::PadProbeReturn::Drop,
+                _ => gst::PadProbeReturn::Ok,
+            }
         });
-        if let Err(e) = link_decoder(webrtc, pad) {
-            tracing::warn!("incoming stream not decoded: {e}");
+        match link_decoder(webrtc, pad) {
+            Ok(()) if is_video => *gate.decoder.lock().unwrap_or_else(|p| p.into_inner()) = pad.peer(),
+            Ok(()) => {}
+            Err(e) => tracing::warn!("incoming stream not decoded: {e}"),
         }
     });
 }

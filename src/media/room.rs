@@ -231,6 +231,7 @@ struct NewSession {
     bin: gst::Bin,
     webrtc: gst::Element,
     liveness: Liveness,
+    gate: ingest::VideoGate,
 }
 
 struct RoomTask {
@@ -493,8 +494,9 @@ impl RoomTask {
         bin.add(&webrtc).map_err(gst_err)?;
         self.pipe.pipeline.add(&bin).map_err(gst_err)?;
         let liveness = Liveness::new(self.epoch);
+        let gate = ingest::VideoGate::default();
         if matches!(kind, Kind::Publisher { .. }) {
-            ingest::on_incoming_streams(&webrtc, liveness.clone());
+            ingest::on_incoming_streams(&webrtc, liveness.clone(), gate.clone());
         }
         self.watch_connection(id, &webrtc);
         self.insert_session(id, Session {
@@ -505,7 +507,7 @@ impl RoomTask {
             connected: false,
             kind,
         })?;
-        Ok(NewSession { id, name, bin, webrtc, liveness })
+        Ok(NewSession { id, name, bin, webrtc, liveness, gate })
     }
 
     fn watch_connection(&self, id: SessionId, webrtc: &gst::Element) {
@@ -532,14 +534,14 @@ impl RoomTask {
             self.labels.entry(o.participant).or_insert_with(|| TileLabel { name: o.name.clone(), ..Default::default() });
         }
         let kind = Kind::Publisher { tile: None, has_audio: plan.audio.is_some(), voice: voice.clone(), owner: participant, screen };
-        let NewSession { id, name, bin, webrtc, liveness } = self.start_session(id, "pub", kind)?;
+        let NewSession { id, name, bin, webrtc, liveness, gate } = self.start_session(id, "pub", kind)?;
         let tails = (|| {
             // A participant without a camera still gets a tile: their name on a plain background.
             let mut label = participant.and_then(|p| self.labels.get(&p).cloned()).unwrap_or_default();
             label.video_muted &= !screen;
             let tile = if plan.video.is_some() || (participant.is_some() && !screen) {
                 let events = self.events.clone();
-                let mut tile = Tile::new(&bin, plan.video.is_some(), label.clone(), move || {
+                let mut tile = Tile::new(&bin, plan.video.is_some(), gate.clone(), label.clone(), move || {
                     let _ = events.send(Event::FirstFrame { session: id });
                 })?;
                 tile.set_label(label, &self.pipe)?;
@@ -604,7 +606,7 @@ impl RoomTask {
             },
         };
         let kind = Kind::Viewer { links: Vec::new(), codec: None, mix: None, owner };
-        let NewSession { id, name, bin, webrtc, liveness } = self.start_session(SessionId::random(), "view", kind)?;
+        let NewSession { id, name, bin, webrtc, liveness, .. } = self.start_session(SessionId::random(), "view", kind)?;
         let own_mix = mix.is_some();
         let attached = self.attach_viewer(id, &bin, &webrtc, offer, &plan, mix).await;
         if let Err(e) = attached {

@@ -41,6 +41,7 @@ struct Backdrop {
 
 pub struct Tile {
     bin: gst::Bin,
+    gate: super::ingest::VideoGate,
     camera: Option<Camera>,
     backdrop: Option<Backdrop>,
     rect: Option<Rect>,
@@ -87,11 +88,12 @@ impl Tile {
     pub fn new(
         bin: &gst::Bin,
         camera: bool,
+        gate: super::ingest::VideoGate,
         label: TileLabel,
         on_first_frame: impl Fn() + Send + Sync + 'static,
     ) -> Result<Self, MediaError> {
         let camera = if camera { Some(Camera::build(bin, on_first_frame)?) } else { None };
-        Ok(Self { bin: bin.clone(), camera, backdrop: None, rect: None, label })
+        Ok(Self { bin: bin.clone(), gate, camera, backdrop: None, rect: None, label })
     }
 
     /// Whether anything of this tile is on the canvas.
@@ -123,6 +125,7 @@ impl Tile {
 
     pub fn place(&mut self, rect: Rect) {
         self.rect = Some(rect);
+        self.gate.open();
         if let Some(camera) = &self.camera {
             camera.scaler_caps.set_property("caps", tile_caps(Some(rect), None));
             if let Some(pad) = &camera.mixer_pad {
@@ -139,6 +142,7 @@ impl Tile {
     /// Keeps the tile but shows nothing of it (not on stage, or no room in the layout).
     pub fn hide(&mut self) {
         self.rect = None;
+        self.gate.close();
         if let Some(pad) = self.camera.as_ref().and_then(|c| c.mixer_pad.as_ref()) {
             pad.set_property("alpha", 0.0f64);
         }

@@ -30,6 +30,8 @@ pub struct Scenario {
     /// Canvas and frame rate of the server (and of the engine-limit pipeline).
     pub canvas: (u32, u32),
     pub fps: u32,
+    /// A layout set by a moderator before publishers join (`"speaker"`: 9 of them visible).
+    pub layout: Option<&'static str>,
 }
 
 #[derive(Clone, Debug, Serialize, Default)]
@@ -154,12 +156,22 @@ pub fn engine_limit(cache: &Path, n: usize, canvas: (u32, u32), fps: u32, measur
 
 /// Runs one scenario against a fresh server.
 pub fn run(scenario: &Scenario, cache: &Path) -> Outcome {
-    let engine = engine_limit(cache, scenario.publishers_per_room, scenario.canvas, scenario.fps, scenario.measure.min(Duration::from_secs(8)))
+    // With a layout that shows only some, the engine limit is what the visible ones cost.
+    let decoded = match scenario.layout {
+        Some("speaker") => scenario.publishers_per_room.min(1 + plenum::room::layout::STRIP_MAX),
+        _ => scenario.publishers_per_room,
+    };
+    let engine = engine_limit(cache, decoded, scenario.canvas, scenario.fps, scenario.measure.min(Duration::from_secs(8)))
         * scenario.rooms as f64;
     let canvas = format!("{}x{}", scenario.canvas.0, scenario.canvas.1);
     let fps = scenario.fps.to_string();
     let server = Server::start_with(&["--ice-address", "127.0.0.1", "--canvas", &canvas, "--fps", &fps]);
     let pid = server.pid();
+    let _moderator = scenario.layout.map(|layout| {
+        let (mut c, _, _) = super::ws::Control::join(server.addr, "bench-0", "Bench");
+        c.send_json(&serde_json::json!({"type": "set_layout", "layout": layout}));
+        c
+    });
     let publishers = Arc::new(Mutex::new(Vec::new()));
     let pacer = Pacer::start(publishers.clone());
     let marker_a = clip(cache, MARKER_A, 0);
