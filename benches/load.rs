@@ -29,6 +29,7 @@ fn scenarios() -> Vec<Scenario> {
         canvas: (1280, 720),
         fps: 30,
         layout: None,
+        presentation: false,
     };
     vec![
         base("n2", 1, 2, 0),
@@ -39,8 +40,8 @@ fn scenarios() -> Vec<Scenario> {
         // 50 present, 9 visible (active speaker + strip): the others cost no decode.
         Scenario { layout: Some("speaker"), ..base("n50speaker", 1, 50, 0) },
         base("rooms8x5", 8, 5, 0),
-        // The cost structure of a lecture: one sender, many receivers sharing one encode.
-        base("viewers100", 1, 1, 99),
+        // A lecture: one presenter, 200 receive-only viewers sharing one encode.
+        Scenario { presentation: true, ..base("presentation200", 1, 1, 199) },
     ]
 }
 
@@ -50,7 +51,7 @@ fn machine() -> String {
         .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    format!("{cores} cores ({cpu}), GStreamer {}", gst::version_string())
+    format!("{cores} cores ({cpu}), {}", gst::version_string())
 }
 
 fn main() {

@@ -21,6 +21,7 @@ fn a_two_publisher_run_produces_all_reports() {
         canvas: (640, 360),
         fps: 15,
         layout: None,
+        presentation: false,
     };
     let outcome = run(&scenario, &tmp.join("clips"));
     eprintln!("{outcome:?}");

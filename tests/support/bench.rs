@@ -32,9 +32,12 @@ pub struct Scenario {
     pub fps: u32,
     /// A layout set by a moderator before publishers join (`"speaker"`: 9 of them visible).
     pub layout: Option<&'static str>,
+    /// Presentation mode: the publishers (anonymous, like a hall camera) present, the
+    /// receivers are the audience.
+    pub presentation: bool,
 }
 
-#[derive(Clone, Debug, Serialize, Default)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, Default)]
 pub struct Outcome {
     pub scenario: String,
     pub rooms: usize,
@@ -167,9 +170,14 @@ pub fn run(scenario: &Scenario, cache: &Path) -> Outcome {
     let fps = scenario.fps.to_string();
     let server = Server::start_with(&["--ice-address", "127.0.0.1", "--canvas", &canvas, "--fps", &fps]);
     let pid = server.pid();
-    let _moderator = scenario.layout.map(|layout| {
+    let _moderator = (scenario.layout.is_some() || scenario.presentation).then(|| {
         let (mut c, _, _) = super::ws::Control::join(server.addr, "bench-0", "Bench");
-        c.send_json(&serde_json::json!({"type": "set_layout", "layout": layout}));
+        if let Some(layout) = scenario.layout {
+            c.send_json(&serde_json::json!({"type": "set_layout", "layout": layout}));
+        }
+        if scenario.presentation {
+            c.send_json(&serde_json::json!({"type": "set_presentation", "on": true}));
+        }
         c
     });
     let publishers = Arc::new(Mutex::new(Vec::new()));
@@ -260,9 +268,27 @@ fn ms(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "–".into())
 }
 
-/// Writes `results.json`, `results.md` and `results.svg` into `dir`.
+/// Writes `results.json`, `results.md` and `results.svg` into `dir`. Scenarios of an earlier
+/// run that this run did not repeat are kept (a partial run updates its own rows).
 pub fn report(dir: &Path, machine: &str, outcomes: &[Outcome]) -> PathBuf {
     std::fs::create_dir_all(dir).expect("results directory");
+    let earlier: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("results.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["results"].as_array().cloned())
+        .unwrap_or_default();
+    let mut merged: Vec<Outcome> = Vec::new();
+    for old in earlier {
+        let name = old["scenario"].as_str().unwrap_or_default().to_string();
+        if outcomes.iter().any(|o| o.scenario == name) {
+            continue;
+        }
+        if let Ok(o) = serde_json::from_value::<Outcome>(old) {
+            merged.push(o);
+        }
+    }
+    merged.extend(outcomes.iter().cloned());
+    let outcomes = &merged[..];
     let json = serde_json::json!({ "machine": machine, "results": outcomes });
     std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&json).expect("json")).expect("write json");
     let mut md = format!(
