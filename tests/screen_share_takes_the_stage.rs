@@ -46,7 +46,7 @@ fn a_shared_screen_is_shown_large() {
     let screen = Publisher::share_screen(server.addr, room, Source { audio: false, width: 640, height: 360, ..Source::new(BLUE, 0) }, &bo_token);
     wait_for(Duration::from_secs(10), "the screen large, the cameras small", || {
         let [r, g, b] = shares(&viewer)?;
-        if b >= 0.6 && r >= 0.01 && r < 0.15 && g >= 0.01 && g < 0.15 {
+        if b >= 0.6 && (0.01..0.15).contains(&r) && (0.01..0.15).contains(&g) {
             Ok(())
         } else {
             Err(analysis::describe(viewer.frame().as_deref(), None, &[RED, GREEN, BLUE], &[]))

@@ -164,7 +164,7 @@ fn rtpmap_encoding(media: &SDPMediaRef, pt: u8) -> Option<String> {
     Some(name.to_ascii_uppercase())
 }
 
-fn fmtp_of<'a>(media: &'a SDPMediaRef, pt: u8) -> Option<&'a str> {
+fn fmtp_of(media: &SDPMediaRef, pt: u8) -> Option<&str> {
     attr_for_pt(media, "fmtp", pt)
 }
 

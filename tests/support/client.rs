@@ -277,8 +277,7 @@ impl Viewer {
 
     /// A viewer that only counts the bytes it receives (decodes nothing): load for benchmarks.
     pub fn start_counting(addr: SocketAddr, room: &str) -> Self {
-        let v = Self::start_inner_with(addr, room, None, Codec::Vp8, true, false, |_| {});
-        v
+        Self::start_inner_with(addr, room, None, Codec::Vp8, true, false, |_| {})
     }
 
     /// A decoding viewer that also records when `colour` appears and `tone_hz` starts.
