@@ -4,16 +4,18 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
-use gst_webrtc::{WebRTCPeerConnectionState, WebRTCRTPTransceiver, WebRTCRTPTransceiverDirection};
+use gst_webrtc::WebRTCPeerConnectionState;
 use tokio::sync::{mpsc, oneshot};
 
-use super::egress::{self, TeeLink};
+use super::egress::TeeLink;
+
+mod sessions;
 use super::ingest;
 use super::tile::Tile;
 use super::mixer::MixKey;
 use super::peer::{self, Liveness};
-use super::pipeline::{gst_err, RoomPipeline};
-use super::sdp::{OfferPlan, Track};
+use super::pipeline::RoomPipeline;
+use super::sdp::OfferPlan;
 use super::{MediaError, MediaEvent, Owner, SharedMediaConfig, Stage, TileLabel, Voice};
 use crate::room::participants::ParticipantId;
 use crate::ids::{RoomId, SessionId};
@@ -484,217 +486,6 @@ impl RoomTask {
         }
     }
 
-    /// A new session: a bin holding a webrtcbin, in the pipeline and playing, registered
-    /// under a fresh id. Whatever fails later is undone by [`RoomTask::remove`].
-    fn start_session(&mut self, id: SessionId, prefix: &str, kind: Kind) -> Result<NewSession, MediaError> {
-        self.next_element_id += 1;
-        let name = format!("{prefix}-{}", self.next_element_id);
-        let bin = gst::Bin::with_name(&name);
-        let webrtc = peer::new_webrtcbin("webrtc", &self.cfg.ice, self.cfg.jitterbuffer_ms)?;
-        bin.add(&webrtc).map_err(gst_err)?;
-        self.pipe.pipeline.add(&bin).map_err(gst_err)?;
-        let liveness = Liveness::new(self.epoch);
-        let gate = ingest::VideoGate::default();
-        if matches!(kind, Kind::Publisher { .. }) {
-            ingest::on_incoming_streams(&webrtc, liveness.clone(), gate.clone());
-        }
-        self.watch_connection(id, &webrtc);
-        self.insert_session(id, Session {
-            name: name.clone(),
-            bin: bin.clone(),
-            webrtc: webrtc.clone(),
-            liveness: liveness.clone(),
-            connected: false,
-            kind,
-        })?;
-        Ok(NewSession { id, name, bin, webrtc, liveness, gate })
-    }
-
-    fn watch_connection(&self, id: SessionId, webrtc: &gst::Element) {
-        let events = self.events.clone();
-        webrtc.connect_notify(Some("connection-state"), move |w, _| {
-            let state = w.property::<WebRTCPeerConnectionState>("connection-state");
-            let _ = events.send(Event::Connection { session: id, state });
-        });
-    }
-
-    async fn add_publisher(
-        &mut self,
-        offer: gst_sdp::SDPMessage,
-        plan: OfferPlan,
-        owner: Option<Owner>,
-        screen: bool,
-    ) -> Result<(SessionId, gst::Element, Liveness), MediaError> {
-        // The id is drawn here because an anonymous publisher's voice is its session (and so
-        // is a shared screen's sound: it is not the sharer's voice).
-        let id = SessionId::random();
-        let participant = owner.as_ref().map(|o| o.participant);
-        let voice = participant.filter(|_| !screen).map(Voice::Participant).unwrap_or(Voice::Session(id));
-        if let Some(o) = &owner {
-            self.labels.entry(o.participant).or_insert_with(|| TileLabel { name: o.name.clone(), ..Default::default() });
-        }
-        let kind = Kind::Publisher { tile: None, has_audio: plan.audio.is_some(), voice: voice.clone(), owner: participant, screen };
-        let NewSession { id, name, bin, webrtc, liveness, gate } = self.start_session(id, "pub", kind)?;
-        let tails = (|| {
-            // A participant without a camera still gets a tile: their name on a plain background.
-            let mut label = participant.and_then(|p| self.labels.get(&p).cloned()).unwrap_or_default();
-            label.video_muted &= !screen;
-            let tile = if plan.video.is_some() || (participant.is_some() && !screen) {
-                let events = self.events.clone();
-                let mut tile = Tile::new(&bin, plan.video.is_some(), gate.clone(), label.clone(), move || {
-                    let _ = events.send(Event::FirstFrame { session: id });
-                })?;
-                tile.set_label(label, &self.pipe)?;
-                Some(tile)
-            } else {
-                None
-            };
-            if plan.audio.is_some() {
-                ingest::add_audio_tail(&bin, self.pipe.mixer.add_input(voice.clone()))?;
-            }
-            Ok::<_, MediaError>(tile)
-        })();
-        let tile = match tails {
-            Ok(tile) => tile,
-            Err(e) => {
-                self.remove(id, "could not build its branch");
-                return Err(e);
-            }
-        };
-        let has_video = plan.video.is_some();
-        if let Some(Session { kind: Kind::Publisher { tile: t, .. }, .. }) = self.sessions.get_mut(&id) {
-            *t = tile;
-        }
-        self.refresh_tile(id);
-        let configured = async {
-            // webrtcbin 1.22 creates transceivers for a remote offer only when answering;
-            // receive-only ones added first are matched to the offer's m-lines by kind.
-            let mut tracks: Vec<&Track> = plan.video.iter().map(|(_, t)| t).chain(plan.audio.iter()).collect();
-            tracks.sort_by_key(|t| t.mline);
-            for track in tracks {
-                receive_only(&webrtc, track);
-            }
-            peer::set_remote_offer(&webrtc, offer).await?;
-            Ok::<_, MediaError>(())
-        }
-        .await;
-        if let Err(e) = configured {
-            self.remove(id, "offer refused");
-            return Err(e);
-        }
-        tracing::info!(room = %self.room, session = %name, video = has_video, audio = plan.audio.is_some(), "publisher joined");
-        Ok((id, webrtc, liveness))
-    }
-
-    async fn add_viewer(
-        &mut self,
-        offer: gst_sdp::SDPMessage,
-        plan: OfferPlan,
-        exclude: Option<Voice>,
-        owner: Option<ParticipantId>,
-    ) -> Result<(SessionId, gst::Element, Liveness), MediaError> {
-        // A viewer who is also a talker hears the mix without their own voice; everyone else
-        // shares the full mix. A participant's own mix exists even before their microphone
-        // arrives (browsers post WHIP and WHEP at the same time).
-        let mix: MixKey = match exclude {
-            None => None,
-            Some(Voice::Participant(p)) => Some(Voice::Participant(p)),
-            Some(Voice::Session(s)) => match self.sessions.get(&s).map(|s| &s.kind) {
-                Some(Kind::Publisher { has_audio: true, voice, .. }) => Some(voice.clone()),
-                Some(Kind::Publisher { has_audio: false, .. }) => None,
-                _ => return Err(MediaError::UnknownToken),
-            },
-        };
-        let kind = Kind::Viewer { links: Vec::new(), codec: None, mix: None, owner };
-        let NewSession { id, name, bin, webrtc, liveness, .. } = self.start_session(SessionId::random(), "view", kind)?;
-        let own_mix = mix.is_some();
-        let attached = self.attach_viewer(id, &bin, &webrtc, offer, &plan, mix).await;
-        if let Err(e) = attached {
-            self.remove(id, "offer refused");
-            return Err(e);
-        }
-        let codec = plan.video.as_ref().map(|(c, _)| c.name()).unwrap_or("none");
-        tracing::info!(room = %self.room, session = %name, codec, own_mix, "viewer joined");
-        Ok((id, webrtc, liveness))
-    }
-
-    async fn attach_viewer(
-        &mut self,
-        id: SessionId,
-        bin: &gst::Bin,
-        webrtc: &gst::Element,
-        offer: gst_sdp::SDPMessage,
-        plan: &OfferPlan,
-        mix: MixKey,
-    ) -> Result<(), MediaError> {
-        peer::set_remote_offer(webrtc, offer).await?;
-        let mut links = Vec::new();
-        let mut codec = None;
-        let mut mix_used = None;
-        let result = (|| {
-            if let Some((c, track)) = &plan.video {
-                let tee = self.pipe.video_tee(*c)?;
-                let payloader = match c {
-                    VideoCodec::Vp8 => "rtpvp8pay",
-                    VideoCodec::H264 => "rtph264pay",
-                };
-                links.push(egress::attach_track(bin, webrtc, track, payloader, &tee)?);
-                codec = Some(*c);
-            }
-            if let Some(track) = &plan.audio {
-                let tee = self.pipe.audio_tee(mix.clone())?;
-                mix_used = Some(mix.clone());
-                links.push(egress::attach_track(bin, webrtc, track, "rtpopuspay", &tee)?);
-            }
-            Ok::<_, MediaError>(())
-        })();
-        // Record what was attached even on failure, so removal undoes exactly that.
-        if let Some(Session { kind: Kind::Viewer { links: l, codec: c, mix: m, .. }, .. }) = self.sessions.get_mut(&id) {
-            *l = links;
-            *c = codec;
-            *m = mix_used;
-        }
-        result
-    }
-
-    fn insert_session(&mut self, id: SessionId, session: Session) -> Result<(), MediaError> {
-        let synced = session.bin.sync_state_with_parent().map_err(gst_err);
-        self.sessions.insert(id, session);
-        self.empty_since = None;
-        if let Err(e) = synced {
-            self.remove(id, "could not start");
-            return Err(e);
-        }
-        Ok(())
-    }
-
-    /// Finishes negotiation off the task (ICE gathering takes a few hundred ms) and replies.
-    fn negotiate(&self, id: SessionId, webrtc: gst::Element, liveness: Liveness, reply: Reply<Answer>) {
-        let events = self.events.clone();
-        let public_ip = self.cfg.ice.public_ip;
-        tokio::spawn(async move {
-            match peer::answer(&webrtc).await {
-                Ok(mut sdp) => {
-                    tracing::debug!(candidates = sdp.matches("a=candidate:").count(), "answer ready");
-                    if liveness.watch(&webrtc) == 0 {
-                        tracing::warn!("no ICE source found to watch; the session relies on RTP alone");
-                    }
-                    if let Some(ip) = public_ip {
-                        sdp = super::sdp::announce_public_ip(&sdp, ip);
-                    }
-                    if reply.send(Ok(Answer { session: id, sdp })).is_err() {
-                        // The client gave up waiting; nobody will ever use this session.
-                        let _ = events.send(Event::NegotiationFailed { session: id });
-                    }
-                }
-                Err(e) => {
-                    let _ = events.send(Event::NegotiationFailed { session: id });
-                    let _ = reply.send(Err(e.into()));
-                }
-            }
-        });
-    }
-
     /// Puts a publisher's camera on the canvas once its video is decoded.
     fn show_tile(&mut self, id: SessionId) {
         let Some(Session { kind: Kind::Publisher { tile: Some(tile), .. }, name, .. }) = self.sessions.get_mut(&id) else {
@@ -796,14 +587,6 @@ impl RoomTask {
         }
         true
     }
-}
-
-/// Adds a receive-only transceiver for `track`'s codec.
-fn receive_only(webrtc: &gst::Element, track: &Track) {
-    webrtc.emit_by_name::<WebRTCRTPTransceiver>(
-        "add-transceiver",
-        &[&WebRTCRTPTransceiverDirection::Recvonly, &track.caps],
-    );
 }
 
 fn reject(cmd: Command) {
