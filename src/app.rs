@@ -59,7 +59,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "media engine ready"
     );
     let rooms = Arc::new(Rooms::new(Arc::new(media), config.empty_room_grace, (config.max_participants, config.max_audience)));
-    let app = router(AppState { rooms: rooms.clone(), web: WebFiles { dir: config.web_dir.clone() } });
+    let app = router(AppState {
+        rooms: rooms.clone(),
+        web: WebFiles { dir: config.web_dir.clone() },
+        trust_forwarded_for: config.trust_forwarded_for,
+    });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

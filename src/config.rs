@@ -82,6 +82,10 @@ pub struct ServeArgs {
     /// Most receive-only audience members in presentation mode [default: 500].
     #[arg(long, env = "PLENUM_MAX_AUDIENCE")]
     pub max_audience: Option<usize>,
+    /// Behind a reverse proxy: take the client address (for the password rate limit) from the
+    /// last entry of `X-Forwarded-For`, which the proxy appends. Only with a proxy in front.
+    #[arg(long, env = "PLENUM_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
     /// Serve the browser client from this directory instead of the built-in copy (development).
     #[arg(long, env = "PLENUM_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
@@ -110,6 +114,8 @@ struct FileConfig {
     rtp_ports: Option<String>,
     max_participants: Option<usize>,
     max_audience: Option<usize>,
+    #[serde(default)]
+    trust_forwarded_for: bool,
     web_dir: Option<PathBuf>,
     empty_room_grace_secs: Option<u64>,
 }
@@ -172,6 +178,7 @@ pub struct Config {
     pub ice: IceConfig,
     pub max_participants: usize,
     pub max_audience: usize,
+    pub trust_forwarded_for: bool,
     pub web_dir: Option<PathBuf>,
     pub empty_room_grace: Duration,
 }
@@ -219,6 +226,7 @@ impl Config {
                 .or(file.max_participants)
                 .unwrap_or(crate::room::participants::DEFAULT_MAX_PARTICIPANTS),
             max_audience: args.max_audience.or(file.max_audience).unwrap_or(crate::room::participants::DEFAULT_MAX_AUDIENCE),
+            trust_forwarded_for: args.trust_forwarded_for || file.trust_forwarded_for,
             web_dir: args.web_dir.or(file.web_dir),
             empty_room_grace: args
                 .empty_room_grace_secs

@@ -28,6 +28,26 @@ const TRICKLE: &str = "application/trickle-ice-sdpfrag";
 pub struct AppState {
     pub rooms: Arc<Rooms>,
     pub web: WebFiles,
+    /// Take client addresses from `X-Forwarded-For` (a reverse proxy in front).
+    pub trust_forwarded_for: bool,
+}
+
+/// The client's address: the TCP peer, or behind a trusted proxy the last `X-Forwarded-For`
+/// entry (the one the proxy itself appended; earlier ones are the client's to forge).
+fn client_address(headers: &HeaderMap, peer: std::net::SocketAddr, trust_forwarded_for: bool) -> std::net::IpAddr {
+    if trust_forwarded_for {
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
+            .last();
+        if let Some(address) = forwarded {
+            return address;
+        }
+    }
+    peer.ip()
 }
 
 /// Which of the two symmetric protocols a request belongs to.
@@ -119,7 +139,7 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
 }
 
 /// `Authorization: Bearer <participant token | room password | publisher session>`.
-fn caller(headers: &HeaderMap, address: std::net::SocketAddr) -> Result<Caller, ApiError> {
+fn caller(headers: &HeaderMap, address: std::net::IpAddr) -> Result<Caller, ApiError> {
     let bearer = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(value) => {
@@ -133,7 +153,7 @@ fn caller(headers: &HeaderMap, address: std::net::SocketAddr) -> Result<Caller, 
             Some(token.to_string())
         }
     };
-    Ok(Caller { bearer, address: address.ip() })
+    Ok(Caller { bearer, address })
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -158,15 +178,17 @@ fn created(flow: Flow, room: &RoomId, answer: crate::media::Answer) -> Response 
 async fn websocket(
     State(state): State<AppState>,
     Path(room): Path<String>,
-    ConnectInfo(address): ConnectInfo<std::net::SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
     upgrade: axum::extract::WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
     let control = state.rooms.control(&room)?;
+    let address = client_address(&headers, peer, state.trust_forwarded_for);
     Ok(upgrade
         .max_message_size(ws::MAX_WS_MESSAGE)
         .max_frame_size(ws::MAX_WS_MESSAGE)
-        .on_upgrade(move |socket| ws::serve(socket, control, address.ip())))
+        .on_upgrade(move |socket| ws::serve(socket, control, address)))
 }
 
 /// What a visitor may know before joining: password needed, waiting room, presentation mode.
@@ -196,7 +218,7 @@ async fn whip_post(
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
     require_content_type(&headers, SDP)?;
-    let caller = caller(&headers, address)?;
+    let caller = caller(&headers, client_address(&headers, address, state.trust_forwarded_for))?;
     let body = read_body(&headers, body).await?;
     let screen = query.screen.is_some_and(|v| v == "1" || v == "true");
     let answer = state.rooms.publish(&room, &body, caller, screen).await?;
@@ -212,7 +234,7 @@ async fn whep_post(
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
     require_content_type(&headers, SDP)?;
-    let caller = caller(&headers, address)?;
+    let caller = caller(&headers, client_address(&headers, address, state.trust_forwarded_for))?;
     let body = read_body(&headers, body).await?;
     let answer = state.rooms.view(&room, &body, caller).await?;
     Ok(created(Flow::Whep, &room, answer))
@@ -250,4 +272,19 @@ async fn trickle(
         .collect();
     state.rooms.trickle(&room, session, candidates).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
+        let peer: std::net::SocketAddr = "10.0.0.1:4000".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 203.0.113.9"));
+        assert_eq!(client_address(&headers, peer, false).to_string(), "10.0.0.1");
+        assert_eq!(client_address(&headers, peer, true).to_string(), "203.0.113.9", "the proxy's own entry");
+        assert_eq!(client_address(&HeaderMap::new(), peer, true).to_string(), "10.0.0.1");
+    }
 }
