@@ -28,6 +28,17 @@ impl TeeLink {
         }
         self.tee.release_request_pad(&self.tee_pad);
     }
+
+    /// Feeds the viewer's branch from `tee` instead (another mix of the same format).
+    pub fn move_to(&mut self, tee: &gst::Element) -> Result<(), MediaError> {
+        let ghost = self.tee_pad.peer().ok_or_else(|| MediaError::Internal("viewer branch unlinked".into()))?;
+        let new_pad = tee.request_pad_simple("src_%u").ok_or_else(|| MediaError::Internal("tee gave no pad".into()))?;
+        self.detach();
+        new_pad.link(&ghost).map_err(gst_err)?;
+        self.tee = tee.clone();
+        self.tee_pad = new_pad;
+        Ok(())
+    }
 }
 
 /// Sends `tee`'s stream on the m-line of `track`: the transceiver becomes sendonly with the

@@ -206,7 +206,15 @@ impl RoomMedia {
 
 enum Kind {
     Publisher { tile: Option<Tile>, has_audio: bool, voice: Voice, owner: Option<ParticipantId>, screen: bool },
-    Viewer { links: Vec<TeeLink>, codec: Option<VideoCodec>, mix: Option<MixKey>, owner: Option<ParticipantId> },
+    Viewer {
+        links: Vec<TeeLink>,
+        /// The branch off one of the mixes (`mix` says which), moved when its owner's
+        /// microphone comes or goes.
+        audio: Option<TeeLink>,
+        codec: Option<VideoCodec>,
+        mix: Option<MixKey>,
+        owner: Option<ParticipantId>,
+    },
 }
 
 impl Kind {
@@ -519,6 +527,35 @@ impl RoomTask {
         self.relayout();
     }
 
+    /// A participant's views hear "everyone but me" only while their microphone is in the mix;
+    /// otherwise they share the full mix's encode (listeners, audience: one Opus encode for all).
+    fn retarget_own_mix(&mut self, participant: ParticipantId, own: bool) {
+        let key: MixKey = own.then_some(Voice::Participant(participant));
+        let theirs: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| matches!(&s.kind, Kind::Viewer { owner: Some(o), mix: Some(m), audio: Some(_), .. } if *o == participant && *m != key))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in theirs {
+            let tee = match self.pipe.audio_tee(key.clone()) {
+                Ok(tee) => tee,
+                Err(e) => {
+                    tracing::warn!(room = %self.room, error = %e, "could not switch a viewer's mix");
+                    continue;
+                }
+            };
+            let Some(Session { kind: Kind::Viewer { audio: Some(link), mix: Some(mix), .. }, .. }) = self.sessions.get_mut(&id) else {
+                continue;
+            };
+            let old = std::mem::replace(mix, key.clone());
+            if let Err(e) = link.move_to(&tee) {
+                tracing::warn!(room = %self.room, error = %e, "could not switch a viewer's mix");
+            }
+            self.pipe.release_audio(old);
+        }
+    }
+
     fn relayout(&mut self) {
         let on_stage = |s: &Session| match (&self.stage.on_stage, s.kind.owner()) {
             (Some(set), Some(p)) => set.contains(&p),
@@ -554,10 +591,14 @@ impl RoomTask {
     fn remove(&mut self, id: SessionId, why: &str) -> bool {
         let Some(mut session) = self.sessions.remove(&id) else { return false };
         match &mut session.kind {
-            Kind::Publisher { tile, voice, owner, screen, .. } => {
+            Kind::Publisher { tile, voice, owner, screen, has_audio } => {
                 self.pipe.mixer.remove_input(voice);
                 if let Some(participant) = owner {
                     let _ = self.out.send(MediaEvent::PublisherEnded { participant: *participant, screen: *screen });
+                }
+                if let (Voice::Participant(p), true) = (&*voice, *has_audio) {
+                    let p = *p;
+                    self.retarget_own_mix(p, false);
                 }
                 if let Some(tile) = tile.as_mut() {
                     tile.release(&self.pipe);
@@ -568,8 +609,8 @@ impl RoomTask {
                 }
                 tracing::info!(room = %self.room, session = %session.name, reason = why, "publisher left");
             }
-            Kind::Viewer { links, mix, .. } => {
-                for link in links {
+            Kind::Viewer { links, audio, mix, .. } => {
+                for link in links.iter().chain(audio.iter()) {
                     link.detach();
                 }
                 if let Some(mix) = mix {

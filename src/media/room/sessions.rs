@@ -44,6 +44,13 @@ impl RoomTask {
         Ok(NewSession { id, name, bin, webrtc, liveness, gate })
     }
 
+    /// Whether `participant` has a microphone in the mix (a publisher with audio).
+    fn has_microphone(&self, participant: ParticipantId) -> bool {
+        self.sessions.values().any(|s| {
+            matches!(&s.kind, Kind::Publisher { voice: Voice::Participant(p), has_audio: true, .. } if *p == participant)
+        })
+    }
+
     pub(super) fn watch_connection(&self, id: SessionId, webrtc: &gst::Element) {
         let events = self.events.clone();
         webrtc.connect_notify(Some("connection-state"), move |w, _| {
@@ -96,6 +103,9 @@ impl RoomTask {
             }
         };
         let has_video = plan.video.is_some();
+        if let (Some(p), true, false) = (participant, plan.audio.is_some(), screen) {
+            self.retarget_own_mix(p, true);
+        }
         if let Some(Session { kind: Kind::Publisher { tile: t, .. }, .. }) = self.sessions.get_mut(&id) {
             *t = tile;
         }
@@ -128,18 +138,18 @@ impl RoomTask {
         owner: Option<ParticipantId>,
     ) -> Result<(SessionId, gst::Element, Liveness), MediaError> {
         // A viewer who is also a talker hears the mix without their own voice; everyone else
-        // shares the full mix. A participant's own mix exists even before their microphone
-        // arrives (browsers post WHIP and WHEP at the same time).
+        // shares the full mix. A participant's view moves to its own mix when their
+        // microphone arrives (see `retarget_own_mix`).
         let mix: MixKey = match exclude {
             None => None,
-            Some(Voice::Participant(p)) => Some(Voice::Participant(p)),
+            Some(Voice::Participant(p)) => self.has_microphone(p).then_some(Voice::Participant(p)),
             Some(Voice::Session(s)) => match self.sessions.get(&s).map(|s| &s.kind) {
                 Some(Kind::Publisher { has_audio: true, voice, .. }) => Some(voice.clone()),
                 Some(Kind::Publisher { has_audio: false, .. }) => None,
                 _ => return Err(MediaError::UnknownToken),
             },
         };
-        let kind = Kind::Viewer { links: Vec::new(), codec: None, mix: None, owner };
+        let kind = Kind::Viewer { links: Vec::new(), audio: None, codec: None, mix: None, owner };
         let NewSession { id, name, bin, webrtc, liveness, .. } = self.start_session(SessionId::random(), "view", kind)?;
         let own_mix = mix.is_some();
         let attached = self.attach_viewer(id, &bin, &webrtc, offer, &plan, mix).await;
@@ -163,6 +173,7 @@ impl RoomTask {
     ) -> Result<(), MediaError> {
         peer::set_remote_offer(webrtc, offer).await?;
         let mut links = Vec::new();
+        let mut audio = None;
         let mut codec = None;
         let mut mix_used = None;
         let result = (|| {
@@ -178,13 +189,14 @@ impl RoomTask {
             if let Some(track) = &plan.audio {
                 let tee = self.pipe.audio_tee(mix.clone())?;
                 mix_used = Some(mix.clone());
-                links.push(egress::attach_track(bin, webrtc, track, "rtpopuspay", &tee)?);
+                audio = Some(egress::attach_track(bin, webrtc, track, "rtpopuspay", &tee)?);
             }
             Ok::<_, MediaError>(())
         })();
         // Record what was attached even on failure, so removal undoes exactly that.
-        if let Some(Session { kind: Kind::Viewer { links: l, codec: c, mix: m, .. }, .. }) = self.sessions.get_mut(&id) {
+        if let Some(Session { kind: Kind::Viewer { links: l, audio: a, codec: c, mix: m, .. }, .. }) = self.sessions.get_mut(&id) {
             *l = links;
+            *a = audio;
             *c = codec;
             *m = mix_used;
         }
