@@ -69,73 +69,6 @@ fn even(v: u32) -> u32 {
     v & !1
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const HD: Size = Size { width: 1280, height: 720 };
-
-    #[test]
-    fn shapes_are_near_square() {
-        assert_eq!(grid_shape(1), (1, 1));
-        assert_eq!(grid_shape(2), (2, 1));
-        assert_eq!(grid_shape(3), (2, 2));
-        assert_eq!(grid_shape(4), (2, 2));
-        assert_eq!(grid_shape(5), (3, 2));
-        assert_eq!(grid_shape(10), (4, 3));
-        assert_eq!(grid_shape(16), (4, 4));
-        assert_eq!(grid_shape(50), (8, 7));
-    }
-
-    #[test]
-    fn one_tile_fills_the_canvas() {
-        assert_eq!(grid(1, HD), vec![Rect { x: 0, y: 0, width: 1280, height: 720 }]);
-    }
-
-    #[test]
-    fn tiles_are_inside_even_and_disjoint_for_every_count() {
-        for canvas in [HD, Size { width: 640, height: 360 }, Size { width: 1920, height: 1080 }] {
-            for n in 1..=50 {
-                let tiles = grid(n, canvas);
-                assert_eq!(tiles.len(), n);
-                for (i, t) in tiles.iter().enumerate() {
-                    assert!(t.x + t.width <= canvas.width, "n={n} tile {i} {t:?}");
-                    assert!(t.y + t.height <= canvas.height, "n={n} tile {i} {t:?}");
-                    assert!(t.width > 0 && t.height > 0);
-                    assert_eq!((t.x | t.y | t.width | t.height) & 1, 0, "odd {t:?}");
-                    for u in &tiles[i + 1..] {
-                        assert!(!t.intersects(u), "n={n}: {t:?} overlaps {u:?}");
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn tiles_keep_the_canvas_shape_in_square_grids() {
-        for n in [4, 9, 16] {
-            for t in grid(n, HD) {
-                let ratio = t.width as f64 / t.height as f64;
-                assert!((ratio - 16.0 / 9.0).abs() < 0.02, "n={n} {t:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn incomplete_last_row_is_centred() {
-        let tiles = grid(3, HD);
-        assert_eq!(tiles[0], Rect { x: 0, y: 0, width: 640, height: 360 });
-        assert_eq!(tiles[1], Rect { x: 640, y: 0, width: 640, height: 360 });
-        assert_eq!(tiles[2], Rect { x: 320, y: 360, width: 640, height: 360 });
-    }
-
-    #[test]
-    fn too_small_a_canvas_gives_no_tiles_rather_than_zero_sizes() {
-        assert!(grid(50, Size { width: 8, height: 8 }).is_empty());
-        assert!(grid(0, HD).is_empty());
-    }
-}
-
 /// How the room's picture is arranged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -267,5 +200,72 @@ mod arrange_tests {
         assert_ne!(arrange(LayoutMode::Grid, &shown, HD)[..4], before[..]);
         shown.pop();
         assert_eq!(arrange(LayoutMode::Grid, &shown, HD), before);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HD: Size = Size { width: 1280, height: 720 };
+
+    #[test]
+    fn shapes_are_near_square() {
+        assert_eq!(grid_shape(1), (1, 1));
+        assert_eq!(grid_shape(2), (2, 1));
+        assert_eq!(grid_shape(3), (2, 2));
+        assert_eq!(grid_shape(4), (2, 2));
+        assert_eq!(grid_shape(5), (3, 2));
+        assert_eq!(grid_shape(10), (4, 3));
+        assert_eq!(grid_shape(16), (4, 4));
+        assert_eq!(grid_shape(50), (8, 7));
+    }
+
+    #[test]
+    fn one_tile_fills_the_canvas() {
+        assert_eq!(grid(1, HD), vec![Rect { x: 0, y: 0, width: 1280, height: 720 }]);
+    }
+
+    #[test]
+    fn tiles_are_inside_even_and_disjoint_for_every_count() {
+        for canvas in [HD, Size { width: 640, height: 360 }, Size { width: 1920, height: 1080 }] {
+            for n in 1..=50 {
+                let tiles = grid(n, canvas);
+                assert_eq!(tiles.len(), n);
+                for (i, t) in tiles.iter().enumerate() {
+                    assert!(t.x + t.width <= canvas.width, "n={n} tile {i} {t:?}");
+                    assert!(t.y + t.height <= canvas.height, "n={n} tile {i} {t:?}");
+                    assert!(t.width > 0 && t.height > 0);
+                    assert_eq!((t.x | t.y | t.width | t.height) & 1, 0, "odd {t:?}");
+                    for u in &tiles[i + 1..] {
+                        assert!(!t.intersects(u), "n={n}: {t:?} overlaps {u:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tiles_keep_the_canvas_shape_in_square_grids() {
+        for n in [4, 9, 16] {
+            for t in grid(n, HD) {
+                let ratio = t.width as f64 / t.height as f64;
+                assert!((ratio - 16.0 / 9.0).abs() < 0.02, "n={n} {t:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn incomplete_last_row_is_centred() {
+        let tiles = grid(3, HD);
+        assert_eq!(tiles[0], Rect { x: 0, y: 0, width: 640, height: 360 });
+        assert_eq!(tiles[1], Rect { x: 640, y: 0, width: 640, height: 360 });
+        assert_eq!(tiles[2], Rect { x: 320, y: 360, width: 640, height: 360 });
+    }
+
+    #[test]
+    fn too_small_a_canvas_gives_no_tiles_rather_than_zero_sizes() {
+        assert!(grid(50, Size { width: 8, height: 8 }).is_empty());
+        assert!(grid(0, HD).is_empty());
     }
 }
