@@ -42,7 +42,7 @@ fn client_address(headers: &HeaderMap, peer: std::net::SocketAddr, trust_forward
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
-            .last();
+            .next_back();
         if let Some(address) = forwarded {
             return address;
         }
