@@ -49,6 +49,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         canvas: config.canvas,
         fps: config.fps,
         jitterbuffer_ms: config.jitterbuffer_ms,
+        max_tiles: config.max_tiles,
         ice: config.ice.clone(),
         vp8_profile: profiles.select(&config.vp8_profile, VideoCodec::Vp8)?,
         h264_profile: profiles.select(&config.h264_profile, VideoCodec::H264)?,

@@ -15,6 +15,8 @@ use crate::room::layout::Size;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_CANVAS: Size = Size { width: 1280, height: 720 };
 pub const DEFAULT_FPS: u32 = 30;
+/// Tiles in the grid before the least recent speakers leave the picture (5 x 5).
+pub const DEFAULT_MAX_TILES: usize = 25;
 pub const DEFAULT_VP8_PROFILE: &str = "vp8";
 pub const DEFAULT_H264_PROFILE: &str = "h264-x264";
 /// Receive jitterbuffer. webrtcbin's own default (200 ms) adds too much delay for conversation.
@@ -76,6 +78,10 @@ pub struct ServeArgs {
     /// UDP port range for media, MIN-MAX [default: any].
     #[arg(long, env = "PLENUM_RTP_PORTS")]
     pub rtp_ports: Option<PortRange>,
+    /// Most camera tiles in the grid; beyond that the participants who spoke least recently
+    /// are heard but not shown (and their video is not decoded) [default: 25].
+    #[arg(long, env = "PLENUM_MAX_TILES")]
+    pub max_tiles: Option<usize>,
     /// Most participants in a room [default: 50].
     #[arg(long, env = "PLENUM_MAX_PARTICIPANTS")]
     pub max_participants: Option<usize>,
@@ -112,6 +118,7 @@ struct FileConfig {
     #[serde(default)]
     ice_address: Vec<IpAddr>,
     rtp_ports: Option<String>,
+    max_tiles: Option<usize>,
     max_participants: Option<usize>,
     max_audience: Option<usize>,
     #[serde(default)]
@@ -176,6 +183,7 @@ pub struct Config {
     pub pipelines_dir: Option<PathBuf>,
     pub jitterbuffer_ms: u32,
     pub ice: IceConfig,
+    pub max_tiles: usize,
     pub max_participants: usize,
     pub max_audience: usize,
     pub trust_forwarded_for: bool,
@@ -203,6 +211,8 @@ impl Config {
         anyhow::ensure!((1..=60).contains(&fps), "fps must be between 1 and 60");
         let jitterbuffer_ms = args.jitterbuffer_ms.or(file.jitterbuffer_ms).unwrap_or(DEFAULT_JITTERBUFFER_MS);
         anyhow::ensure!(jitterbuffer_ms <= 2000, "jitterbuffer_ms must be at most 2000");
+        let max_tiles = args.max_tiles.or(file.max_tiles).unwrap_or(DEFAULT_MAX_TILES);
+        anyhow::ensure!((1..=100).contains(&max_tiles), "max_tiles must be between 1 and 100");
         Ok(Self {
             listen: args
                 .listen
@@ -221,6 +231,7 @@ impl Config {
                 local_addresses: if args.ice_address.is_empty() { file.ice_address } else { args.ice_address },
                 rtp_ports,
             },
+            max_tiles,
             max_participants: args
                 .max_participants
                 .or(file.max_participants)
@@ -254,6 +265,7 @@ mod tests {
         assert_eq!(c.canvas, DEFAULT_CANVAS);
         assert_eq!(c.fps, 30);
         assert_eq!(c.vp8_profile, "vp8");
+        assert_eq!(c.max_tiles, 25);
     }
 
     #[test]
@@ -274,6 +286,7 @@ mod tests {
         assert!("1280".parse::<CanvasArg>().is_err());
         assert!("1281x720".parse::<CanvasArg>().is_err());
         assert!("9-3".parse::<PortRange>().is_err());
+        assert!(Config::resolve(ServeArgs { max_tiles: Some(0), ..Default::default() }).is_err());
         assert_eq!("40000-40010".parse::<PortRange>(), Ok(PortRange { min: 40000, max: 40010 }));
     }
 }

@@ -523,6 +523,7 @@ impl ControlTask {
                 .filter(|(_, p)| p.audio_muted)
                 .map(|(id, _)| id)
                 .collect::<BTreeSet<_>>(),
+            recent_speakers: self.state.recent_speakers(),
         };
         if self.stage.as_ref() == Some(&stage) {
             return;

@@ -59,6 +59,9 @@ pub struct Stage {
     pub on_stage: Option<std::collections::BTreeSet<ParticipantId>>,
     /// Participants whose voice is left out of the mix (muted by themselves or a moderator).
     pub silenced: std::collections::BTreeSet<ParticipantId>,
+    /// Who spoke most recently first (those speaking now lead); who never spoke is not listed.
+    /// When not every tile fits, the picture keeps these.
+    pub recent_speakers: Vec<ParticipantId>,
 }
 
 /// What a room's media tells the room's control.
@@ -76,6 +79,8 @@ pub struct MediaConfig {
     pub canvas: Size,
     pub fps: u32,
     pub jitterbuffer_ms: u32,
+    /// Most tiles in the grid layout (see `room::layout::arrange`).
+    pub max_tiles: usize,
     pub ice: IceConfig,
     pub vp8_profile: EncoderProfile,
     pub h264_profile: EncoderProfile,

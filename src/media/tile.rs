@@ -123,6 +123,11 @@ impl Tile {
         self.apply(pipe)
     }
 
+    /// Where the tile is now; `None` while hidden.
+    pub fn rect(&self) -> Option<Rect> {
+        self.rect
+    }
+
     pub fn place(&mut self, rect: Rect) {
         self.rect = Some(rect);
         self.gate.open();

@@ -85,6 +85,9 @@ pub enum LayoutMode {
 pub struct Shown {
     pub screen: bool,
     pub active_speaker: bool,
+    /// Who stays in the picture when not everyone fits: lower first (screens and the active
+    /// speaker always do). Ties keep the earlier one.
+    pub priority: u32,
 }
 
 /// Tiles in the strip under the large tile; more are left out of the picture.
@@ -92,23 +95,40 @@ pub const STRIP_MAX: usize = 8;
 /// Share of the canvas height the large tile takes in speaker and presentation layouts.
 const STAGE_SHARE: f64 = 0.78;
 
-/// Where each of `shown` goes, in the same order; `None` = not in the picture. A shared screen
-/// switches to the presentation layout (the first screen large, everything else in the strip),
-/// whatever `mode` says; stopping the share returns to `mode`.
-pub fn arrange(mode: LayoutMode, shown: &[Shown], canvas: Size) -> Vec<Option<Rect>> {
+/// The `room` most important of `candidates` (indexes into `shown`), in their original order so
+/// that tiles keep their places when someone else enters or leaves the picture.
+fn keep(shown: &[Shown], candidates: impl Iterator<Item = usize>, room: usize) -> Vec<usize> {
+    let mut chosen: Vec<usize> = candidates.collect();
+    if chosen.len() > room {
+        chosen.sort_by_key(|&i| (!shown[i].screen, !shown[i].active_speaker, shown[i].priority, i));
+        chosen.truncate(room);
+        chosen.sort_unstable();
+    }
+    chosen
+}
+
+/// Where each of `shown` goes, in the same order; `None` = not in the picture. The grid holds at
+/// most `max_tiles`. A shared screen switches to the presentation layout (the first screen
+/// large, others in the strip), whatever `mode` says; stopping the share returns to `mode`.
+pub fn arrange(mode: LayoutMode, shown: &[Shown], canvas: Size, max_tiles: usize) -> Vec<Option<Rect>> {
     let stage = shown
         .iter()
         .position(|s| s.screen)
         .or_else(|| (mode == LayoutMode::Speaker && shown.len() > 1).then(|| shown.iter().position(|s| s.active_speaker).unwrap_or(0)));
     let Some(stage) = stage else {
-        return grid(shown.len(), canvas).into_iter().map(Some).collect();
+        let chosen = keep(shown, 0..shown.len(), max_tiles.max(1));
+        let mut out = vec![None; shown.len()];
+        for (&i, rect) in chosen.iter().zip(grid(chosen.len(), canvas)) {
+            out[i] = Some(rect);
+        }
+        return out;
     };
     if shown.len() == 1 {
         return vec![Some(Rect { x: 0, y: 0, width: even(canvas.width), height: even(canvas.height) })];
     }
     let stage_h = even((f64::from(canvas.height) * STAGE_SHARE) as u32);
     let strip_h = even(canvas.height - stage_h);
-    let strip: Vec<usize> = (0..shown.len()).filter(|&i| i != stage).take(STRIP_MAX).collect();
+    let strip = keep(shown, (0..shown.len()).filter(|&i| i != stage), STRIP_MAX);
     // Strip tiles keep the canvas shape if they fit, else share the width.
     let ideal_w = even((u64::from(strip_h) * u64::from(canvas.width) / u64::from(canvas.height.max(1))) as u32);
     let tile_w = even(ideal_w.min(canvas.width / strip.len().max(1) as u32));
@@ -128,7 +148,7 @@ mod arrange_tests {
     const HD: Size = Size { width: 1280, height: 720 };
 
     fn cameras(n: usize, active: usize) -> Vec<Shown> {
-        (0..n).map(|i| Shown { screen: false, active_speaker: i == active }).collect()
+        (0..n).map(|i| Shown { screen: false, active_speaker: i == active, priority: u32::MAX }).collect()
     }
 
     fn check_sane(rects: &[Option<Rect>], what: &str) {
@@ -148,12 +168,12 @@ mod arrange_tests {
         for n in [1, 2, 5, 16, 50] {
             for mode in [LayoutMode::Grid, LayoutMode::Speaker] {
                 let mut shown = cameras(n, n / 2);
-                let rects = arrange(mode, &shown, HD);
+                let rects = arrange(mode, &shown, HD, 25);
                 assert_eq!(rects.len(), n);
                 check_sane(&rects, &format!("{mode:?} n={n}"));
                 // With a screen share on top of the cameras.
-                shown.push(Shown { screen: true, active_speaker: false });
-                let rects = arrange(mode, &shown, HD);
+                shown.push(Shown { screen: true, active_speaker: false, priority: u32::MAX });
+                let rects = arrange(mode, &shown, HD, 25);
                 check_sane(&rects, &format!("{mode:?} n={n} + screen"));
                 let screen = rects[n].expect("the screen is always shown");
                 assert_eq!(screen.width, 1280, "screen takes the full width");
@@ -165,14 +185,45 @@ mod arrange_tests {
     }
 
     #[test]
+    fn a_full_grid_keeps_the_recent_speakers_in_their_places() {
+        // 50 cameras, room for 16: the active speaker (no. 40) and the 20 who spoke (priority
+        // by recency, no. 49 most recent) compete; the rest never spoke.
+        let mut shown = cameras(50, 40);
+        for (rank, i) in (30..50).rev().enumerate() {
+            shown[i].priority = rank as u32;
+        }
+        let rects = arrange(LayoutMode::Grid, &shown, HD, 16);
+        check_sane(&rects, "grid of 16 out of 50");
+        let visible: Vec<usize> = (0..50).filter(|&i| rects[i].is_some()).collect();
+        assert_eq!(visible, (34..50).collect::<Vec<_>>(), "the 16 most recent speakers, 40 among them");
+        assert_eq!(rects[34].unwrap().width, 320, "a 4 x 4 grid on 1280 x 720");
+        // Reading order follows joining order, not priority.
+        assert!(rects[34].unwrap().y <= rects[49].unwrap().y && rects[34].unwrap().x < rects[35].unwrap().x);
+        // Nobody spoke yet: the first 16 to join, and the active speaker whatever its rank.
+        let rects = arrange(LayoutMode::Grid, &cameras(50, 40), HD, 16);
+        let visible: Vec<usize> = (0..50).filter(|&i| rects[i].is_some()).collect();
+        assert_eq!(visible, (0..15).chain([40]).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_strip_keeps_the_recent_speakers_too() {
+        let mut shown = cameras(20, 0);
+        shown[19].priority = 0;
+        shown[12].priority = 1;
+        let rects = arrange(LayoutMode::Speaker, &shown, HD, 25);
+        let visible: Vec<usize> = (0..20).filter(|&i| rects[i].is_some()).collect();
+        assert_eq!(visible, vec![0, 1, 2, 3, 4, 5, 6, 12, 19]);
+    }
+
+    #[test]
     fn grid_shows_everyone_equally() {
-        let rects = arrange(LayoutMode::Grid, &cameras(5, 2), HD);
+        let rects = arrange(LayoutMode::Grid, &cameras(5, 2), HD, 25);
         assert!(rects.iter().all(|r| r.is_some_and(|r| r.width == rects[0].unwrap().width)));
     }
 
     #[test]
     fn speaker_layout_puts_the_active_speaker_large() {
-        let rects = arrange(LayoutMode::Speaker, &cameras(5, 3), HD);
+        let rects = arrange(LayoutMode::Speaker, &cameras(5, 3), HD, 25);
         let big = rects[3].unwrap();
         assert_eq!((big.x, big.y, big.width), (0, 0, 1280));
         assert!(rects.iter().enumerate().filter(|(i, _)| *i != 3).all(|(_, r)| r.unwrap().height < big.height / 3));
@@ -180,26 +231,26 @@ mod arrange_tests {
 
     #[test]
     fn speaker_layout_without_a_speaker_takes_the_first() {
-        let shown = vec![Shown { screen: false, active_speaker: false }; 3];
-        let rects = arrange(LayoutMode::Speaker, &shown, HD);
+        let shown = vec![Shown { screen: false, active_speaker: false, priority: u32::MAX }; 3];
+        let rects = arrange(LayoutMode::Speaker, &shown, HD, 25);
         assert_eq!(rects[0].unwrap().width, 1280);
     }
 
     #[test]
     fn a_lone_participant_fills_the_canvas_in_every_mode() {
         for mode in [LayoutMode::Grid, LayoutMode::Speaker] {
-            assert_eq!(arrange(mode, &cameras(1, 0), HD)[0], Some(Rect { x: 0, y: 0, width: 1280, height: 720 }));
+            assert_eq!(arrange(mode, &cameras(1, 0), HD, 25)[0], Some(Rect { x: 0, y: 0, width: 1280, height: 720 }));
         }
     }
 
     #[test]
     fn stopping_a_share_returns_to_the_chosen_layout() {
         let mut shown = cameras(4, 0);
-        let before = arrange(LayoutMode::Grid, &shown, HD);
-        shown.push(Shown { screen: true, active_speaker: false });
-        assert_ne!(arrange(LayoutMode::Grid, &shown, HD)[..4], before[..]);
+        let before = arrange(LayoutMode::Grid, &shown, HD, 25);
+        shown.push(Shown { screen: true, active_speaker: false, priority: u32::MAX });
+        assert_ne!(arrange(LayoutMode::Grid, &shown, HD, 25)[..4], before[..]);
         shown.pop();
-        assert_eq!(arrange(LayoutMode::Grid, &shown, HD), before);
+        assert_eq!(arrange(LayoutMode::Grid, &shown, HD, 25), before);
     }
 }
 

@@ -74,6 +74,8 @@ pub(super) struct Participant {
     pub(super) presenter: bool,
     speaking: bool,
     speaking_since: Option<Duration>,
+    /// When this participant last started to speak.
+    last_spoke: Option<Duration>,
     quiet_since: Option<Duration>,
     chat_allowance: f64,
     chat_checked: Duration,
@@ -198,6 +200,7 @@ impl Room {
             presenter: false,
             speaking: false,
             speaking_since: None,
+            last_spoke: None,
             quiet_since: None,
             chat_allowance: CHAT_BURST,
             chat_checked: now,
@@ -406,6 +409,7 @@ impl Room {
                 if !p.speaking {
                     p.speaking = true;
                     p.speaking_since = Some(now);
+                    p.last_spoke = Some(now);
                     changed = true;
                 }
             } else if quiet && p.speaking {
@@ -435,6 +439,19 @@ impl Room {
 
     pub fn active_speaker(&self) -> Option<ParticipantId> {
         self.active
+    }
+
+    /// Who spoke most recently first: those speaking now lead, then by when they last started.
+    /// Who never spoke is left out. A picture with room for fewer tiles than cameras keeps these.
+    pub fn recent_speakers(&self) -> Vec<ParticipantId> {
+        let mut spoke: Vec<(ParticipantId, bool, Duration)> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| !p.waiting)
+            .filter_map(|(id, p)| p.last_spoke.map(|at| (*id, p.speaking, at)))
+            .collect();
+        spoke.sort_by(|a, b| (b.1, b.2).cmp(&(a.1, a.2)));
+        spoke.into_iter().map(|(id, _, _)| id).collect()
     }
 
     /// Everyone, in joining order, as the protocol describes them.
@@ -546,6 +563,22 @@ mod tests {
         room.levels(&[(a, -60.0), (b, -20.0)], ms(3500));
         assert!(!room.participants()[0].speaking);
         assert_eq!(room.active_speaker(), Some(b));
+    }
+
+    #[test]
+    fn recent_speakers_lead_with_who_speaks_now() {
+        let mut room = Room::default();
+        let a = room.join("Ada", None, T0).unwrap().id;
+        let b = room.join("Bo", None, T0).unwrap().id;
+        let c = room.join("Cy", None, T0).unwrap().id;
+        assert!(room.recent_speakers().is_empty(), "nobody spoke yet");
+        room.levels(&[(a, -20.0), (b, -70.0), (c, -70.0)], ms(0));
+        room.levels(&[(a, -60.0), (b, -20.0), (c, -70.0)], ms(500));
+        assert_eq!(room.recent_speakers(), vec![b, a], "both speak (Ada's pause is short); Bo started last");
+        room.levels(&[(a, -60.0), (b, -60.0), (c, -70.0)], ms(1000));
+        room.levels(&[(a, -20.0), (b, -60.0), (c, -70.0)], ms(1200));
+        room.levels(&[(a, -20.0), (b, -60.0), (c, -70.0)], ms(2500));
+        assert_eq!(room.recent_speakers(), vec![a, b], "Ada still speaks, Bo has stopped");
     }
 
     #[test]

@@ -234,7 +234,7 @@ pub struct Received {
     pub audio_samples: u64,
     /// Arrival times of decoded audio buffers (gaps between them are audio gaps).
     pub audio_times: Vec<Instant>,
-    /// RTP bytes received (after decryption), all streams.
+    /// RTP and RTCP bytes received on the wire (SRTP, before decryption), all streams.
     pub bytes: u64,
     /// Latency probes: when this colour appears (coverage rising past the threshold)...
     pub watch_colour: Option<(Rgb, f64)>,
@@ -323,17 +323,11 @@ impl Viewer {
             webrtc.set_property("latency", ms);
         }
         let received = Arc::new(Mutex::new(initial));
+        count_on_the_wire(&pipeline, received.clone(), !decode);
         let sink_state = received.clone();
         let pipeline_weak = pipeline.downgrade();
         webrtc.connect_pad_added(move |_, pad| {
             let Some(pipeline) = pipeline_weak.upgrade() else { return };
-            let counter = sink_state.clone();
-            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                if let Some(b) = info.buffer() {
-                    counter.lock().unwrap().bytes += b.size() as u64;
-                }
-                gst::PadProbeReturn::Ok
-            });
             if decode {
                 decode_into(&pipeline, pad, sink_state.clone());
             } else {
@@ -383,6 +377,54 @@ impl Drop for Viewer {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
     }
+}
+
+/// Counts the bytes of every RTP and RTCP packet as it arrives from the network (SRTP, before
+/// decryption: what the line carries). A counting receiver then drops them: it completes ICE and
+/// DTLS and keeps sending RTCP like any viewer, but spends nothing on decryption, jitterbuffers
+/// or depayloading, so hundreds of them fit beside the server on a small machine.
+fn count_on_the_wire(pipeline: &gst::Pipeline, received: Arc<Mutex<Received>>, drop_media: bool) {
+    pipeline.connect_deep_element_added(move |_, _, element| {
+        if !element.factory().is_some_and(|f| f.name() == "nicesrc") {
+            return;
+        }
+        let Some(pad) = element.static_pad("src") else { return };
+        let received = received.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, info| {
+            // RFC 7983: a first byte of 128..=191 is RTP or RTCP; STUN and DTLS pass untouched.
+            let is_media = |b: &gst::BufferRef| {
+                let mut first = [0u8; 1];
+                b.copy_to_slice(0, &mut first).is_ok() && (128..=191).contains(&first[0])
+            };
+            let mut media = 0u64;
+            let mut all_media = true;
+            match &info.data {
+                Some(gst::PadProbeData::Buffer(b)) => {
+                    if is_media(b) {
+                        media += b.size() as u64;
+                    } else {
+                        all_media = false;
+                    }
+                }
+                Some(gst::PadProbeData::BufferList(list)) => {
+                    for b in list.iter() {
+                        if is_media(b) {
+                            media += b.size() as u64;
+                        } else {
+                            all_media = false;
+                        }
+                    }
+                }
+                _ => all_media = false,
+            }
+            received.lock().unwrap().bytes += media;
+            if drop_media && all_media {
+                gst::PadProbeReturn::Drop
+            } else {
+                gst::PadProbeReturn::Ok
+            }
+        });
+    });
 }
 
 fn decode_into(pipeline: &gst::Pipeline, pad: &gst::Pad, received: Arc<Mutex<Received>>) {

@@ -571,14 +571,21 @@ impl RoomTask {
                     _ => (false, None),
                 };
                 let active = !screen && owner.and_then(|o| self.labels.get(&o)).is_some_and(|l| l.active_speaker);
-                layout::Shown { screen, active_speaker: active }
+                // Anonymous feeds (a hall camera over WHIP) were put there on purpose: first.
+                let priority = match owner {
+                    None => 0,
+                    Some(o) => self.stage.recent_speakers.iter().position(|p| *p == o).map_or(u32::MAX, |i| i as u32 + 1),
+                };
+                layout::Shown { screen, active_speaker: active, priority }
             })
             .collect();
-        let rects = layout::arrange(self.stage.layout, &shown, self.cfg.canvas);
+        let rects = layout::arrange(self.stage.layout, &shown, self.cfg.canvas, self.cfg.max_tiles);
         for id in self.tiles.clone() {
             let rect = shown_ids.iter().position(|s| *s == id).and_then(|i| rects[i]);
             if let Some(Session { kind: Kind::Publisher { tile: Some(tile), .. }, .. }) = self.sessions.get_mut(&id) {
                 match rect {
+                    // Unchanged: setting the same caps and position again is not free.
+                    Some(rect) if tile.rect() == Some(rect) => {}
                     Some(rect) => tile.place(rect),
                     None => tile.hide(),
                 }
