@@ -450,7 +450,7 @@ impl Room {
             .filter(|(_, p)| !p.waiting)
             .filter_map(|(id, p)| p.last_spoke.map(|at| (*id, p.speaking, at)))
             .collect();
-        spoke.sort_by(|a, b| (b.1, b.2).cmp(&(a.1, a.2)));
+        spoke.sort_by_key(|s| std::cmp::Reverse((s.1, s.2)));
         spoke.into_iter().map(|(id, _, _)| id).collect()
     }
 

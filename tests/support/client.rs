@@ -385,7 +385,7 @@ impl Drop for Viewer {
 /// or depayloading, so hundreds of them fit beside the server on a small machine.
 fn count_on_the_wire(pipeline: &gst::Pipeline, received: Arc<Mutex<Received>>, drop_media: bool) {
     pipeline.connect_deep_element_added(move |_, _, element| {
-        if !element.factory().is_some_and(|f| f.name() == "nicesrc") {
+        if element.factory().is_none_or(|f| f.name() != "nicesrc") {
             return;
         }
         let Some(pad) = element.static_pad("src") else { return };
