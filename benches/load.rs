@@ -3,11 +3,13 @@
 //!
 //! `./dev bench` (or `cargo bench --bench load`) runs every scenario below against a real
 //! `plenum serve` (release build) and writes `benches/results/results.{json,md,svg}`.
-//! Publishers replay a pre-encoded VP8 640x360@30 + Opus clip (own colour and tone, encoded
-//! once and cached in target/) over real WebRTC: the load generator encodes nothing. One probe
-//! receiver decodes and measures; the other receivers only count bytes. The server's CPU and
-//! RSS come from /proc; the engine limit is the same decode + composite + encode work as a
-//! plain local pipeline without network.
+//! Publishers replay a pre-encoded VP8 640x360@30 + Opus clip (own colour under camera-like
+//! noise, own tone; encoded once and cached in target/) over real WebRTC: the load generator
+//! encodes nothing. Only the marker publisher talks; the others murmur below the speaking
+//! threshold. Receivers get H.264 unless the scenario says VP8. One probe receiver decodes and
+//! measures; the other receivers only count the bytes on the wire. The server's CPU and RSS come
+//! from /proc; the engine limit is the same decode + composite + encode work as a plain local
+//! pipeline without network.
 //!
 //! Arguments: scenario names to run only those (default: all), e.g. `./dev bench n2 n5`.
 
@@ -17,9 +19,10 @@ mod support;
 use std::time::Duration;
 
 use support::bench::{report, run, Scenario};
+use support::client::Codec;
 
 fn scenarios() -> Vec<Scenario> {
-    let measure = Duration::from_secs(10);
+    let measure = Duration::from_secs(20);
     let base = |name: &str, rooms, publishers, receivers| Scenario {
         name: name.into(),
         rooms,
@@ -29,15 +32,24 @@ fn scenarios() -> Vec<Scenario> {
         canvas: (1280, 720),
         fps: 30,
         layout: None,
+        // Every camera in the picture (the default grid holds 25).
+        max_tiles: Some(publishers),
+        viewer_codec: Codec::H264,
         presentation: false,
     };
     vec![
         base("n2", 1, 2, 0),
         base("n5", 1, 5, 0),
         base("n10", 1, 10, 0),
+        base("n16", 1, 16, 0),
         base("n25", 1, 25, 0),
         base("n50", 1, 50, 0),
-        // 50 present, 9 visible (active speaker + strip): the others cost no decode.
+        // The same with libvpx for the composite (viewers that offer no H.264).
+        Scenario { viewer_codec: Codec::Vp8, ..base("n25vp8", 1, 25, 0) },
+        Scenario { viewer_codec: Codec::Vp8, ..base("n50vp8", 1, 50, 0) },
+        // 50 present, 16 visible (a 4 x 4 grid): the others cost no decode.
+        Scenario { max_tiles: Some(16), ..base("n50grid16", 1, 50, 0) },
+        // 50 present, 9 visible (active speaker + strip).
         Scenario { layout: Some("speaker"), ..base("n50speaker", 1, 50, 0) },
         base("rooms8x5", 8, 5, 0),
         // A lecture: one presenter, 200 receive-only viewers sharing one encode.

@@ -50,6 +50,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         fps: config.fps,
         jitterbuffer_ms: config.jitterbuffer_ms,
         max_tiles: config.max_tiles,
+        viewer_codec: config.viewer_codec,
         ice: config.ice.clone(),
         vp8_profile: profiles.select(&config.vp8_profile, VideoCodec::Vp8)?,
         h264_profile: profiles.select(&config.h264_profile, VideoCodec::H264)?,

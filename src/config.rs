@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
+use crate::profiles::VideoCodec;
 use crate::room::layout::Size;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -78,6 +79,10 @@ pub struct ServeArgs {
     /// UDP port range for media, MIN-MAX [default: any].
     #[arg(long, env = "PLENUM_RTP_PORTS")]
     pub rtp_ports: Option<PortRange>,
+    /// Codec for viewers whose browser offers both: h264 (x264 costs a fraction of libvpx's
+    /// CPU for the composite) or vp8. Viewers without it get the other [default: h264].
+    #[arg(long, env = "PLENUM_VIEWER_CODEC", value_parser = parse_codec)]
+    pub viewer_codec: Option<VideoCodec>,
     /// Most camera tiles in the grid; beyond that the participants who spoke least recently
     /// are heard but not shown (and their video is not decoded) [default: 25].
     #[arg(long, env = "PLENUM_MAX_TILES")]
@@ -119,12 +124,21 @@ struct FileConfig {
     ice_address: Vec<IpAddr>,
     rtp_ports: Option<String>,
     max_tiles: Option<usize>,
+    viewer_codec: Option<VideoCodec>,
     max_participants: Option<usize>,
     max_audience: Option<usize>,
     #[serde(default)]
     trust_forwarded_for: bool,
     web_dir: Option<PathBuf>,
     empty_room_grace_secs: Option<u64>,
+}
+
+fn parse_codec(s: &str) -> Result<VideoCodec, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "h264" => Ok(VideoCodec::H264),
+        "vp8" => Ok(VideoCodec::Vp8),
+        _ => Err(format!("'{s}' is not h264 or vp8")),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,6 +198,7 @@ pub struct Config {
     pub jitterbuffer_ms: u32,
     pub ice: IceConfig,
     pub max_tiles: usize,
+    pub viewer_codec: VideoCodec,
     pub max_participants: usize,
     pub max_audience: usize,
     pub trust_forwarded_for: bool,
@@ -232,6 +247,7 @@ impl Config {
                 rtp_ports,
             },
             max_tiles,
+            viewer_codec: args.viewer_codec.or(file.viewer_codec).unwrap_or(VideoCodec::H264),
             max_participants: args
                 .max_participants
                 .or(file.max_participants)
@@ -266,6 +282,7 @@ mod tests {
         assert_eq!(c.fps, 30);
         assert_eq!(c.vp8_profile, "vp8");
         assert_eq!(c.max_tiles, 25);
+        assert_eq!(c.viewer_codec, VideoCodec::H264);
     }
 
     #[test]

@@ -163,7 +163,7 @@ impl Rooms {
             async move {
                 let owner = Self::admit(&control, caller, Purpose::View).await?;
                 let offer = sdp::parse_offer(body)?;
-                let plan = sdp::plan(&offer, Role::View)?;
+                let plan = sdp::plan(&offer, Role::View(self.cfg.viewer_codec))?;
                 let participant = owner.as_ref().map(|o| o.participant);
                 let session = caller.bearer.as_deref().and_then(SessionId::parse);
                 let exclude = match (participant, session) {

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use support::bench::{report, run, Scenario};
-use support::client;
+use support::client::{self, Codec};
 
 #[test]
 fn a_two_publisher_run_produces_all_reports() {
@@ -21,6 +21,8 @@ fn a_two_publisher_run_produces_all_reports() {
         canvas: (640, 360),
         fps: 15,
         layout: None,
+        max_tiles: None,
+        viewer_codec: Codec::H264,
         presentation: false,
     };
     let outcome = run(&scenario, &tmp.join("clips"));

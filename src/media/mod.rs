@@ -81,6 +81,8 @@ pub struct MediaConfig {
     pub jitterbuffer_ms: u32,
     /// Most tiles in the grid layout (see `room::layout::arrange`).
     pub max_tiles: usize,
+    /// The codec a viewer gets when its offer has both.
+    pub viewer_codec: crate::profiles::VideoCodec,
     pub ice: IceConfig,
     pub vp8_profile: EncoderProfile,
     pub h264_profile: EncoderProfile,

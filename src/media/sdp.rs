@@ -41,8 +41,9 @@ pub struct OfferPlan {
 pub enum Role {
     /// WHIP: the offerer sends; any VP8 or H.264 profile is decodable.
     Publish,
-    /// WHEP: the offerer receives; VP8 preferred, else constrained-baseline-compatible H.264.
-    View,
+    /// WHEP: the offerer receives; the given codec if offered (H.264: constrained-baseline
+    /// compatible), else the other one.
+    View(VideoCodec),
 }
 
 /// Parses and sanity-checks an offer. GStreamer's own parser accepts nearly anything, so the
@@ -104,18 +105,23 @@ struct Candidate<'a> {
 }
 
 fn pick_video(media: &SDPMediaRef, idx: u32, role: Role) -> Option<(VideoCodec, Track)> {
-    if let Some(t) = pick(media, idx, |c| c.encoding == "VP8") {
-        return Some((VideoCodec::Vp8, t));
+    let vp8 = || pick(media, idx, |c| c.encoding == "VP8").map(|t| (VideoCodec::Vp8, t));
+    let h264 = || pick_h264(media, idx, role).map(|t| (VideoCodec::H264, without_profile_for_viewers(t, role)));
+    match role {
+        Role::View(VideoCodec::H264) => h264().or_else(vp8),
+        Role::Publish | Role::View(VideoCodec::Vp8) => vp8().or_else(h264),
     }
+}
+
+fn pick_h264(media: &SDPMediaRef, idx: u32, role: Role) -> Option<Track> {
     let h264 = |c: &Candidate| c.encoding == "H264" && fmtp_value(c.fmtp, "packetization-mode") == Some("1");
-    let track = match role {
+    match role {
         Role::Publish => pick(media, idx, h264),
         // Our encoders produce constrained baseline; prefer the matching profile-level-id.
-        Role::View => pick(media, idx, |c| h264(c) && fmtp_value(c.fmtp, "profile-level-id").is_some_and(|p| p.eq_ignore_ascii_case("42e01f")))
+        Role::View(_) => pick(media, idx, |c| h264(c) && fmtp_value(c.fmtp, "profile-level-id").is_some_and(|p| p.eq_ignore_ascii_case("42e01f")))
             .or_else(|| pick(media, idx, |c| h264(c) && fmtp_value(c.fmtp, "profile-level-id").is_some_and(|p| p.to_ascii_lowercase().starts_with("42"))))
             .or_else(|| pick(media, idx, h264)),
-    }?;
-    Some((VideoCodec::H264, without_profile_for_viewers(track, role)))
+    }
 }
 
 /// The composite is encoded once for every H.264 viewer, and the payloader states the profile
@@ -123,7 +129,7 @@ fn pick_video(media: &SDPMediaRef, idx: u32, role: Role) -> Option<(VideoCodec, 
 /// answer still carries the offer's profile-level-id (webrtcbin intersects offer and
 /// preferences); only the local caps check must not insist on it.
 fn without_profile_for_viewers(mut track: Track, role: Role) -> Track {
-    if role == Role::View {
+    if matches!(role, Role::View(_)) {
         if let Some(s) = track.caps.make_mut().structure_mut(0) {
             s.remove_field("profile-level-id");
         }
@@ -264,10 +270,24 @@ a=rtpmap:106 H264/90000\r\na=fmtp:106 level-asymmetry-allowed=1;packetization-mo
         init();
         let text = CHROME_LIKE.replace("96 102 106", "102 106").replace("a=rtpmap:96 VP8/90000\r\n", "");
         let msg = parse_offer(text.as_bytes()).unwrap();
-        let (codec, t) = plan(&msg, Role::View).unwrap().video.unwrap();
+        let (codec, t) = plan(&msg, Role::View(VideoCodec::Vp8)).unwrap().video.unwrap();
         assert_eq!((codec, t.pt), (VideoCodec::H264, 106));
         let (_, t) = plan(&msg, Role::Publish).unwrap().video.unwrap();
         assert_eq!(t.pt, 102, "a publisher may send any H.264 profile");
+    }
+
+    #[test]
+    fn viewers_get_the_preferred_codec_when_they_offer_it() {
+        init();
+        let msg = parse_offer(CHROME_LIKE.as_bytes()).unwrap();
+        let (codec, t) = plan(&msg, Role::View(VideoCodec::H264)).unwrap().video.unwrap();
+        assert_eq!((codec, t.pt), (VideoCodec::H264, 106), "constrained baseline, not High");
+        let (codec, _) = plan(&msg, Role::View(VideoCodec::Vp8)).unwrap().video.unwrap();
+        assert_eq!(codec, VideoCodec::Vp8);
+        let vp8_only = CHROME_LIKE.replace("96 102 106", "96");
+        let msg = parse_offer(vp8_only.as_bytes()).unwrap();
+        let (codec, _) = plan(&msg, Role::View(VideoCodec::H264)).unwrap().video.unwrap();
+        assert_eq!(codec, VideoCodec::Vp8, "H.264 preferred, VP8 taken when it is all there is");
     }
 
     #[test]

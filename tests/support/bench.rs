@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use serde::Serialize;
 
-use super::client::{Rgb, Viewer};
+use super::client::{Codec, Rgb, Viewer};
 use super::replay::{clip, Clip, Pacer, ReplayPublisher};
 use super::server::Server;
 
@@ -32,6 +32,10 @@ pub struct Scenario {
     pub fps: u32,
     /// A layout set by a moderator before publishers join (`"speaker"`: 9 of them visible).
     pub layout: Option<&'static str>,
+    /// The server's `--max-tiles` (grid capacity); `None`: its default.
+    pub max_tiles: Option<usize>,
+    /// What the receivers offer (and so get); the engine limit encodes the same.
+    pub viewer_codec: Codec,
     /// Presentation mode: the publishers (anonymous, like a hall camera) present, the
     /// receivers are the audience.
     pub presentation: bool,
@@ -84,15 +88,30 @@ fn rss_mb(pid: u32) -> f64 {
 
 const COLOURS: [Rgb; 6] = [Rgb(230, 30, 30), Rgb(30, 200, 40), Rgb(40, 60, 230), Rgb(240, 220, 30), Rgb(240, 140, 20), Rgb(120, 120, 120)];
 
+/// Everyone but the marker murmurs (below the speaking threshold): one talks at a time.
 fn publisher_clip(cache: &Path, i: usize) -> Clip {
-    clip(cache, COLOURS[i % COLOURS.len()], 300 + 37 * (i as u32 % 20))
+    clip(cache, COLOURS[i % COLOURS.len()], 300 + 37 * (i as u32 % 20), false)
+}
+
+/// How many of `scenario`'s publishers the layout shows (and the server decodes).
+pub fn visible(scenario: &Scenario) -> usize {
+    let n = scenario.publishers_per_room;
+    match scenario.layout {
+        Some("speaker") => n.min(1 + plenum::room::layout::STRIP_MAX),
+        _ => n.min(scenario.max_tiles.unwrap_or(plenum::config::DEFAULT_MAX_TILES)),
+    }
 }
 
 /// The same decode + composite + encode work as the server does for `n` publishers, as one
 /// local pipeline without network: CPU in percent of one core.
-pub fn engine_limit(cache: &Path, n: usize, canvas: (u32, u32), fps: u32, measure: Duration) -> f64 {
+pub fn engine_limit(cache: &Path, n: usize, canvas: (u32, u32), fps: u32, codec: Codec, measure: Duration) -> f64 {
     let profiles = plenum::profiles::Profiles::load(None).expect("built-in profiles");
-    let encoder = profiles.select("vp8", plenum::profiles::VideoCodec::Vp8).expect("vp8 profile").encoder;
+    let encoder = match codec {
+        Codec::Vp8 => profiles.select(plenum::config::DEFAULT_VP8_PROFILE, plenum::profiles::VideoCodec::Vp8),
+        Codec::H264 => profiles.select(plenum::config::DEFAULT_H264_PROFILE, plenum::profiles::VideoCodec::H264),
+    }
+    .expect("default profile")
+    .encoder;
     let (cw, ch) = canvas;
     let tiles = plenum::room::layout::grid(n, plenum::room::layout::Size { width: cw, height: ch });
     let mut desc = format!(
@@ -160,15 +179,19 @@ pub fn engine_limit(cache: &Path, n: usize, canvas: (u32, u32), fps: u32, measur
 /// Runs one scenario against a fresh server.
 pub fn run(scenario: &Scenario, cache: &Path) -> Outcome {
     // With a layout that shows only some, the engine limit is what the visible ones cost.
-    let decoded = match scenario.layout {
-        Some("speaker") => scenario.publishers_per_room.min(1 + plenum::room::layout::STRIP_MAX),
-        _ => scenario.publishers_per_room,
-    };
-    let engine = engine_limit(cache, decoded, scenario.canvas, scenario.fps, scenario.measure.min(Duration::from_secs(8)))
+    let decoded = visible(scenario);
+    let engine = engine_limit(cache, decoded, scenario.canvas, scenario.fps, scenario.viewer_codec, scenario.measure.min(Duration::from_secs(8)))
         * scenario.rooms as f64;
     let canvas = format!("{}x{}", scenario.canvas.0, scenario.canvas.1);
     let fps = scenario.fps.to_string();
-    let server = Server::start_with(&["--ice-address", "127.0.0.1", "--canvas", &canvas, "--fps", &fps]);
+    let max_tiles = scenario.max_tiles.unwrap_or(plenum::config::DEFAULT_MAX_TILES).to_string();
+    let codec = match scenario.viewer_codec {
+        Codec::Vp8 => "vp8",
+        Codec::H264 => "h264",
+    };
+    let server = Server::start_with(&[
+        "--ice-address", "127.0.0.1", "--canvas", &canvas, "--fps", &fps, "--max-tiles", &max_tiles, "--viewer-codec", codec,
+    ]);
     let pid = server.pid();
     let _moderator = (scenario.layout.is_some() || scenario.presentation).then(|| {
         let (mut c, _, _) = super::ws::Control::join(server.addr, "bench-0", "Bench");
@@ -182,8 +205,8 @@ pub fn run(scenario: &Scenario, cache: &Path) -> Outcome {
     });
     let publishers = Arc::new(Mutex::new(Vec::new()));
     let pacer = Pacer::start(publishers.clone());
-    let marker_a = clip(cache, MARKER_A, 0);
-    let marker_b = clip(cache, MARKER_B, MARKER_TONE);
+    let marker_a = clip(cache, MARKER_A, 0, true);
+    let marker_b = clip(cache, MARKER_B, MARKER_TONE, true);
     for room in 0..scenario.rooms {
         for i in 0..scenario.publishers_per_room {
             let c = if room == 0 && i == 0 { marker_a.clone() } else { publisher_clip(cache, i) };
@@ -192,13 +215,14 @@ pub fn run(scenario: &Scenario, cache: &Path) -> Outcome {
         }
     }
     // The marker's tile share shrinks with the grid; half of it counts as "there".
-    let (cols, rows) = plenum::room::layout::grid_shape(scenario.publishers_per_room);
+    let (cols, rows) = plenum::room::layout::grid_shape(decoded);
     let threshold = 0.5 * 0.75 / (cols * rows).max(1) as f64;
-    let probe = Viewer::start_probe(server.addr, "bench-0", MARKER_B, threshold, f64::from(MARKER_TONE));
+    let probe = Viewer::start_probe(server.addr, "bench-0", scenario.viewer_codec, MARKER_B, threshold, f64::from(MARKER_TONE));
     let join = super::wait_for(Duration::from_secs(20), "the probe's first frame", || {
         probe.received.lock().unwrap().first_frame.ok_or("none")
     }) - probe.posted_at;
-    let counting: Vec<Viewer> = (0..scenario.counting_receivers).map(|_| Viewer::start_counting(server.addr, "bench-0")).collect();
+    let counting: Vec<Viewer> =
+        (0..scenario.counting_receivers).map(|_| Viewer::start_counting(server.addr, "bench-0", scenario.viewer_codec)).collect();
     std::thread::sleep(Duration::from_secs(3));
 
     let (cpu0, t0) = (cpu_seconds(&pid.to_string()), Instant::now());

@@ -276,15 +276,15 @@ impl Viewer {
     }
 
     /// A viewer that only counts the bytes it receives (decodes nothing): load for benchmarks.
-    pub fn start_counting(addr: SocketAddr, room: &str) -> Self {
-        Self::start_inner_with(addr, room, None, Codec::Vp8, true, false, |_| {})
+    pub fn start_counting(addr: SocketAddr, room: &str, codec: Codec) -> Self {
+        Self::start_inner_with(addr, room, None, codec, true, false, |_| {})
     }
 
     /// A decoding viewer that also records when `colour` appears and `tone_hz` starts.
     /// Its jitterbuffer is 50 ms (a browser's adapts to about that on a good line), so the
     /// latency it measures is mostly the server's.
-    pub fn start_probe(addr: SocketAddr, room: &str, colour: Rgb, threshold: f64, tone_hz: f64) -> Self {
-        Self::start_inner_with(addr, room, None, Codec::Vp8, true, true, |r| {
+    pub fn start_probe(addr: SocketAddr, room: &str, codec: Codec, colour: Rgb, threshold: f64, tone_hz: f64) -> Self {
+        Self::start_inner_with(addr, room, None, codec, true, true, |r| {
             r.jitterbuffer_ms = Some(50);
             r.watch_colour = Some((colour, threshold));
             r.watch_tone = Some(tone_hz);
@@ -380,10 +380,11 @@ impl Drop for Viewer {
 }
 
 /// Counts the bytes of every RTP and RTCP packet as it arrives from the network (SRTP, before
-/// decryption: what the line carries). A counting receiver then drops them: it completes ICE and
-/// DTLS and keeps sending RTCP like any viewer, but spends nothing on decryption, jitterbuffers
-/// or depayloading, so hundreds of them fit beside the server on a small machine.
-fn count_on_the_wire(pipeline: &gst::Pipeline, received: Arc<Mutex<Received>>, drop_media: bool) {
+/// decryption: what the line carries). A counting receiver then drops the RTP: it completes ICE
+/// and DTLS and answers the server's RTCP like any viewer (or the server would rightly take it
+/// for gone), but spends nothing on decryption, jitterbuffers or depayloading, so hundreds of
+/// them fit beside the server on a small machine.
+fn count_on_the_wire(pipeline: &gst::Pipeline, received: Arc<Mutex<Received>>, drop_rtp: bool) {
     pipeline.connect_deep_element_added(move |_, _, element| {
         if element.factory().is_none_or(|f| f.name() != "nicesrc") {
             return;
@@ -391,34 +392,30 @@ fn count_on_the_wire(pipeline: &gst::Pipeline, received: Arc<Mutex<Received>>, d
         let Some(pad) = element.static_pad("src") else { return };
         let received = received.clone();
         pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, info| {
-            // RFC 7983: a first byte of 128..=191 is RTP or RTCP; STUN and DTLS pass untouched.
-            let is_media = |b: &gst::BufferRef| {
-                let mut first = [0u8; 1];
-                b.copy_to_slice(0, &mut first).is_ok() && (128..=191).contains(&first[0])
+            // RFC 7983: a first byte of 128..=191 is RTP or RTCP (STUN and DTLS pass untouched);
+            // RFC 5761: RTCP when the second byte is 192..=223.
+            let kind = |b: &gst::BufferRef| {
+                let mut head = [0u8; 2];
+                match b.copy_to_slice(0, &mut head) {
+                    Ok(()) if (128..=191).contains(&head[0]) => Some((192..=223).contains(&head[1])),
+                    _ => None,
+                }
             };
-            let mut media = 0u64;
-            let mut all_media = true;
+            let (mut bytes, mut rtp_only) = (0u64, true);
+            let mut count = |b: &gst::BufferRef| match kind(b) {
+                Some(rtcp) => {
+                    bytes += b.size() as u64;
+                    rtp_only &= !rtcp;
+                }
+                None => rtp_only = false,
+            };
             match &info.data {
-                Some(gst::PadProbeData::Buffer(b)) => {
-                    if is_media(b) {
-                        media += b.size() as u64;
-                    } else {
-                        all_media = false;
-                    }
-                }
-                Some(gst::PadProbeData::BufferList(list)) => {
-                    for b in list.iter() {
-                        if is_media(b) {
-                            media += b.size() as u64;
-                        } else {
-                            all_media = false;
-                        }
-                    }
-                }
-                _ => all_media = false,
+                Some(gst::PadProbeData::Buffer(b)) => count(b),
+                Some(gst::PadProbeData::BufferList(list)) => list.iter().for_each(&mut count),
+                _ => rtp_only = false,
             }
-            received.lock().unwrap().bytes += media;
-            if drop_media && all_media {
+            received.lock().unwrap().bytes += bytes;
+            if drop_rtp && rtp_only {
                 gst::PadProbeReturn::Drop
             } else {
                 gst::PadProbeReturn::Ok
@@ -433,7 +430,8 @@ fn decode_into(pipeline: &gst::Pipeline, pad: &gst::Pad, received: Arc<Mutex<Rec
     let encoding = s.get::<&str>("encoding-name").unwrap_or("");
     let description = match encoding {
         "VP8" => format!("rtpvp8depay ! vp8dec ! videoconvert ! videoscale ! video/x-raw,format=RGB,width={VIEW_W},height={VIEW_H} ! appsink name=sink sync=false"),
-        "H264" => format!("rtph264depay ! h264parse ! avdec_h264 ! videoconvert ! videoscale ! video/x-raw,format=RGB,width={VIEW_W},height={VIEW_H} ! appsink name=sink sync=false"),
+        // Slice threads, as browsers decode WebRTC video: frame threads would add a frame of delay.
+        "H264" => format!("rtph264depay ! h264parse ! avdec_h264 thread-type=slice ! videoconvert ! videoscale ! video/x-raw,format=RGB,width={VIEW_W},height={VIEW_H} ! appsink name=sink sync=false"),
         "OPUS" => "rtpopusdepay ! opusdec ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,rate=48000,channels=1 ! appsink name=sink sync=false".to_string(),
         other => panic!("unexpected stream {other}"),
     };

@@ -1,5 +1,6 @@
 //! Load-generator publishers that send pre-encoded media: a VP8 clip (640x360@30, a moving
-//! ball on the publisher's colour) and an Opus clip (the publisher's tone), encoded once,
+//! ball on the publisher's colour under camera-like noise) and an Opus clip (the publisher's
+//! tone, talking or murmuring), encoded once,
 //! cached on disk and replayed in a loop. No encoding happens while replaying, so the load
 //! generator's CPU stays small next to the server's.
 
@@ -59,25 +60,36 @@ fn read_frames(path: &Path) -> Option<Vec<Vec<u8>>> {
     Some(frames)
 }
 
-/// The clip for `colour` and `tone_hz` (0: silence), from the cache or encoded now.
-pub fn clip(cache: &Path, colour: Rgb, tone_hz: u32) -> Clip {
+/// The clip for `colour` and `tone_hz` (0: silence), from the cache or encoded now. A talking
+/// clip's tone is at speech level (-14 dBFS); otherwise it murmurs at -48 dBFS, below the
+/// server's speaking threshold, as the many who listen in a real meeting do. The picture is a
+/// moving ball on the colour under 10 % temporal noise, so that encoders work about as hard as
+/// on a webcam's picture (a noise-free clip compresses to a tenth of a camera's bitrate).
+pub fn clip(cache: &Path, colour: Rgb, tone_hz: u32, talking: bool) -> Clip {
     std::fs::create_dir_all(cache).expect("clip cache directory");
     let rgb = (u32::from(colour.0) << 16) | (u32::from(colour.1) << 8) | u32::from(colour.2);
-    let video_path: PathBuf = cache.join(format!("vp8-640x360-{rgb:06x}.bin"));
-    let audio_path: PathBuf = cache.join(format!("opus-{tone_hz}.bin"));
+    let video_path: PathBuf = cache.join(format!("vp8-640x360-{rgb:06x}-camera.bin"));
+    let loudness = if talking { "talk" } else { "murmur" };
+    let audio_path: PathBuf = cache.join(format!("opus-{tone_hz}-{loudness}.bin"));
     let video = read_frames(&video_path).unwrap_or_else(|| {
         let frames = collect(&format!(
-            "videotestsrc num-buffers={CLIP_FRAMES} pattern=ball background-color={} \
-             ! video/x-raw,width=640,height=360,framerate={FPS}/1 ! videoconvert \
+            "compositor name=mix sink_1::alpha=0.1 ! video/x-raw,format=I420,width=640,height=360,framerate={FPS}/1 \
              ! vp8enc deadline=1 cpu-used=4 target-bitrate=800000 keyframe-max-dist={FPS} end-usage=cbr \
-             ! appsink name=out sync=false",
+             ! appsink name=out sync=false \
+             videotestsrc num-buffers={CLIP_FRAMES} pattern=ball background-color={} \
+             ! video/x-raw,width=640,height=360,framerate={FPS}/1 ! mix.sink_0 \
+             videotestsrc num-buffers={CLIP_FRAMES} pattern=snow ! video/x-raw,width=640,height=360,framerate={FPS}/1 ! mix.sink_1",
             0xff00_0000 | rgb
         ));
         write_frames(&video_path, &frames);
         frames
     });
     let audio = read_frames(&audio_path).unwrap_or_else(|| {
-        let volume = if tone_hz == 0 { 0.0 } else { 0.2 };
+        let volume = match (tone_hz, talking) {
+            (0, _) => 0.0,
+            (_, true) => 0.2,
+            (_, false) => 0.004,
+        };
         let frames = collect(&format!(
             "audiotestsrc num-buffers={AUDIO_FRAMES} samplesperbuffer=960 wave=sine freq={} volume={volume} \
              ! audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 bitrate=32000 \
