@@ -52,7 +52,8 @@ fn scenarios() -> Vec<Scenario> {
         // 50 present, 9 visible (active speaker + strip).
         Scenario { layout: Some("speaker"), ..base("n50speaker", 1, 50, 0) },
         base("rooms8x5", 8, 5, 0),
-        // A lecture: one presenter, 200 receive-only viewers sharing one encode.
+        // A lecture: one presenter, 100 or 200 receive-only viewers sharing one encode.
+        Scenario { presentation: true, ..base("presentation100", 1, 1, 99) },
         Scenario { presentation: true, ..base("presentation200", 1, 1, 199) },
     ]
 }

@@ -23,6 +23,9 @@ use crate::room::layout::Rect;
 
 /// Frames a codec branch may fall behind before old ones are dropped (never block the canvas).
 const ENCODER_QUEUE_BUFFERS: u32 = 3;
+/// At most one keyframe per encoder in this time, however many viewers ask (each join and each
+/// PLI asks; a keyframe costs several ordinary frames of bandwidth for every viewer).
+const KEYFRAME_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 /// How long the compositor waits beyond the jitterbuffer for a tile's frame before it
 /// composites without it. It is most of the picture's delay; decoding a frame takes a few ms.
 const COMPOSITOR_HEADROOM_MS: u64 = 30;
@@ -146,13 +149,13 @@ impl RoomPipeline {
         }
         let src = self.canvas_tee.request_pad_simple("src_%u").ok_or_else(|| MediaError::Internal("canvas tee".into()))?;
         src.link(&queue.static_pad("sink").expect("queue has a sink pad")).map_err(gst_err)?;
+        throttle_keyframe_requests(&tee.static_pad("sink").expect("tee has a sink pad"));
         tracing::info!(profile = %profile.name, "video encoder started");
         self.encoders.insert(codec, tee.clone());
         Ok(tee)
     }
 
-    /// Asks `codec`'s encoder for a keyframe (throttled by the profile's
-    /// `min-force-key-unit-interval`).
+    /// Asks `codec`'s encoder for a keyframe (at most one per [`KEYFRAME_MIN_INTERVAL`]).
     pub fn force_keyframe(&self, codec: VideoCodec) {
         if let Some(pad) = self.encoders.get(&codec).and_then(|tee| tee.static_pad("sink")) {
             let event = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
@@ -243,4 +246,49 @@ impl MixSink for AppSrcSink {
 
 pub fn gst_err(e: impl std::fmt::Display) -> MediaError {
     MediaError::Internal(e.to_string())
+}
+
+/// Lets one keyframe request per [`KEYFRAME_MIN_INTERVAL`] through `pad` (the encoder's output)
+/// to the encoder; a request inside the interval is not lost but folded into one that is sent
+/// when the interval ends, so a viewer whose request came too soon still gets its keyframe.
+///
+/// Done here rather than with GstVideoEncoder's `min-force-key-unit-interval`: in GStreamer
+/// 1.22.0 that throttle compares running times from two different segments for x264enc (which
+/// shifts its output by 1000 hours) and then refuses every request after the first.
+fn throttle_keyframe_requests(pad: &gst::Pad) {
+    #[derive(Default)]
+    struct State {
+        last: Option<std::time::Instant>,
+        pending: bool,
+    }
+    let state = Arc::new(std::sync::Mutex::new(State::default()));
+    pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |pad, info| {
+        let is_request = matches!(&info.data, Some(gst::PadProbeData::Event(e)) if gst_video::UpstreamForceKeyUnitEvent::parse(e).is_ok());
+        if !is_request {
+            return gst::PadProbeReturn::Ok;
+        }
+        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        let wait = st.last.map_or(std::time::Duration::ZERO, |l| KEYFRAME_MIN_INTERVAL.saturating_sub(now - l));
+        if wait.is_zero() {
+            st.last = Some(now);
+            st.pending = false;
+            return gst::PadProbeReturn::Ok;
+        }
+        if !st.pending {
+            st.pending = true;
+            let clock = gst::SystemClock::obtain();
+            let at = clock.time() + gst::ClockTime::from_nseconds(wait.as_nanos() as u64);
+            let pad = pad.downgrade();
+            let state = state.clone();
+            let _ = clock.new_single_shot_id(at).wait_async(move |_, _, _| {
+                // The folded request is due: let it through whatever the clocks' rounding says.
+                *state.lock().unwrap_or_else(|p| p.into_inner()) = State::default();
+                if let Some(pad) = pad.upgrade() {
+                    pad.push_event(gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build());
+                }
+            });
+        }
+        gst::PadProbeReturn::Drop
+    });
 }

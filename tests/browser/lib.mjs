@@ -30,6 +30,17 @@ export async function launch(fixtures, i, name, { deny = false, locale = "en-GB"
     ],
   });
   const page = await browser.newPage({ locale });
+  // Keep every peer connection the page makes, so a test can read its stats.
+  await page.addInitScript(() => {
+    const Native = window.RTCPeerConnection;
+    window.__peerConnections = [];
+    window.RTCPeerConnection = class extends Native {
+      constructor(...args) {
+        super(...args);
+        window.__peerConnections.push(this);
+      }
+    };
+  });
   page.on("console", (m) => m.type() === "error" && console.log(`[${name} console] ${m.text()}`));
   page.on("pageerror", (e) => console.log(`[${name} page error] ${e.message}`));
   return { browser, page, name };
@@ -93,4 +104,17 @@ export async function waitMix(person, people, what, ok, timeout = 40_000) {
     await new Promise((r) => setTimeout(r, 250));
   }
   fail(`${person.name}: ${what} (last: ${describe(people, last)})`);
+}
+
+/// The MIME type of the video this page receives (e.g. "video/H264"), from getStats.
+export async function receivedVideoCodec(page) {
+  return page.evaluate(async () => {
+    for (const pc of window.__peerConnections ?? []) {
+      const stats = await pc.getStats();
+      for (const s of stats.values()) {
+        if (s.type === "inbound-rtp" && s.kind === "video" && s.codecId) return stats.get(s.codecId)?.mimeType ?? null;
+      }
+    }
+    return null;
+  });
 }

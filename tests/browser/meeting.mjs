@@ -6,7 +6,7 @@
 //
 // usage: node meeting.mjs <base-url> <fixtures-dir>   (fixtures: p{0,1,2}.y4m / .wav)
 // Prints one line per check and a JSON summary; exits 1 on the first failed check.
-import { describe, fail, launch, sample, waitMix } from "./lib.mjs";
+import { describe, fail, launch, receivedVideoCodec, sample, waitMix } from "./lib.mjs";
 
 const [base, fixtures] = process.argv.slice(2);
 const ROOM = "e2e-meeting";
@@ -43,7 +43,11 @@ try {
     await person.page.waitForSelector("#meeting:not([hidden])", { timeout: 10_000 });
     // The room's opener is shown the moderator link once.
     if (await person.page.isVisible("#modkey")) await person.page.click("#modkey-close");
-    await person.page.waitForFunction(() => document.getElementById("mix").videoWidth > 0, null, { timeout: 10_000 });
+    // Within 5 s, half the encoders' keyframe interval at test settings (150 frames at 15 fps):
+    // a late joiner that waits for the next regular keyframe (its requests refused) fails here.
+    await person.page
+      .waitForFunction(() => document.getElementById("mix").videoWidth > 0, null, { timeout: 5_000 })
+      .catch(() => fail(`${person.name} got no picture within 5 s of joining: no keyframe for a late joiner?`));
     person.joinToFirstFrame = Date.now() - clicked;
     person.joinStart = joinStart;
     people.push(person);
@@ -62,6 +66,10 @@ try {
     console.log(`ok ${person.name} sees and hears the others, and not its own tone: ${describe(PEOPLE, await sample(person.page, PEOPLE))}`);
   }
   figures.join_click_to_first_mixed_frame_ms = people.map((p) => p.joinToFirstFrame);
+  // Browsers offer H.264 and get it: x264 costs the server a fraction of libvpx's CPU.
+  const codec = await receivedVideoCodec(people[0].page);
+  if (codec !== "video/H264") fail(`the mix should arrive as H.264, got ${codec}`);
+  console.log(`ok the mix arrives as ${codec}`);
 
   // The German browser shows German.
   const label = await people[1].page.textContent("#leave");
