@@ -250,7 +250,8 @@ pub fn gst_err(e: impl std::fmt::Display) -> MediaError {
 
 /// Lets one keyframe request per [`KEYFRAME_MIN_INTERVAL`] through `pad` (the encoder's output)
 /// to the encoder; a request inside the interval is not lost but folded into one that is sent
-/// when the interval ends, so a viewer whose request came too soon still gets its keyframe.
+/// with the first encoded frame after the interval, so a viewer whose request came too soon
+/// still gets its keyframe.
 ///
 /// Done here rather than with GstVideoEncoder's `min-force-key-unit-interval`: in GStreamer
 /// 1.22.0 that throttle compares running times from two different segments for x264enc (which
@@ -262,33 +263,38 @@ fn throttle_keyframe_requests(pad: &gst::Pad) {
         pending: bool,
     }
     let state = Arc::new(std::sync::Mutex::new(State::default()));
-    pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |pad, info| {
+    let due = |st: &State| st.last.is_none_or(|l| l.elapsed() >= KEYFRAME_MIN_INTERVAL);
+    let requests = state.clone();
+    pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
         let is_request = matches!(&info.data, Some(gst::PadProbeData::Event(e)) if gst_video::UpstreamForceKeyUnitEvent::parse(e).is_ok());
         if !is_request {
             return gst::PadProbeReturn::Ok;
         }
-        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-        let now = std::time::Instant::now();
-        let wait = st.last.map_or(std::time::Duration::ZERO, |l| KEYFRAME_MIN_INTERVAL.saturating_sub(now - l));
-        if wait.is_zero() {
-            st.last = Some(now);
-            st.pending = false;
-            return gst::PadProbeReturn::Ok;
-        }
-        if !st.pending {
+        let mut st = requests.lock().unwrap_or_else(|p| p.into_inner());
+        if due(&st) {
+            *st = State { last: Some(std::time::Instant::now()), pending: false };
+            gst::PadProbeReturn::Ok
+        } else {
             st.pending = true;
-            let clock = gst::SystemClock::obtain();
-            let at = clock.time() + gst::ClockTime::from_nseconds(wait.as_nanos() as u64);
-            let pad = pad.downgrade();
-            let state = state.clone();
-            let _ = clock.new_single_shot_id(at).wait_async(move |_, _, _| {
-                // The folded request is due: let it through whatever the clocks' rounding says.
-                *state.lock().unwrap_or_else(|p| p.into_inner()) = State::default();
-                if let Some(pad) = pad.upgrade() {
-                    pad.push_event(gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build());
-                }
-            });
+            // Consumed here. (Returning Drop for an event makes GStreamer 1.22 unref a null
+            // pointer after gstreamer-rs has already released it: a CRITICAL warning per drop.)
+            drop(info.take_event());
+            gst::PadProbeReturn::Handled
         }
-        gst::PadProbeReturn::Drop
+    });
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
+        let release = {
+            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+            let release = st.pending && due(&st);
+            if release {
+                // Let the folded request through the probe above.
+                st.last = None;
+            }
+            release
+        };
+        if release {
+            pad.push_event(gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build());
+        }
+        gst::PadProbeReturn::Ok
     });
 }
