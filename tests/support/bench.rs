@@ -312,6 +312,8 @@ pub fn report(dir: &Path, machine: &str, outcomes: &[Outcome]) -> PathBuf {
         }
     }
     merged.extend(outcomes.iter().cloned());
+    // One room growing first, then its variants, several rooms, and large audiences.
+    merged.sort_by_key(|o| (o.receivers > 1, o.rooms > 1, !is_plain_room(o), o.publishers, o.scenario.clone()));
     let outcomes = &merged[..];
     let json = serde_json::json!({ "machine": machine, "results": outcomes });
     std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&json).expect("json")).expect("write json");
@@ -332,9 +334,15 @@ pub fn report(dir: &Path, machine: &str, outcomes: &[Outcome]) -> PathBuf {
     dir.join("results.md")
 }
 
+/// One room, everyone visible, the default codec: the scenarios named `n<N>`.
+fn is_plain_room(o: &Outcome) -> bool {
+    o.scenario.strip_prefix('n').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// CPU (and engine limit) and latency against the number of publishers, one room scenarios.
 fn svg(outcomes: &[Outcome]) -> String {
-    let points: Vec<&Outcome> = outcomes.iter().filter(|o| o.rooms == 1).collect();
+    let mut points: Vec<&Outcome> = outcomes.iter().filter(|o| is_plain_room(o)).collect();
+    points.sort_by_key(|o| o.publishers);
     let (w, h, pad) = (640.0, 360.0, 50.0);
     let max_n = points.iter().map(|o| o.publishers).max().unwrap_or(1).max(1) as f64;
     let max_cpu = points.iter().map(|o| o.server_cpu_percent.max(o.engine_limit_cpu_percent)).fold(100.0, f64::max);
