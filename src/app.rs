@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::config::Config;
+use crate::control::RoomRules;
 use crate::http::{router, AppState, WebFiles};
 use crate::media::MediaConfig;
 use crate::profiles::{Profiles, VideoCodec};
@@ -60,7 +61,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         canvas = %format!("{}x{}@{}", config.canvas.width, config.canvas.height, config.fps),
         "media engine ready"
     );
-    let rooms = Arc::new(Rooms::new(Arc::new(media), config.empty_room_grace, (config.max_participants, config.max_audience)));
+    let rules = RoomRules {
+        max_participants: config.max_participants,
+        max_audience: config.max_audience,
+        open_media: config.open_media,
+    };
+    if config.open_media {
+        tracing::warn!("--open-media: WHIP/WHEP clients without a token or key are accepted in every room");
+    }
+    let rooms = Arc::new(Rooms::new(Arc::new(media), config.empty_room_grace, rules));
     let app = router(AppState {
         rooms: rooms.clone(),
         web: WebFiles { dir: config.web_dir.clone() },

@@ -97,6 +97,11 @@ pub struct ServeArgs {
     /// last entry of `X-Forwarded-For`, which the proxy appends. Only with a proxy in front.
     #[arg(long, env = "PLENUM_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
+    /// Labs and load tests only: accept WHIP/WHEP clients without a participant token or a
+    /// room key in every room (they are still listed for everyone in the room). Never gets
+    /// past a room password, the waiting room or presentation mode.
+    #[arg(long, env = "PLENUM_OPEN_MEDIA")]
+    pub open_media: bool,
     /// Serve the browser client from this directory instead of the built-in copy (development).
     #[arg(long, env = "PLENUM_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
@@ -129,6 +134,8 @@ struct FileConfig {
     max_audience: Option<usize>,
     #[serde(default)]
     trust_forwarded_for: bool,
+    #[serde(default)]
+    open_media: bool,
     web_dir: Option<PathBuf>,
     empty_room_grace_secs: Option<u64>,
 }
@@ -202,6 +209,8 @@ pub struct Config {
     pub max_participants: usize,
     pub max_audience: usize,
     pub trust_forwarded_for: bool,
+    /// Anonymous WHIP/WHEP in every room (labs, load tests).
+    pub open_media: bool,
     pub web_dir: Option<PathBuf>,
     pub empty_room_grace: Duration,
 }
@@ -254,6 +263,7 @@ impl Config {
                 .unwrap_or(crate::room::participants::DEFAULT_MAX_PARTICIPANTS),
             max_audience: args.max_audience.or(file.max_audience).unwrap_or(crate::room::participants::DEFAULT_MAX_AUDIENCE),
             trust_forwarded_for: args.trust_forwarded_for || file.trust_forwarded_for,
+            open_media: args.open_media || file.open_media,
             web_dir: args.web_dir.or(file.web_dir),
             empty_room_grace: args
                 .empty_room_grace_secs

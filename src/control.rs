@@ -13,6 +13,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::ids::{RoomId, SessionId};
 use crate::media::{MediaError, MediaEvent, Owner, RoomMedia, SharedMediaConfig, Stage, TileLabel};
 use crate::protocol::{ErrorCode, RoomSettings, ServerMessage};
+use crate::room::access::{Gate, Request};
+pub use crate::room::access::Purpose;
 use crate::room::moderation::{Effect, ModAction};
 use crate::room::participants::{Joined, ParticipantId, Room, RoomError};
 
@@ -42,24 +44,36 @@ pub struct Membership {
     pub events: Option<broadcast::Receiver<ServerMessage>>,
 }
 
-/// What a WHIP or WHEP request wants.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Purpose {
-    Publish,
-    Share,
-    View,
-}
-
 /// Who a WHIP/WHEP request is, as far as the room is concerned.
 #[derive(Debug)]
-pub enum Gate {
+pub enum Admission {
     /// A participant's token, allowed for the purpose.
     Participant(Owner),
-    /// No participant; the room has no password (or it was checked).
-    Anonymous,
-    /// No participant token and the room has a password: check the bearer against this
-    /// argon2id hash (off the control task), then come back with `password_ok`.
+    /// An external client, let in and listed; a viewer presenting an external publisher's
+    /// session id hears the mix without it (`exclude`).
+    External { exclude: Option<SessionId> },
+    /// Only the room password can let this request in: check the bearer against this
+    /// argon2id hash (off the control task), then ask again with `password_ok`.
     CheckPassword(String),
+}
+
+/// A WHIP/WHEP request for the gate (see [`crate::room::access::Room::gate`]).
+pub struct AdmitRequest {
+    pub bearer: Option<String>,
+    pub purpose: Purpose,
+    pub password_ok: bool,
+    /// The session id the request will get if it is let in.
+    pub session: SessionId,
+    pub label: Option<String>,
+}
+
+/// What every room of this server is built with.
+#[derive(Clone, Copy, Debug)]
+pub struct RoomRules {
+    pub max_participants: usize,
+    pub max_audience: usize,
+    /// `--open-media`: anonymous WHIP/WHEP clients are let in (and listed).
+    pub open_media: bool,
 }
 
 pub struct MediaAccess {
@@ -75,7 +89,8 @@ enum Command {
     SetMedia { id: ParticipantId, audio_muted: bool, video_muted: bool },
     RaiseHand { id: ParticipantId, raised: bool },
     Moderate { id: ParticipantId, action: ModAction, reply: oneshot::Sender<Result<(), RoomError>> },
-    Gate { bearer: Option<SessionId>, password_ok: bool, purpose: Purpose, reply: oneshot::Sender<Result<Gate, RoomError>> },
+    Admit { request: AdmitRequest, reply: oneshot::Sender<Result<Admission, RoomError>> },
+    ExternalGone { session: SessionId },
     Media { create: bool, reply: oneshot::Sender<Result<MediaAccess, MediaError>> },
     Publishing { id: ParticipantId, screen: bool },
     Info { reply: oneshot::Sender<RoomSettings> },
@@ -94,7 +109,7 @@ fn closed() -> RoomError {
 }
 
 impl RoomControl {
-    pub fn start(room: RoomId, cfg: SharedMediaConfig, limits: (usize, usize), empty_grace: Duration, on_idle: OnIdle) -> Self {
+    pub fn start(room: RoomId, cfg: SharedMediaConfig, rules: RoomRules, empty_grace: Duration, on_idle: OnIdle) -> Self {
         let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
         let (media_tx, media_rx) = mpsc::unbounded_channel();
         let (broadcast, _) = broadcast::channel(BROADCAST_CAPACITY);
@@ -102,7 +117,8 @@ impl RoomControl {
             room,
             cfg,
             empty_grace,
-            state: Room::with_limits(limits.0, limits.1),
+            state: Room::with_limits(rules.max_participants, rules.max_audience),
+            open_media: rules.open_media,
             media: None,
             media_tx,
             broadcast,
@@ -161,8 +177,16 @@ impl RoomControl {
     }
 
     /// Who a WHIP/WHEP bearer is, and whether it may do `purpose`.
-    pub async fn gate(&self, bearer: Option<SessionId>, password_ok: bool, purpose: Purpose) -> Result<Gate, RoomError> {
-        self.ask(|reply| Command::Gate { bearer, password_ok, purpose, reply }).await.unwrap_or_else(|| Err(closed()))
+    /// Who a WHIP/WHEP request is; an external client let in is listed at once (under
+    /// `request.session`), so it must be followed by [`RoomControl::external_gone`] if its
+    /// session does not start.
+    pub async fn admit(&self, request: AdmitRequest) -> Result<Admission, RoomError> {
+        self.ask(|reply| Command::Admit { request, reply }).await.unwrap_or_else(|| Err(closed()))
+    }
+
+    /// An external session did not start (or ended): off the list.
+    pub async fn external_gone(&self, session: SessionId) {
+        let _ = self.tx.send(Command::ExternalGone { session }).await;
     }
 
     /// The room's media, started if needed.
@@ -200,6 +224,7 @@ struct ControlTask {
     cfg: SharedMediaConfig,
     empty_grace: Duration,
     state: Room,
+    open_media: bool,
     media: Option<RoomMedia>,
     media_tx: mpsc::UnboundedSender<MediaEvent>,
     broadcast: broadcast::Sender<ServerMessage>,
@@ -317,31 +342,10 @@ impl ControlTask {
         msgs
     }
 
+    /// One function per command family: membership, moderation, media access.
     async fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::Join { name, key, reply } => {
-                let result = self.state.join(&name, key, self.now()).map(|joined| {
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    self.direct.insert(joined.id, tx);
-                    let events = (!joined.waiting).then(|| self.broadcast.subscribe());
-                    Membership { id: joined.id, greeting: self.greeting(&joined), direct: rx, events }
-                });
-                if result.is_ok() {
-                    self.empty_since = None;
-                    tracing::info!(room = %self.room, "participant joined");
-                }
-                let _ = reply.send(result);
-                self.changed().await;
-            }
-            Command::PasswordGate { address, reply } => {
-                let now = self.now();
-                let result = self.state.may_try_password(address, now).map(|_| self.state.password_hash().map(str::to_string));
-                let _ = reply.send(result);
-            }
-            Command::PasswordFailed { address } => {
-                let now = self.now();
-                self.state.password_failed(address, now);
-            }
+            Command::Join { name, key, reply } => self.join(name, key, reply).await,
             Command::Leave { id } => self.remove(id, None).await,
             Command::Chat { id, text, reply } => {
                 let result = self.state.chat(id, &text, self.now(), wall_ms());
@@ -360,23 +364,36 @@ impl ControlTask {
                     self.changed().await;
                 }
             }
-            Command::Moderate { id, action, reply } => {
-                let logged = format!("{action:?}").split(['(', ' ']).next().unwrap_or("").to_string();
-                match self.state.moderate(id, action) {
-                    Ok(effects) => {
-                        tracing::info!(room = %self.room, action = %logged, "moderation");
-                        let _ = reply.send(Ok(()));
-                        self.apply(effects).await;
-                        self.changed().await;
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
+            Command::Moderate { id, action, reply } => self.moderate(id, action, reply).await,
+            Command::Info { reply } => {
+                let _ = reply.send(self.state.settings());
+            }
+            Command::Shutdown { .. } => unreachable!("handled in run()"),
+            cmd => self.handle_media_access(cmd).await,
+        }
+    }
+
+    /// Passwords, the WHIP/WHEP gate, the media task and the sessions that come and go.
+    async fn handle_media_access(&mut self, cmd: Command) {
+        match cmd {
+            Command::PasswordGate { address, reply } => {
+                let now = self.now();
+                let result = self.state.may_try_password(address, now).map(|_| self.state.password_hash().map(str::to_string));
+                let _ = reply.send(result);
+            }
+            Command::PasswordFailed { address } => {
+                let now = self.now();
+                self.state.password_failed(address, now);
+            }
+            Command::Admit { request, reply } => {
+                let result = self.admit(request);
+                let external = matches!(result, Ok(Admission::External { .. }));
+                let _ = reply.send(result);
+                if external {
+                    self.changed().await;
                 }
             }
-            Command::Gate { bearer, password_ok, purpose, reply } => {
-                let _ = reply.send(self.gate(bearer, password_ok, purpose));
-            }
+            Command::ExternalGone { session } => self.external_ended(session).await,
             Command::Media { create, reply } => {
                 let _ = reply.send(self.media(create).map(|media| MediaAccess { media }));
                 self.push_stage().await;
@@ -388,26 +405,67 @@ impl ControlTask {
                 self.state.set_publishing(id, true);
                 self.changed().await;
             }
-            Command::Info { reply } => {
-                let _ = reply.send(self.state.settings());
-            }
-            Command::Shutdown { .. } => unreachable!("handled in run()"),
+            _ => unreachable!("handle() routes only media access here"),
         }
     }
 
-    fn gate(&self, bearer: Option<SessionId>, password_ok: bool, purpose: Purpose) -> Result<Gate, RoomError> {
-        if let Some(participant) = bearer.and_then(|t| self.state.by_token(t)) {
-            match purpose {
-                Purpose::Publish => self.state.may_publish(participant)?,
-                Purpose::Share => self.state.may_share(participant, self.shares.values().sum())?,
-                Purpose::View => self.state.may_view(participant)?,
-            }
-            let name = self.state.name(participant).unwrap_or_default().to_string();
-            return Ok(Gate::Participant(Owner { participant, name }));
+    async fn join(&mut self, name: String, key: Option<SessionId>, reply: oneshot::Sender<Result<Membership, RoomError>>) {
+        let result = self.state.join(&name, key, self.now()).map(|joined| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            self.direct.insert(joined.id, tx);
+            let events = (!joined.waiting).then(|| self.broadcast.subscribe());
+            Membership { id: joined.id, greeting: self.greeting(&joined), direct: rx, events }
+        });
+        if result.is_ok() {
+            self.empty_since = None;
+            tracing::info!(room = %self.room, "participant joined");
         }
-        match self.state.password_hash() {
-            Some(hash) if !password_ok => Ok(Gate::CheckPassword(hash.to_string())),
-            _ => Ok(Gate::Anonymous),
+        let _ = reply.send(result);
+        self.changed().await;
+    }
+
+    async fn moderate(&mut self, id: ParticipantId, action: ModAction, reply: oneshot::Sender<Result<(), RoomError>>) {
+        let logged = format!("{action:?}").split(['(', ' ']).next().unwrap_or("").to_string();
+        match self.state.moderate(id, action) {
+            Ok(effects) => {
+                tracing::info!(room = %self.room, action = %logged, "moderation");
+                let _ = reply.send(Ok(()));
+                self.apply(effects).await;
+                self.changed().await;
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    /// The gate for WHIP/WHEP; an external client let in is announced to everyone.
+    fn admit(&mut self, request: AdmitRequest) -> Result<Admission, RoomError> {
+        let AdmitRequest { bearer, purpose, password_ok, session, label } = request;
+        let request = Request { bearer: bearer.as_deref(), purpose, password_ok, session, label };
+        let shares = self.shares.values().sum();
+        match self.state.gate(request, self.open_media, shares)? {
+            Gate::Participant(participant) => {
+                let name = self.state.name(participant).unwrap_or_default().to_string();
+                Ok(Admission::Participant(Owner { participant, name }))
+            }
+            Gate::External { id, exclude } => {
+                if let Some(info) = self.state.external(id) {
+                    tracing::info!(room = %self.room, external = %info.id, kind = ?info.kind, access = ?info.access, "external session admitted");
+                    let _ = self.broadcast.send(ServerMessage::ExternalJoined { session: info });
+                }
+                Ok(Admission::External { exclude })
+            }
+            Gate::CheckPassword(hash) => Ok(Admission::CheckPassword(hash)),
+        }
+    }
+
+    /// An external session ended (by itself, by a moderator, or it never started).
+    async fn external_ended(&mut self, session: SessionId) {
+        if let Some(info) = self.state.external_ended(session) {
+            tracing::info!(room = %self.room, external = %info.id, "external session ended");
+            let _ = self.broadcast.send(ServerMessage::ExternalLeft { session: info });
+            self.changed().await;
         }
     }
 
@@ -437,9 +495,23 @@ impl ControlTask {
                     for id in self.state.ids() {
                         self.remove(id, Some("the meeting was ended")).await;
                     }
+                    for session in self.state.external_sessions() {
+                        self.end_external(session).await;
+                    }
                 }
+                Effect::KeyCreated { to, kind, key } => self.send_to(to, Direct::Message(ServerMessage::Key { kind, key })),
+                Effect::EndSession(session) => self.end_external(session).await,
             }
         }
+    }
+
+    /// Ends an external session in the media and takes it off the list at once.
+    async fn end_external(&mut self, session: SessionId) {
+        if let Some(media) = self.media.as_ref().filter(|m| !m.is_closed()) {
+            // Unknown there: it had not started or has just ended by itself.
+            let _ = media.end(session).await;
+        }
+        self.external_ended(session).await;
     }
 
     /// Takes a participant out: connection told (unless it left by itself), media ended.
@@ -474,6 +546,7 @@ impl ControlTask {
                 }
                 self.push_stage().await;
             }
+            MediaEvent::ExternalEnded { session } => self.external_ended(session).await,
             MediaEvent::Levels(levels) => {
                 if self.state.levels(&levels, self.now()) {
                     self.changed().await;
@@ -504,7 +577,9 @@ impl ControlTask {
         }
         self.push_stage().await;
         let participants = entries.into_iter().map(|(_, info)| info).collect();
-        let _ = self.broadcast.send(ServerMessage::Participants { participants });
+        let external = self.state.externals();
+        let audience = self.state.audience();
+        let _ = self.broadcast.send(ServerMessage::Participants { participants, external, audience });
         let _ = self.broadcast.send(ServerMessage::Room { settings: self.state.settings() });
         let lobby = self.state.lobby();
         for id in self.state.ids().into_iter().filter(|id| self.state.is_moderator(*id)) {
@@ -546,7 +621,7 @@ fn refuse(cmd: Command) {
         Command::PasswordGate { reply, .. } => {
             let _ = reply.send(Err(closed()));
         }
-        Command::Gate { reply, .. } => {
+        Command::Admit { reply, .. } => {
             let _ = reply.send(Err(closed()));
         }
         Command::Media { reply, .. } => {
@@ -560,6 +635,7 @@ fn refuse(cmd: Command) {
         | Command::RaiseHand { .. }
         | Command::PasswordFailed { .. }
         | Command::Info { .. }
+        | Command::ExternalGone { .. }
         | Command::Publishing { .. } => {}
     }
 }

@@ -12,18 +12,23 @@
 //!   `set_waiting_room {on}`, `admit {id}`, `refuse {id}`, `mute {id}`, `mute_all`,
 //!   `remove {id}`, `end_meeting`, `set_layout {layout: "grid"|"speaker"}`,
 //!   `set_presentation {on}`, `set_presenter {id, on}`, `set_audience_chat {on}`,
-//!   `allow_multiple_shares {on}`.
+//!   `allow_multiple_shares {on}`, `create_key {kind}` (a key for external publishers or
+//!   viewers; the answer `key` goes to this moderator only), `revoke_key {kind}` (the key stops
+//!   working and the sessions it let in end), `end_external {id}` (ends one external session).
 //!
 //! Server → client:
 //! - `joined` with the participant's `id` and `token`. The token authorises WHIP and WHEP
 //!   (`Authorization: Bearer <token>`): the WHIP session becomes this participant's camera and
 //!   microphone, the WHEP session their view of the room, without their own voice.
-//! - `participants` (the whole list, on every change), `room` (the settings), `chat` (one
-//!   message), `chat_history` (on admission), `pong`, `bye` (the server ends the session), and
-//!   `error` with a stable `code`.
+//! - `participants` (the whole list, on every change, with the `external` WHIP/WHEP sessions
+//!   that are not participants and the presentation-mode `audience` count), `room` (the
+//!   settings), `external_joined`/`external_left` (an external session came or went: the page
+//!   announces it), `chat` (one message), `chat_history` (on admission), `pong`, `bye` (the
+//!   server ends the session), and `error` with a stable `code`.
 //! - To one participant: `waiting` (in the waiting room), `admitted`, `muted` (a moderator
 //!   muted you), `speak {allowed}` (presentation mode: you may publish now / no longer);
-//!   to moderators: `lobby {waiting: [{id, name}]}`.
+//!   to moderators: `lobby {waiting: [{id, name}]}`; to the moderator who made it:
+//!   `key {kind, key}`, shown once (the server keeps only a hash).
 //!
 //! Limits: a frame is at most [`MAX_FRAME_BYTES`]; chat text at most [`MAX_CHAT_CHARS`]
 //! characters; names 1–[`MAX_NAME_CHARS`] characters.
@@ -64,6 +69,44 @@ pub enum ClientMessage {
     SetPresenter { id: String, on: bool },
     SetAudienceChat { on: bool },
     AllowMultipleShares { on: bool },
+    CreateKey { kind: ExternalKind },
+    RevokeKey { kind: ExternalKind },
+    EndExternal { id: String },
+}
+
+/// An external client: one that sends (OBS, a hall encoder) or receives (a hall display, a WHEP
+/// player) without being a participant. Also the kind of a room key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExternalKind {
+    Publisher,
+    Viewer,
+}
+
+/// How an external session got in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExternalAccess {
+    /// A room key a moderator made.
+    Key,
+    /// The room password.
+    Password,
+    /// The server runs with `--open-media`.
+    Open,
+    /// A viewer presenting an external publisher's session id (its return feed).
+    Publisher,
+}
+
+/// One external WHIP or WHEP session, as everyone in the room sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalInfo {
+    /// `x7`: for moderators to end it (never the session id, which is the client's secret).
+    pub id: String,
+    pub kind: ExternalKind,
+    /// What the client calls itself (`?label=`, or "OBS"/"GStreamer" from its User-Agent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    pub access: ExternalAccess,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +124,10 @@ pub struct RoomSettings {
     pub audience_chat: bool,
     pub layout: LayoutMode,
     pub multiple_shares: bool,
+    /// Whether a key for external publishers exists (never the key itself).
+    pub publisher_key: bool,
+    /// Whether a key for external viewers exists.
+    pub viewer_key: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,7 +176,17 @@ pub enum ServerMessage {
     Speak { allowed: bool },
     Lobby { waiting: Vec<LobbyEntry> },
     Room { settings: RoomSettings },
-    Participants { participants: Vec<ParticipantInfo> },
+    Participants {
+        participants: Vec<ParticipantInfo>,
+        /// WHIP/WHEP sessions that are not participants.
+        external: Vec<ExternalInfo>,
+        /// Presentation mode: how many participants watch as audience (0 otherwise).
+        audience: usize,
+    },
+    ExternalJoined { session: ExternalInfo },
+    ExternalLeft { session: ExternalInfo },
+    /// A new room key, to the moderator who made it; shown once.
+    Key { kind: ExternalKind, key: String },
     Chat(ChatLine),
     ChatHistory { messages: Vec<ChatLine> },
     Pong,
@@ -159,6 +216,8 @@ pub enum ErrorCode {
     Waiting,
     PasswordRequired,
     WrongPassword,
+    /// Media without a participant token or a key from a moderator (HTTP 401).
+    Unauthorized,
 }
 
 impl ServerMessage {

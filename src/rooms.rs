@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use std::net::IpAddr;
 
-use crate::control::{Gate, Purpose, RoomControl};
+use crate::control::{AdmitRequest, Admission, Purpose, RoomControl, RoomRules};
 use crate::ids::{RoomId, SessionId};
 use crate::media::sdp::{self, Role};
 use crate::media::{Answer, MediaError, Owner, SharedMediaConfig, Voice};
@@ -15,11 +15,13 @@ use crate::protocol::ErrorCode;
 use crate::room::participants::RoomError;
 use crate::secret;
 
-/// Who sent a WHIP/WHEP request: the `Authorization: Bearer` value and the client address
-/// (only for the password rate limit; never stored or logged).
+/// Who sent a WHIP/WHEP request: the `Authorization: Bearer` value, the client address (only
+/// for the password rate limit; never stored or logged) and what the client calls itself
+/// (shown in the room's list when it is an external client).
 pub struct Caller {
     pub bearer: Option<String>,
     pub address: IpAddr,
+    pub label: Option<String>,
 }
 
 fn policy(code: ErrorCode, message: &str) -> MediaError {
@@ -43,13 +45,18 @@ pub struct Rooms {
     inner: Arc<Mutex<Inner>>,
     cfg: SharedMediaConfig,
     empty_grace: Duration,
-    /// (participants, presentation-mode audience) per room.
-    limits: (usize, usize),
+    rules: RoomRules,
+}
+
+/// Whom a WHIP/WHEP session belongs to, once the gate let it in.
+enum Admitted {
+    Participant(Owner),
+    External { exclude: Option<SessionId> },
 }
 
 impl Rooms {
-    pub fn new(cfg: SharedMediaConfig, empty_grace: Duration, limits: (usize, usize)) -> Self {
-        Self { inner: Arc::default(), cfg, empty_grace, limits }
+    pub fn new(cfg: SharedMediaConfig, empty_grace: Duration, rules: RoomRules) -> Self {
+        Self { inner: Arc::default(), cfg, empty_grace, rules }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -82,96 +89,120 @@ impl Rooms {
                 }
             }
         });
-        let control = RoomControl::start(room.clone(), self.cfg.clone(), self.limits, self.empty_grace, on_idle);
+        let control = RoomControl::start(room.clone(), self.cfg.clone(), self.rules, self.empty_grace, on_idle);
         inner.rooms.insert(room.clone(), Entry { control: control.clone(), generation });
         Ok(control)
     }
 
-    /// Runs `op` on the room, creating it if needed; retried once if the room closed under us.
+    /// Runs `op` on the room; retried once if the room closed under us. Media requests create
+    /// a room only on a server with `--open-media`: elsewhere nobody could have let them in
+    /// (no participant, no key), so a room that is not live stays so.
     async fn with_room<T, F, Fut>(&self, room: &RoomId, op: F) -> Result<T, MediaError>
     where
         F: Fn(RoomControl) -> Fut,
         Fut: std::future::Future<Output = Result<T, MediaError>>,
     {
-        match op(self.control(room)?).await {
-            Err(MediaError::RoomClosed) => op(self.control(room)?).await,
+        let control = || match self.rules.open_media {
+            true => self.control(room),
+            false => self.get(room).ok_or_else(|| {
+                policy(ErrorCode::Unauthorized, "no meeting is running in this room; media needs a participant token or a key from a moderator")
+            }),
+        };
+        match op(control()?).await {
+            Err(MediaError::RoomClosed) => op(control()?).await,
             other => other,
         }
     }
 
-    /// Resolves the caller to a participant (their token) or an anonymous client, checking the
-    /// room's password and the participant's rights for `purpose`.
-    async fn admit(control: &RoomControl, caller: &Caller, purpose: Purpose) -> Result<Option<Owner>, MediaError> {
-        let token = caller.bearer.as_deref().and_then(SessionId::parse);
-        match control.gate(token, false, purpose).await.map_err(MediaError::Policy)? {
-            Gate::Participant(owner) => Ok(Some(owner)),
-            // Without a password, a bearer must be a token (or a publisher's session id).
-            Gate::Anonymous if caller.bearer.is_some() && token.is_none() => Err(MediaError::UnknownToken),
-            Gate::Anonymous => Ok(None),
-            Gate::CheckPassword(hash) => {
-                let key = secret::address_key(caller.address);
-                control.password_gate(key).await.map_err(MediaError::Policy)?;
-                let Some(password) = caller.bearer.clone() else {
-                    return Err(policy(ErrorCode::PasswordRequired, "this room needs a password (Authorization: Bearer <password>)"));
-                };
-                if secret::verify(hash, password).await {
-                    Ok(None)
-                } else {
-                    control.password_failed(key).await;
-                    Err(policy(ErrorCode::WrongPassword, "wrong password"))
+    /// Resolves the caller to a participant (their token) or an external client (a room key,
+    /// the room password, an external publisher's session id, or `--open-media`), checking
+    /// the rights for `purpose`. An external client is listed under `session` from here on.
+    async fn admit(control: &RoomControl, caller: &Caller, purpose: Purpose, session: SessionId) -> Result<Admitted, MediaError> {
+        let mut password_ok = false;
+        loop {
+            let request = AdmitRequest { bearer: caller.bearer.clone(), purpose, password_ok, session, label: caller.label.clone() };
+            match control.admit(request).await.map_err(MediaError::Policy)? {
+                Admission::Participant(owner) => return Ok(Admitted::Participant(owner)),
+                Admission::External { exclude } => return Ok(Admitted::External { exclude }),
+                Admission::CheckPassword(_) if password_ok => {
+                    return Err(MediaError::Internal("the gate asked for the password twice".into()))
+                }
+                Admission::CheckPassword(hash) => {
+                    let key = secret::address_key(caller.address);
+                    control.password_gate(key).await.map_err(MediaError::Policy)?;
+                    let password = caller.bearer.clone().unwrap_or_default();
+                    if !secret::verify(hash, password).await {
+                        control.password_failed(key).await;
+                        return Err(policy(ErrorCode::WrongPassword, "wrong password"));
+                    }
+                    password_ok = true;
                 }
             }
         }
     }
 
+    /// Runs `start` for a session the gate let in; an external client whose session does not
+    /// start leaves the room's list again.
+    async fn start_session<T, Fut>(control: &RoomControl, admitted: &Admitted, session: SessionId, start: Fut) -> Result<T, MediaError>
+    where
+        Fut: std::future::Future<Output = Result<T, MediaError>>,
+    {
+        let result = start.await;
+        if result.is_err() && matches!(admitted, Admitted::External { .. }) {
+            control.external_gone(session).await;
+        }
+        result
+    }
+
     /// WHIP: a new publisher in `room`. With a participant's token it is that participant's
-    /// camera and microphone (or screen, with `screen`); without, an anonymous publisher (OBS,
-    /// a hall encoder), which needs the room password as bearer if there is one.
+    /// camera and microphone (or screen, with `screen`); otherwise an external publisher (OBS,
+    /// a hall encoder), let in by the room's publisher key or password (see [`Self::admit`]).
     pub async fn publish(&self, room: &RoomId, body: &[u8], caller: Caller, screen: bool) -> Result<Answer, MediaError> {
         let purpose = if screen { Purpose::Share } else { Purpose::Publish };
         self.with_room(room, |control| {
             let caller = &caller;
             async move {
-                // Who asks comes first: a room with a password says 401 before reading SDP.
-                let owner = Self::admit(&control, caller, purpose).await?;
-                let offer = sdp::parse_offer(body)?;
-                let plan = sdp::plan(&offer, Role::Publish)?;
-                let is_session_token = caller.bearer.as_deref().and_then(SessionId::parse).is_some();
-                if owner.is_none() && is_session_token {
-                    return Err(MediaError::UnknownToken);
-                }
-                if screen && owner.is_none() {
-                    return Err(policy(ErrorCode::Forbidden, "screen sharing needs a participant token"));
-                }
-                let media = control.media().await?;
-                let answer = media.publish(offer, plan, owner.clone(), screen).await?;
-                if let Some(o) = owner {
-                    control.publishing(o.participant, screen).await;
-                }
-                Ok(answer)
+                let session = SessionId::random();
+                // Who asks comes first: 401 before the SDP is read.
+                let admitted = Self::admit(&control, caller, purpose, session).await?;
+                let start = async {
+                    let offer = sdp::parse_offer(body)?;
+                    let plan = sdp::plan(&offer, Role::Publish)?;
+                    let owner = match &admitted {
+                        Admitted::Participant(owner) => Some(owner.clone()),
+                        Admitted::External { .. } => None,
+                    };
+                    let answer = control.media().await?.publish(session, offer, plan, owner.clone(), screen).await?;
+                    if let Some(o) = owner {
+                        control.publishing(o.participant, screen).await;
+                    }
+                    Ok(answer)
+                };
+                Self::start_session(&control, &admitted, session, start).await
             }
         })
         .await
     }
 
     /// WHEP: a new viewer in `room`. A participant's token as bearer leaves that participant's
-    /// voice out of what the viewer hears (a publisher's session id does the same for
-    /// anonymous publishers); in a room with a password, anonymous viewers give it as bearer.
+    /// voice out of what the viewer hears (an external publisher's session id does the same
+    /// for it); external viewers need the room's viewer key or password.
     pub async fn view(&self, room: &RoomId, body: &[u8], caller: Caller) -> Result<Answer, MediaError> {
         self.with_room(room, |control| {
             let caller = &caller;
             async move {
-                let owner = Self::admit(&control, caller, Purpose::View).await?;
-                let offer = sdp::parse_offer(body)?;
-                let plan = sdp::plan(&offer, Role::View(self.cfg.viewer_codec))?;
-                let participant = owner.as_ref().map(|o| o.participant);
-                let session = caller.bearer.as_deref().and_then(SessionId::parse);
-                let exclude = match (participant, session) {
-                    (Some(p), _) => Some(Voice::Participant(p)),
-                    (None, Some(s)) => Some(Voice::Session(s)),
-                    (None, None) => None,
+                let session = SessionId::random();
+                let admitted = Self::admit(&control, caller, Purpose::View, session).await?;
+                let start = async {
+                    let offer = sdp::parse_offer(body)?;
+                    let plan = sdp::plan(&offer, Role::View(self.cfg.viewer_codec))?;
+                    let (exclude, participant) = match &admitted {
+                        Admitted::Participant(o) => (Some(Voice::Participant(o.participant)), Some(o.participant)),
+                        Admitted::External { exclude } => (exclude.map(Voice::Session), None),
+                    };
+                    control.media().await?.view(session, offer, plan, exclude, participant).await
                 };
-                control.media().await?.view(offer, plan, exclude, participant).await
+                Self::start_session(&control, &admitted, session, start).await
             }
         })
         .await

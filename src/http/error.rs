@@ -34,7 +34,7 @@ impl From<MediaError> for ApiError {
             M::RoomClosed => StatusCode::SERVICE_UNAVAILABLE,
             M::Policy(e) => match e.code {
                 ErrorCode::Forbidden | ErrorCode::Waiting => StatusCode::FORBIDDEN,
-                ErrorCode::PasswordRequired | ErrorCode::WrongPassword => StatusCode::UNAUTHORIZED,
+                ErrorCode::PasswordRequired | ErrorCode::WrongPassword | ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
                 ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
                 ErrorCode::RoomFull => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::BAD_REQUEST,

@@ -138,8 +138,21 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, MAX_OFFER_BYTES).await.map_err(|_| too_large())
 }
 
-/// `Authorization: Bearer <participant token | room password | publisher session>`.
-fn caller(headers: &HeaderMap, address: std::net::IpAddr) -> Result<Caller, ApiError> {
+/// What an external client calls itself in the room's list: `?label=`, else a name its
+/// `User-Agent` gives away (OBS, GStreamer), else nothing (the page says "external viewer").
+fn label(headers: &HeaderMap, given: Option<&str>) -> Result<Option<String>, ApiError> {
+    if let Some(given) = given {
+        return crate::room::access::clean_label(given).map(Some).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.message));
+    }
+    let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    Ok([("obs", "OBS"), ("gstreamer", "GStreamer")]
+        .iter()
+        .find(|(needle, _)| agent.contains(needle))
+        .map(|(_, name)| name.to_string()))
+}
+
+/// `Authorization: Bearer <participant token | room key | room password | publisher session>`.
+fn caller(headers: &HeaderMap, address: std::net::IpAddr, label: Option<String>) -> Result<Caller, ApiError> {
     let bearer = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(value) => {
@@ -153,14 +166,17 @@ fn caller(headers: &HeaderMap, address: std::net::IpAddr) -> Result<Caller, ApiE
             Some(token.to_string())
         }
     };
-    Ok(Caller { bearer, address })
+    Ok(Caller { bearer, address, label })
 }
 
 #[derive(serde::Deserialize, Default)]
-struct PublishQuery {
+struct SessionQuery {
     /// `?screen=1`: this WHIP session is a shared screen, not the camera.
     #[serde(default)]
     screen: Option<String>,
+    /// `?label=Hall camera`: how an external client is listed in the room.
+    #[serde(default)]
+    label: Option<String>,
 }
 
 fn created(flow: Flow, room: &RoomId, answer: crate::media::Answer) -> Response {
@@ -211,14 +227,15 @@ async fn room_info(State(state): State<AppState>, Path(room): Path<String>) -> R
 async fn whip_post(
     State(state): State<AppState>,
     Path(room): Path<String>,
-    Query(query): Query<PublishQuery>,
+    Query(query): Query<SessionQuery>,
     ConnectInfo(address): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
     require_content_type(&headers, SDP)?;
-    let caller = caller(&headers, client_address(&headers, address, state.trust_forwarded_for))?;
+    let label = label(&headers, query.label.as_deref())?;
+    let caller = caller(&headers, client_address(&headers, address, state.trust_forwarded_for), label)?;
     let body = read_body(&headers, body).await?;
     let screen = query.screen.is_some_and(|v| v == "1" || v == "true");
     let answer = state.rooms.publish(&room, &body, caller, screen).await?;
@@ -228,13 +245,15 @@ async fn whip_post(
 async fn whep_post(
     State(state): State<AppState>,
     Path(room): Path<String>,
+    Query(query): Query<SessionQuery>,
     ConnectInfo(address): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
     require_content_type(&headers, SDP)?;
-    let caller = caller(&headers, client_address(&headers, address, state.trust_forwarded_for))?;
+    let label = label(&headers, query.label.as_deref())?;
+    let caller = caller(&headers, client_address(&headers, address, state.trust_forwarded_for), label)?;
     let body = read_body(&headers, body).await?;
     let answer = state.rooms.view(&room, &body, caller).await?;
     Ok(created(Flow::Whep, &room, answer))

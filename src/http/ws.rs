@@ -12,6 +12,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::control::{Direct, Membership, RoomControl};
 use crate::ids::SessionId;
 use crate::protocol::{ClientMessage, ErrorCode, ServerMessage, MAX_FRAME_BYTES};
+use crate::room::access::ExternalId;
 use crate::room::moderation::ModAction;
 use crate::room::participants::{ParticipantId, RoomError};
 use crate::secret;
@@ -234,6 +235,12 @@ async fn handle(control: &RoomControl, id: ParticipantId, msg: ClientMessage) ->
         },
         ClientMessage::SetAudienceChat { on } => ModAction::SetAudienceChat(on),
         ClientMessage::AllowMultipleShares { on } => ModAction::AllowMultipleShares(on),
+        ClientMessage::CreateKey { kind } => ModAction::CreateKey(kind),
+        ClientMessage::RevokeKey { kind } => ModAction::RevokeKey(kind),
+        ClientMessage::EndExternal { id } => match ExternalId::parse(&id) {
+            Some(x) => ModAction::EndExternal(x),
+            None => return Some(ServerMessage::error(ErrorCode::BadMessage, "no external session with that id")),
+        },
     };
     control.moderate(id, action).await.err().map(error)
 }

@@ -69,6 +69,8 @@ pub struct Stage {
 pub enum MediaEvent {
     /// A participant's WHIP session ended (DELETE, failure or silence).
     PublisherEnded { participant: ParticipantId, screen: bool },
+    /// A WHIP/WHEP session that belongs to no participant (an external client) ended.
+    ExternalEnded { session: SessionId },
     /// Audio levels (dBFS) of the participants that publish audio, every 100 ms.
     Levels(Vec<(ParticipantId, f32)>),
 }

@@ -3,6 +3,7 @@
 //! Nothing here touches GStreamer, sockets or the clock (time is an argument), so all of it is
 //! unit-tested directly.
 
+pub mod access;
 pub mod layout;
 pub mod moderation;
 pub mod participants;

@@ -1,9 +1,11 @@
 //! What moderators may do, and what follows from it. Everyone else is refused with
 //! `forbidden`. Sans-IO: the control task carries out the returned effects.
 
+use super::access::ExternalId;
 use super::layout::LayoutMode;
 use super::participants::{refuse, ParticipantId, Room, RoomError};
-use crate::protocol::ErrorCode;
+use crate::ids::SessionId;
+use crate::protocol::{ErrorCode, ExternalKind};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModAction {
@@ -21,6 +23,12 @@ pub enum ModAction {
     SetPresenter(ParticipantId, bool),
     SetAudienceChat(bool),
     AllowMultipleShares(bool),
+    /// A key for external publishers or viewers (replacing an earlier one of the kind).
+    CreateKey(ExternalKind),
+    /// The key stops working; the sessions it let in end.
+    RevokeKey(ExternalKind),
+    /// Ends one external session.
+    EndExternal(ExternalId),
 }
 
 /// What the control task must do after an action.
@@ -36,6 +44,10 @@ pub enum Effect {
     Speak(ParticipantId, bool),
     /// The meeting is over for everyone.
     Ended,
+    /// Show this new room key to the moderator who made it, once.
+    KeyCreated { to: ParticipantId, kind: ExternalKind, key: String },
+    /// End this WHIP/WHEP session (an external client).
+    EndSession(SessionId),
 }
 
 impl Room {
@@ -101,6 +113,19 @@ impl Room {
             }
             ModAction::SetAudienceChat(on) => self.settings.audience_chat = on,
             ModAction::AllowMultipleShares(on) => self.settings.multiple_shares = on,
+            ModAction::CreateKey(kind) => {
+                let (key, ended) = self.access.create_key(kind);
+                effects.extend(ended.into_iter().map(Effect::EndSession));
+                effects.push(Effect::KeyCreated { to: actor, kind, key });
+            }
+            ModAction::RevokeKey(kind) => effects.extend(self.access.revoke_key(kind).into_iter().map(Effect::EndSession)),
+            ModAction::EndExternal(id) => {
+                let session = self
+                    .access
+                    .session_of(id)
+                    .ok_or_else(|| refuse(ErrorCode::BadMessage, "no external session with that id"))?;
+                effects.push(Effect::EndSession(session));
+            }
         }
         Ok(effects)
     }
@@ -164,6 +189,8 @@ mod tests {
             ModAction::SetPassword(None),
             ModAction::SetAudienceChat(false),
             ModAction::AllowMultipleShares(true),
+            ModAction::CreateKey(ExternalKind::Publisher),
+            ModAction::RevokeKey(ExternalKind::Viewer),
         ] {
             let err = room.moderate(guest, action.clone()).unwrap_err();
             assert_eq!(err.code, ErrorCode::Forbidden, "{action:?}");

@@ -94,6 +94,8 @@ pub struct Room {
     pub(super) settings: Settings,
     /// Wrong-password times per address key; never leaves memory.
     password_failures: HashMap<u64, VecDeque<Duration>>,
+    /// Room keys and the external sessions they (or the password) let in.
+    pub(super) access: super::access::Access,
 }
 
 /// What moderators decide for the room.
@@ -157,6 +159,7 @@ impl Room {
             moderator_key: None,
             settings: Settings { audience_chat: true, ..Settings::default() },
             password_failures: HashMap::new(),
+            access: Default::default(),
         }
     }
 
@@ -206,6 +209,19 @@ impl Room {
             chat_checked: now,
         });
         Ok(Joined { id, token, moderator, new_moderator_key: new_key, waiting })
+    }
+
+    /// Most receive-only audience members in presentation mode (and external clients).
+    pub fn max_audience(&self) -> usize {
+        self.max_audience
+    }
+
+    /// Presentation mode: how many admitted participants watch as audience.
+    pub fn audience(&self) -> usize {
+        if !self.settings.presentation {
+            return 0;
+        }
+        self.participants.values().filter(|p| !p.waiting && !p.moderator && !p.presenter).count()
     }
 
     pub fn has_password(&self) -> bool {
@@ -293,6 +309,8 @@ impl Room {
             audience_chat: self.settings.audience_chat,
             layout: self.settings.layout,
             multiple_shares: self.settings.multiple_shares,
+            publisher_key: self.access.has_key(crate::protocol::ExternalKind::Publisher),
+            viewer_key: self.access.has_key(crate::protocol::ExternalKind::Viewer),
         }
     }
 

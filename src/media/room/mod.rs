@@ -49,8 +49,9 @@ pub struct Answer {
 type Reply<T> = oneshot::Sender<Result<T, MediaError>>;
 
 enum Command {
-    Publish { offer: gst_sdp::SDPMessage, plan: OfferPlan, owner: Option<Owner>, screen: bool, reply: Reply<Answer> },
+    Publish { id: SessionId, offer: gst_sdp::SDPMessage, plan: OfferPlan, owner: Option<Owner>, screen: bool, reply: Reply<Answer> },
     View {
+        id: SessionId,
         offer: gst_sdp::SDPMessage,
         plan: OfferPlan,
         exclude: Option<Voice>,
@@ -141,26 +142,29 @@ impl RoomMedia {
         rx.await.map_err(|_| MediaError::RoomClosed)?
     }
 
+    /// A publisher under the session id `id` (drawn by the caller, which may have listed it).
     pub async fn publish(
         &self,
+        id: SessionId,
         offer: gst_sdp::SDPMessage,
         plan: OfferPlan,
         owner: Option<Owner>,
         screen: bool,
     ) -> Result<Answer, MediaError> {
-        self.call(|reply| Command::Publish { offer, plan, owner, screen, reply }).await
+        self.call(|reply| Command::Publish { id, offer, plan, owner, screen, reply }).await
     }
 
-    /// A viewer of the room; `exclude` leaves that voice out of what it hears, `owner` ties the
-    /// session to a participant (ended with them).
+    /// A viewer of the room under the session id `id`; `exclude` leaves that voice out of what
+    /// it hears, `owner` ties the session to a participant (ended with them).
     pub async fn view(
         &self,
+        id: SessionId,
         offer: gst_sdp::SDPMessage,
         plan: OfferPlan,
         exclude: Option<Voice>,
         owner: Option<ParticipantId>,
     ) -> Result<Answer, MediaError> {
-        self.call(|reply| Command::View { offer, plan, exclude, owner, reply }).await
+        self.call(|reply| Command::View { id, offer, plan, exclude, owner, reply }).await
     }
 
     /// What `participant`'s tile shows (name, mute marks, active speaker).
@@ -320,16 +324,16 @@ impl RoomTask {
 
     async fn handle_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Publish { offer, plan, owner, screen, reply } => {
-                match self.add_publisher(offer, plan, owner, screen).await {
+            Command::Publish { id, offer, plan, owner, screen, reply } => {
+                match self.add_publisher(id, offer, plan, owner, screen).await {
                     Ok((id, webrtc, liveness)) => self.negotiate(id, webrtc, liveness, reply),
                     Err(e) => {
                         let _ = reply.send(Err(e));
                     }
                 }
             }
-            Command::View { offer, plan, exclude, owner, reply } => {
-                match self.add_viewer(offer, plan, exclude, owner).await {
+            Command::View { id, offer, plan, exclude, owner, reply } => {
+                match self.add_viewer(id, offer, plan, exclude, owner).await {
                     Ok((id, webrtc, liveness)) => self.negotiate(id, webrtc, liveness, reply),
                     Err(e) => {
                         let _ = reply.send(Err(e));
@@ -625,6 +629,9 @@ impl RoomTask {
                 }
                 tracing::info!(room = %self.room, session = %session.name, reason = why, "viewer left");
             }
+        }
+        if session.kind.owner().is_none() {
+            let _ = self.out.send(MediaEvent::ExternalEnded { session: id });
         }
         // A viewer hearing "everyone but X" keeps its mix after X leaves: with X's input gone
         // it simply equals the full mix.

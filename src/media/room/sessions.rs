@@ -61,14 +61,17 @@ impl RoomTask {
 
     pub(super) async fn add_publisher(
         &mut self,
+        id: SessionId,
         offer: gst_sdp::SDPMessage,
         plan: OfferPlan,
         owner: Option<Owner>,
         screen: bool,
     ) -> Result<(SessionId, gst::Element, Liveness), MediaError> {
-        // The id is drawn here because an anonymous publisher's voice is its session (and so
-        // is a shared screen's sound: it is not the sharer's voice).
-        let id = SessionId::random();
+        // An anonymous publisher's voice is its session (and so is a shared screen's sound: it
+        // is not the sharer's voice).
+        if self.sessions.contains_key(&id) {
+            return Err(MediaError::Internal("session id drawn twice".into()));
+        }
         let participant = owner.as_ref().map(|o| o.participant);
         let voice = participant.filter(|_| !screen).map(Voice::Participant).unwrap_or(Voice::Session(id));
         if let Some(o) = &owner {
@@ -132,6 +135,7 @@ impl RoomTask {
 
     pub(super) async fn add_viewer(
         &mut self,
+        id: SessionId,
         offer: gst_sdp::SDPMessage,
         plan: OfferPlan,
         exclude: Option<Voice>,
@@ -150,7 +154,10 @@ impl RoomTask {
             },
         };
         let kind = Kind::Viewer { links: Vec::new(), audio: None, codec: None, mix: None, owner };
-        let NewSession { id, name, bin, webrtc, liveness, .. } = self.start_session(SessionId::random(), "view", kind)?;
+        if self.sessions.contains_key(&id) {
+            return Err(MediaError::Internal("session id drawn twice".into()));
+        }
+        let NewSession { id, name, bin, webrtc, liveness, .. } = self.start_session(id, "view", kind)?;
         let own_mix = mix.is_some();
         let attached = self.attach_viewer(id, &bin, &webrtc, offer, &plan, mix).await;
         if let Err(e) = attached {
