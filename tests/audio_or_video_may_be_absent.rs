@@ -12,7 +12,7 @@ use support::wait_for;
 #[test]
 fn audio_only_and_video_only_publishers_mix_as_expected() {
     client::init();
-    let server = Server::start();
+    let server = Server::start_open();
     let room = "partial";
     // Red sends only video (its tone must not be heard), blue only audio (no blue tile).
     let _red = Publisher::start_source(server.addr, room, Source { audio: false, ..Source::new(RED, 520) });

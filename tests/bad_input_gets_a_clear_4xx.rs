@@ -23,7 +23,7 @@ fn check(server: &Server, what: &str, method: &str, path: &str, headers: &[(&str
 #[test]
 fn bad_requests_are_refused_with_reasons_and_harm_nothing() {
     client::init();
-    let server = Server::start();
+    let server = Server::start_open();
     let sdp = [("Content-Type", "application/sdp")];
     // Another room is live throughout and must not notice any of it.
     let bystander = Publisher::start(server.addr, "bystanders", client::GREEN, 660);
@@ -42,6 +42,8 @@ fn bad_requests_are_refused_with_reasons_and_harm_nothing() {
         check(&server, "SDP without media", "POST", &path, &sdp, b"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n", 400);
         check(&server, "binary body", "POST", &path, &sdp, &[0xff, 0xfe, 0x00, 0x80], 400);
         check(&server, "no usable codec", "POST", &path, &sdp, NO_USABLE_CODEC.as_bytes(), 406);
+        let long_label = format!("{path}?label={}", "x".repeat(41));
+        check(&server, "label over 40 characters", "POST", &long_label, &sdp, NO_USABLE_CODEC.as_bytes(), 400);
         check(&server, "wrong content type", "POST", &path, &[("Content-Type", "application/json")], b"{}", 415);
         check(&server, "missing content type", "POST", &path, &[], NO_USABLE_CODEC.as_bytes(), 415);
         let huge = format!("v=0\r\n{}", "a=x\r\n".repeat(14_000));

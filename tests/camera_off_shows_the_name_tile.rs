@@ -23,7 +23,7 @@ fn shares(viewer: &Viewer) -> Result<(f64, f64), String> {
 #[test]
 fn no_camera_and_camera_off_show_a_name_tile() {
     client::init();
-    let server = Server::start();
+    let server = Server::start_open();
     let room = "cameras";
     let viewer = Viewer::start(server.addr, room, None);
 

@@ -15,7 +15,7 @@ const CYCLES: usize = 10;
 #[test]
 fn join_and_leave_churn_keeps_the_room_running() {
     client::init();
-    let mut server = Server::start();
+    let mut server = Server::start_open();
     let room = "churn";
     let _steady = Publisher::start(server.addr, room, GREEN, 600);
     let watcher = Viewer::start(server.addr, room, None);

@@ -16,7 +16,7 @@ const TONES: [u32; 4] = [440, 620, 820, 1040];
 #[test]
 fn every_publisher_is_seen_and_heard_and_nobody_hears_themselves() {
     client::init();
-    let server = Server::start();
+    let server = Server::start_open();
     let room = "council";
 
     // A viewer before any publisher: black picture, silence.

@@ -35,7 +35,7 @@ fn picture(viewer: &Viewer, seen: [bool; 3], heard: &[u32], what: &str) {
 #[test]
 fn a_full_grid_keeps_who_spoke_last() {
     client::init();
-    let server = Server::start_with(&["--max-tiles", "2"]);
+    let server = Server::start_with(&["--max-tiles", "2", "--open-media"]);
     let room = "assembly";
     let silent = |colour| Source { audio: false, ..Source::new(colour, 0) };
     let (_ada, _, ada_token) = Control::join(server.addr, room, "Ada");

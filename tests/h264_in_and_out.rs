@@ -13,7 +13,7 @@ use support::wait_for;
 #[test]
 fn h264_publishers_and_viewers_take_part() {
     client::init();
-    let server = Server::start();
+    let server = Server::start_open();
     let room = "h264";
     let _vp8 = Publisher::start_with(server.addr, room, RED, 450, Codec::Vp8);
     let _h264 = Publisher::start_with(server.addr, room, GREEN, 750, Codec::H264);

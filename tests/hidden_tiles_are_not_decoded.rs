@@ -15,7 +15,7 @@ use support::ws::Control;
 #[test]
 fn a_tile_without_a_place_comes_back_with_a_keyframe() {
     client::init();
-    let server = Server::start();
+    let server = Server::start_open();
     let room = "crowd";
     let (mut moderator, _, _) = Control::join(server.addr, room, "Mod");
     moderator.send_json(&json!({"type": "set_layout", "layout": "speaker"}));

@@ -41,7 +41,7 @@ a=ice-pwd:0123456789012345678901\r\nm=audio 9 UDP/TLS/RTP/SAVPF 9\r\nc=IN IP4 0.
 #[test]
 fn only_presenters_are_seen_and_heard() {
     client::init();
-    let server = Server::start();
+    let server = Server::start_open();
     let room = "council";
     let (mut ada, _, ada_token) = Control::join(server.addr, room, "Ada");
     let (mut bo, bo_id, bo_token) = Control::join(server.addr, room, "Bo");

@@ -34,7 +34,7 @@ fn wait_for_mix(viewer: &Viewer, present: [bool; 3], timeout: Duration, what: &s
 #[test]
 fn deleted_and_vanished_publishers_leave_picture_and_sound() {
     client::init();
-    let server = Server::start();
+    let server = Server::start_open();
     let room = "leaving";
     let mut publishers: Vec<Option<Publisher>> = COLOURS
         .iter()

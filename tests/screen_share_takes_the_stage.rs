@@ -21,7 +21,7 @@ fn shares(viewer: &Viewer) -> Result<[f64; 3], String> {
 #[test]
 fn a_shared_screen_is_shown_large() {
     client::init();
-    let server = Server::start();
+    let server = Server::start_open();
     let room = "slides";
     let (mut ada, _, ada_token) = Control::join(server.addr, room, "Ada");
     let (_bo, _, bo_token) = Control::join(server.addr, room, "Bo");

@@ -40,7 +40,7 @@ fn a_broken_profile_stops_start_up_naming_file_and_element() {
 #[test]
 fn ctrl_c_closes_sessions_and_exits_cleanly() {
     client::init();
-    let server = Server::start();
+    let server = Server::start_open();
     let publisher = Publisher::start(server.addr, "closing", RED, 440);
     let viewer = Viewer::start(server.addr, "closing", None);
     support::wait_for(Duration::from_secs(10), "media at the viewer", || {

@@ -189,20 +189,24 @@ pub fn run(scenario: &Scenario, cache: &Path) -> Outcome {
         Codec::Vp8 => "vp8",
         Codec::H264 => "h264",
     };
+    // The load generator's publishers and receivers are anonymous clients.
     let server = Server::start_with(&[
         "--ice-address", "127.0.0.1", "--canvas", &canvas, "--fps", &fps, "--max-tiles", &max_tiles, "--viewer-codec", codec,
+        "--open-media",
     ]);
     let pid = server.pid();
-    let _moderator = (scenario.layout.is_some() || scenario.presentation).then(|| {
-        let (mut c, _, _) = super::ws::Control::join(server.addr, "bench-0", "Bench");
+    let moderator = (scenario.layout.is_some() || scenario.presentation).then(|| {
+        let (mut c, _, token) = super::ws::Control::join(server.addr, "bench-0", "Bench");
         if let Some(layout) = scenario.layout {
             c.send_json(&serde_json::json!({"type": "set_layout", "layout": layout}));
         }
         if scenario.presentation {
             c.send_json(&serde_json::json!({"type": "set_presentation", "on": true}));
         }
-        c
+        (c, token)
     });
+    // In presentation mode only presenters send: the moderator, who presents, is the marker.
+    let presenter = moderator.as_ref().filter(|_| scenario.presentation).map(|(_, token)| token.clone());
     let publishers = Arc::new(Mutex::new(Vec::new()));
     let pacer = Pacer::start(publishers.clone());
     let marker_a = clip(cache, MARKER_A, 0, true);
@@ -210,7 +214,8 @@ pub fn run(scenario: &Scenario, cache: &Path) -> Outcome {
     for room in 0..scenario.rooms {
         for i in 0..scenario.publishers_per_room {
             let c = if room == 0 && i == 0 { marker_a.clone() } else { publisher_clip(cache, i) };
-            let p = ReplayPublisher::start(server.addr, &format!("bench-{room}"), c, None);
+            let token = if room == 0 && i == 0 { presenter.as_deref() } else { None };
+            let p = ReplayPublisher::start(server.addr, &format!("bench-{room}"), c, token);
             publishers.lock().unwrap().push(p);
         }
     }

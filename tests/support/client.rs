@@ -81,16 +81,23 @@ pub fn apply_answer(webrtc: &gst::Element, sdp: &str) {
 
 /// Posts `offer` to `path`; panics unless the server answers 201 with an SDP.
 pub fn post_offer(addr: SocketAddr, path: &str, offer: &str, token: Option<&str>) -> (String, String) {
+    try_post_offer(addr, path, offer, token).unwrap_or_else(|r| panic!("POST {path}: {} {}", r.status, r.body))
+}
+
+/// Posts `offer` to `path`: the `Location` and answer on 201, else the refusal.
+pub fn try_post_offer(addr: SocketAddr, path: &str, offer: &str, token: Option<&str>) -> Result<(String, String), http::Response> {
     let auth = token.map(|t| format!("Bearer {t}"));
     let mut headers = vec![("Content-Type", "application/sdp")];
     if let Some(a) = &auth {
         headers.push(("Authorization", a.as_str()));
     }
     let r = http::request(addr, "POST", path, &headers, offer.as_bytes());
-    assert_eq!(r.status, 201, "POST {path}: {} {}", r.status, r.body);
+    if r.status != 201 {
+        return Err(r);
+    }
     assert_eq!(r.header("content-type"), Some("application/sdp"));
     let location = r.header("location").expect("201 carries a Location").to_string();
-    (location, r.body)
+    Ok((location, r.body))
 }
 
 /// What a test publisher sends.
@@ -144,6 +151,12 @@ impl Publisher {
     }
 
     fn start_at(addr: SocketAddr, path: &str, source: Source, token: Option<&str>) -> Self {
+        Self::try_start_at(addr, path, source, token).unwrap_or_else(|r| panic!("POST {path}: {} {}", r.status, r.body))
+    }
+
+    /// Publishes real media to `path` (e.g. `/whip/room?label=Hall`) with `token` as bearer;
+    /// the server's refusal if it does not take it.
+    pub fn try_start_at(addr: SocketAddr, path: &str, source: Source, token: Option<&str>) -> Result<Self, http::Response> {
         let Source { colour, tone_hz, codec, width, height, fps, video, audio } = source;
         assert!(video || audio, "a publisher sends something");
         let argb = 0xff00_0000u32 | (u32::from(colour.0) << 16) | (u32::from(colour.1) << 8) | u32::from(colour.2);
@@ -188,9 +201,9 @@ impl Publisher {
             if ready { Ok(()) } else { Err("sink pads without caps") }
         });
         let offer = local_offer(&webrtc);
-        let (location, answer) = post_offer(addr, path, &offer, token);
+        let (location, answer) = try_post_offer(addr, path, &offer, token)?;
         apply_answer(&webrtc, &answer);
-        Self { pipeline, addr, location }
+        Ok(Self { pipeline, addr, location })
     }
 
     /// The session id, which is also this publisher's bearer token for its own WHEP view.

@@ -14,9 +14,17 @@ pub struct Server {
 /// Settings that keep the media tests real-time on a 2-core machine.
 pub const TEST_ARGS: &[&str] = &["--ice-address", "127.0.0.1", "--canvas", "640x360", "--fps", "15"];
 
+/// The same with `--open-media`, for tests whose peers are anonymous WHIP/WHEP clients.
+pub const OPEN_TEST_ARGS: &[&str] = &["--ice-address", "127.0.0.1", "--canvas", "640x360", "--fps", "15", "--open-media"];
+
 impl Server {
     pub fn start() -> Self {
         Self::start_with(TEST_ARGS)
+    }
+
+    /// A server that lets anonymous WHIP/WHEP clients in (`--open-media`).
+    pub fn start_open() -> Self {
+        Self::start_with(OPEN_TEST_ARGS)
     }
 
     pub fn start_with(args: &[&str]) -> Self {
