@@ -34,6 +34,8 @@ const state = {
   mayPublish: true,
   settings: {},
   people: [],
+  external: [], // WHIP/WHEP sessions that are not participants (OBS, hall displays, players)
+  audience: 0, // presentation mode: participants watching as audience
   lobby: [],
   acquiring: Promise.resolve(),
   info: {},
@@ -46,6 +48,11 @@ $("name").value = localStorage.getItem(NAME_KEY) || "";
 
 function notice(key) {
   $("notice").textContent = key ? t(key) : "";
+}
+
+/// What an external session is called: its own label, else its kind.
+function externalName(e) {
+  return e.label || t(e.kind === "publisher" ? "external_publisher" : "external_viewer");
 }
 
 function stopLocal() {
@@ -145,7 +152,10 @@ function render() {
 
   const list = $("people");
   list.replaceChildren();
-  for (const p of state.people) {
+  // In presentation mode the audience is a number; those on stage and raised hands are listed.
+  const presenting = Boolean(state.settings.presentation);
+  const listed = state.people.filter((p) => !presenting || p.moderator || p.presenter || p.hand_raised || p.id === state.me);
+  for (const p of listed) {
     const li = document.createElement("li");
     li.classList.toggle("speaking", p.speaking);
     const name = document.createElement("span");
@@ -177,6 +187,9 @@ function render() {
     }
     list.append(li);
   }
+  $("audience").hidden = !presenting;
+  $("audience").textContent = `${t("audience_count")}: ${state.audience}`;
+  renderExternals();
 
   $("mod-panel").hidden = !state.moderator;
   if (state.moderator) {
@@ -199,7 +212,66 @@ function render() {
     $("set-shares").checked = Boolean(state.settings.multiple_shares);
     $("set-layout").value = state.settings.layout || "grid";
     $("clear-password").disabled = !state.settings.password;
+    for (const kind of ["publisher", "viewer"]) {
+      const active = Boolean(state.settings[`${kind}_key`]);
+      $(`${kind}-key-state`).textContent = active ? `(${t("key_active")})` : "";
+      $(`${kind}-key`).textContent = t(active ? "revoke_key" : "create_key");
+    }
   }
+}
+
+function externalItem(e) {
+  const li = document.createElement("li");
+  const name = document.createElement("span");
+  name.className = "name";
+  name.textContent = externalName(e);
+  const info = document.createElement("span");
+  info.className = "state";
+  info.textContent = t(`access_${e.access}`);
+  li.append(name, info);
+  if (state.moderator) li.append(button(t("end_session"), () => state.control.send({ type: "end_external", id: e.id })));
+  return li;
+}
+
+/// External sessions, grouped by what they are: one line each, or a count when several.
+function renderExternals() {
+  const list = $("externals");
+  list.setAttribute("aria-label", t("external_clients"));
+  list.replaceChildren();
+  const groups = new Map();
+  for (const e of state.external) {
+    const key = `${e.kind}|${externalName(e)}`;
+    groups.set(key, [...(groups.get(key) ?? []), e]);
+  }
+  for (const members of groups.values()) {
+    if (members.length === 1) {
+      list.append(externalItem(members[0]));
+      continue;
+    }
+    const li = document.createElement("li");
+    const details = document.createElement("details");
+    const summary = document.createElement("summary");
+    summary.textContent = `${externalName(members[0])} × ${members.length}`;
+    const inner = document.createElement("ul");
+    inner.append(...members.map(externalItem));
+    details.append(summary, inner);
+    li.append(details);
+    if (state.moderator) {
+      li.append(button(t("end_all"), () => members.forEach((e) => state.control.send({ type: "end_external", id: e.id }))));
+    }
+    list.append(li);
+  }
+}
+
+/// A new room key, shown once with the URL to give the external client.
+function showKey(kind, key) {
+  const publisher = kind === "publisher";
+  $("key-title").textContent = t(publisher ? "key_publisher_title" : "key_viewer_title");
+  $("key-once").textContent = t(publisher ? "key_once_publisher" : "key_once_viewer");
+  $("key-url-label").textContent = t(publisher ? "key_url_publisher" : "key_url_viewer");
+  $("key-url").textContent = `${location.origin}/${publisher ? "whip" : "whep"}/${room}`;
+  $("key-value").textContent = key;
+  $("keydialog").showModal();
 }
 
 function addChat(line) {
@@ -290,6 +362,8 @@ async function stopSharing() {
 function onControl(control) {
   control.addEventListener("participants", (ev) => {
     state.people = ev.detail.participants;
+    state.external = ev.detail.external ?? [];
+    state.audience = ev.detail.audience ?? 0;
     const me = state.people.find((p) => p.id === state.me);
     if (me) state.hand = me.hand_raised;
     render();
@@ -323,6 +397,14 @@ function onControl(control) {
     }
     render();
   });
+  control.addEventListener("external_joined", (ev) => {
+    const e = ev.detail.session;
+    $("notice").textContent = `${externalName(e)} ${t(e.kind === "publisher" ? "now_sends" : "now_watches")}`;
+  });
+  control.addEventListener("external_left", (ev) => {
+    $("notice").textContent = `${externalName(ev.detail.session)} ${t("has_left")}`;
+  });
+  control.addEventListener("key", (ev) => showKey(ev.detail.kind, ev.detail.key));
   control.addEventListener("chat", (ev) => addChat(ev.detail));
   control.addEventListener("chat_history", (ev) => ev.detail.messages.forEach(addChat));
   control.addEventListener("bye", (ev) => leave(ev.detail.reason));
@@ -465,6 +547,18 @@ $("password-form").addEventListener("submit", (ev) => {
   $("new-password").value = "";
 });
 $("clear-password").addEventListener("click", () => state.control?.send({ type: "set_password", password: null }));
+for (const kind of ["publisher", "viewer"]) {
+  $(`${kind}-key`).addEventListener("click", () => {
+    const type = state.settings[`${kind}_key`] ? "revoke_key" : "create_key";
+    state.control?.send({ type, kind });
+  });
+}
+for (const [button, source] of [["key-url-copy", "key-url"], ["key-value-copy", "key-value"]]) {
+  $(button).addEventListener("click", () => navigator.clipboard?.writeText($(source).textContent).catch(() => {}));
+}
+$("key-close").addEventListener("click", () => $("keydialog").close());
+// Shown once: the key is gone from the page when the dialog closes (button or Escape).
+$("keydialog").addEventListener("close", () => ($("key-value").textContent = ""));
 $("mute-all").addEventListener("click", () => state.control?.send({ type: "mute_all" }));
 $("end-meeting").addEventListener("click", () => state.control?.send({ type: "end_meeting" }));
 document.addEventListener("keydown", (ev) => {

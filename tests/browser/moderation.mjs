@@ -1,6 +1,8 @@
 // Meeting control through the real UI: the opener moderates (and is shown the moderator link
 // once), turns on the waiting room, and admits a newcomer from the lobby; the newcomer shares
-// a (fake) screen and the others' mixed video shows it large.
+// a (fake) screen and the others' mixed video shows it large. The moderator makes a key for
+// external viewers (shown once, with the WHEP URL); a WHEP player in another tab gets in only
+// with it, the newcomer's page announces and lists it, and the moderator ends it.
 //
 // usage: node moderation.mjs <base-url> <fixtures-dir>   (fixtures: p{0,1}.y4m / .wav)
 import { describe, fail, launch, sample, waitMix } from "./lib.mjs";
@@ -58,6 +60,58 @@ try {
   await bo.page.click("#toggle-share");
   await waitMix(ada, PEOPLE, "back to the grid", (s) => s.coverage[0] > 0.15 && s.coverage[1] > 0.15);
   console.log("ok stopping the share returns to the grid");
+  // A key for external viewers, shown once with the URL.
+  await ada.page.click("#viewer-key");
+  await ada.page.waitForSelector("#keydialog[open]");
+  const key = await ada.page.textContent("#key-value");
+  const url = await ada.page.textContent("#key-url");
+  if (!/^whep-[0-9a-f]{32}$/.test(key)) fail(`viewer key looks wrong: ${key}`);
+  if (url !== `${base}/whep/${ROOM}`) fail(`WHEP URL looks wrong: ${url}`);
+  await ada.page.click("#key-close");
+  if ((await ada.page.textContent("#key-value")) !== "") fail("the key stays on the page after closing");
+  if (!(await ada.page.textContent("#viewer-key-state")).includes("active")) fail("the panel does not say the key is active");
+  console.log("ok the moderator panel shows the viewer key once with the WHEP URL");
+
+  // A WHEP player (another tab): refused without the key, let in with it.
+  const player = await bo.browser.newPage();
+  await player.goto(`${base}/healthz`);
+  const whep = (bearer) =>
+    player.evaluate(async ({ path, bearer }) => {
+      const pc = new RTCPeerConnection();
+      pc.addTransceiver("video", { direction: "recvonly" });
+      pc.addTransceiver("audio", { direction: "recvonly" });
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise((r) => {
+        if (pc.iceGatheringState === "complete") r();
+        pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && r());
+        setTimeout(r, 2000);
+      });
+      const headers = { "Content-Type": "application/sdp" };
+      if (bearer) headers.Authorization = `Bearer ${bearer}`;
+      const response = await fetch(path, { method: "POST", headers, body: pc.localDescription.sdp });
+      if (response.status !== 201) {
+        pc.close();
+        return { status: response.status };
+      }
+      await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+      window.__player = pc;
+      return { status: 201 };
+    }, { path: `/whep/${ROOM}?label=Saalanzeige`, bearer });
+  const refused = await whep(null);
+  if (refused.status !== 401) fail(`an anonymous WHEP player got ${refused.status}`);
+  const admitted = await whep(key);
+  if (admitted.status !== 201) fail(`the viewer key got ${admitted.status}`);
+  await player.waitForFunction(() => window.__player.connectionState === "connected", null, { timeout: 15_000 });
+  await bo.page.waitForFunction(() => document.getElementById("notice").textContent.includes("Saalanzeige sieht und hört"));
+  const listedAt = await bo.page.textContent("#externals");
+  if (!listedAt.includes("Saalanzeige") || !listedAt.includes("per Schlüssel")) fail(`Bo's list shows: ${listedAt}`);
+  console.log("ok a WHEP player needs the key; the newcomer's page announces it (German) and lists it");
+
+  await ada.page.click("#externals li button");
+  await bo.page.waitForFunction(() => document.querySelectorAll("#externals li").length === 0);
+  await bo.page.waitForFunction(() => document.getElementById("notice").textContent.includes("nicht mehr verbunden"));
+  await player.waitForFunction(() => ["failed", "disconnected", "closed"].includes(window.__player.connectionState), null, { timeout: 20_000 });
+  console.log("ok the moderator ended the external viewer");
   console.log("RESULT moderation ok");
 } finally {
   await Promise.all(people.map((p) => p.browser.close().catch(() => {})));
