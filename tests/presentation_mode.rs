@@ -54,6 +54,10 @@ fn only_presenters_are_seen_and_heard() {
     let speak = bo.expect_type("speak", T);
     assert_eq!(speak["allowed"], false);
     mix(&viewer, true, false, "only the presenter (Ada) in presentation mode");
+    wait_for(T, "the audience counted (Bo) in Ada's list", || {
+        let m = ada.next(Duration::from_millis(200)).ok_or("nothing")?;
+        if m["type"] == "participants" && m["audience"] == 1 { Ok(()) } else { Err(format!("last: {m}")) }
+    });
     drop(bo_cam);
     assert_eq!(whip_status(&server, room, &bo_token), 403, "the audience may not send");
 
