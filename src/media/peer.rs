@@ -4,8 +4,7 @@
 //! on a GStreamer thread). Each await has a deadline, so a peer that webrtcbin gets stuck on
 //! fails its own request instead of hanging the room.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
@@ -137,27 +136,68 @@ pub fn add_remote_candidate(webrtc: &gst::Element, mline: u32, candidate: &str) 
     webrtc.emit_by_name::<()>("add-ice-candidate", &[&mline, &candidate]);
 }
 
-/// When the peer last sent anything (RTP, RTCP or DTLS), in milliseconds since `epoch`.
+/// Gaps between a peer's packets remembered to learn how often it reports.
+const GAPS_KEPT: usize = 8;
+/// What a receiver is assumed to report at until [`GAPS_KEPT`] gaps were seen: RFC 3550's
+/// minimum RTCP interval, which standard clients (webrtcbin, whepsrc) use.
+pub const RFC3550_INTERVAL: Duration = Duration::from_secs(5);
+
+/// When the peer last sent anything (RTP, RTCP or DTLS), and how long its recent silences were.
 #[derive(Clone)]
 pub struct Liveness {
     epoch: Instant,
-    last_ms: Arc<AtomicU64>,
+    heard: Arc<Mutex<Heard>>,
+}
+
+#[derive(Default)]
+struct Heard {
+    last: Duration,
+    gaps: [Duration; GAPS_KEPT],
+    seen: usize,
 }
 
 impl Liveness {
     pub fn new(epoch: Instant) -> Self {
-        let l = Self { epoch, last_ms: Arc::new(AtomicU64::new(0)) };
+        let l = Self { epoch, heard: Arc::default() };
         l.touch();
         l
     }
 
+    fn heard(&self) -> std::sync::MutexGuard<'_, Heard> {
+        // Only plain numbers are written under this lock; a poisoned one still holds them.
+        self.heard.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn touch(&self) {
-        self.last_ms.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.heard_at(self.epoch.elapsed());
+    }
+
+    /// Something arrived `now` (since the epoch).
+    fn heard_at(&self, now: Duration) {
+        let mut h = self.heard();
+        let gap = now.saturating_sub(h.last);
+        // Packets of one burst (a compound RTCP, a frame's RTP) are not the peer's rhythm.
+        if h.last > Duration::ZERO && gap >= Duration::from_millis(50) {
+            let slot = h.seen % GAPS_KEPT;
+            h.gaps[slot] = gap;
+            h.seen += 1;
+        }
+        h.last = now;
     }
 
     pub fn silent_for(&self, now: Instant) -> Duration {
-        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        let last = self.heard().last;
         now.saturating_duration_since(self.epoch + last)
+    }
+
+    /// How long this peer's silences between packets last at most, over its last few: what a
+    /// receiver's RTCP interval looks like from here (a browser reports about every second, a
+    /// standard client every 2.5-7.5 s, and lost reports lengthen it). Until a few gaps were
+    /// seen, at least RFC 3550's default.
+    pub fn report_interval(&self) -> Duration {
+        let h = self.heard();
+        let longest = h.gaps.iter().take(h.seen.min(GAPS_KEPT)).copied().max().unwrap_or_default();
+        if h.seen < GAPS_KEPT { longest.max(RFC3550_INTERVAL) } else { longest }
     }
 
     /// Watches every packet that reaches webrtcbin's ICE sources. Call after negotiation, when
@@ -176,5 +216,34 @@ impl Liveness {
             found += 1;
         }
         found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heard_at(gaps_ms: &[u64]) -> Liveness {
+        let l = Liveness { epoch: Instant::now(), heard: Arc::default() };
+        let mut at = Duration::from_millis(1);
+        l.heard_at(at);
+        for g in gaps_ms {
+            at += Duration::from_millis(*g);
+            l.heard_at(at);
+        }
+        l
+    }
+
+    #[test]
+    fn a_receivers_interval_is_learned_from_its_silences() {
+        assert_eq!(heard_at(&[]).report_interval(), RFC3550_INTERVAL, "nothing learned yet");
+        assert_eq!(heard_at(&[1000; 3]).report_interval(), RFC3550_INTERVAL, "too few gaps to go below the default");
+        assert_eq!(heard_at(&[1000; 10]).report_interval(), Duration::from_secs(1), "a browser");
+        assert_eq!(heard_at(&[2500, 7500, 4000, 6000, 3000, 5000, 7000, 2600, 3100]).report_interval(), Duration::from_millis(7500));
+        let lossy = heard_at(&[1000, 1000, 3000, 1000, 1000, 1000, 1000, 1000, 1000]);
+        assert_eq!(lossy.report_interval(), Duration::from_secs(3), "two lost reports lengthen it");
+        let recovered = heard_at(&[3000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000]);
+        assert_eq!(recovered.report_interval(), Duration::from_secs(1), "and it shortens again");
+        assert_eq!(heard_at(&[1000, 10, 10, 10, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000]).report_interval(), Duration::from_secs(1), "bursts are no rhythm");
     }
 }

@@ -33,14 +33,21 @@ pub enum Codec {
     H264,
 }
 
+/// The pipeline's webrtcbin `w`, sending RTCP about once a second as browsers do.
 pub fn webrtcbin(pipeline: &gst::Pipeline) -> gst::Element {
-    // Browsers send RTCP about once a second; GStreamer's default minimum is 5 s, which the
-    // server would rightly take for a vanished peer.
-    pipeline.connect_deep_element_added(|_, _, element| {
-        if element.factory().is_some_and(|f| f.name() == "rtpsession") {
-            element.set_property("rtcp-min-interval", 1_000_000_000u64);
-        }
-    });
+    webrtcbin_with(pipeline, true)
+}
+
+/// The pipeline's webrtcbin `w`; with `browser_rtcp` false it keeps GStreamer's default RTCP
+/// timing (RFC 3550: at least 5 s, randomised to 2.5-7.5 s), as standard WHEP players do.
+pub fn webrtcbin_with(pipeline: &gst::Pipeline, browser_rtcp: bool) -> gst::Element {
+    if browser_rtcp {
+        pipeline.connect_deep_element_added(|_, _, element| {
+            if element.factory().is_some_and(|f| f.name() == "rtpsession") {
+                element.set_property("rtcp-min-interval", 1_000_000_000u64);
+            }
+        });
+    }
     let webrtc = pipeline.by_name("w").expect("pipeline has webrtcbin 'w'");
     let agent = webrtc.property::<gst_webrtc::WebRTCICE>("ice-agent");
     agent.emit_by_name::<bool>("add-local-ip-address", &[&"127.0.0.1"]);
@@ -259,6 +266,8 @@ pub struct Received {
     tone_present: bool,
     /// The viewer's own jitterbuffer (webrtcbin's default, 200 ms, when `None`).
     pub jitterbuffer_ms: Option<u32>,
+    /// Keep GStreamer's default RTCP timing instead of a browser's (set before negotiation).
+    pub standard_rtcp: bool,
 }
 
 pub const VIEW_W: usize = 160;
@@ -293,6 +302,24 @@ impl Viewer {
         Self::start_inner_with(addr, room, None, codec, true, false, |_| {})
     }
 
+    /// A decoding viewer with GStreamer's default RTCP timing (a report every 2.5-7.5 s), as
+    /// standard WHEP players and `whepsrc` send.
+    pub fn start_standard(addr: SocketAddr, room: &str, token: Option<&str>) -> Self {
+        Self::start_inner_with(addr, room, token, Codec::Vp8, true, true, |r| r.standard_rtcp = true)
+    }
+
+    /// Whether the server still has this session (a trickle PATCH answers 204, else 404).
+    pub fn session_exists(&self) -> bool {
+        let headers = [("Content-Type", "application/trickle-ice-sdpfrag")];
+        let r = http::request(self.addr, "PATCH", &self.location, &headers, b"a=end-of-candidates\r\n");
+        r.status == 204
+    }
+
+    /// Stops receiving and answering without telling the server (a crashed player).
+    pub fn vanish(&self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+
     /// A decoding viewer that also records when `colour` appears and `tone_hz` starts.
     /// Its jitterbuffer is 50 ms (a browser's adapts to about that on a good line), so the
     /// latency it measures is mostly the server's.
@@ -321,7 +348,9 @@ impl Viewer {
         let w = gst::ElementFactory::make("webrtcbin").name("w").build().expect("webrtcbin exists");
         w.set_property_from_str("bundle-policy", "max-bundle");
         pipeline.add(&w).expect("webrtcbin added");
-        let webrtc = webrtcbin(&pipeline);
+        let mut initial = Received::default();
+        setup(&mut initial);
+        let webrtc = webrtcbin_with(&pipeline, !initial.standard_rtcp);
         let video_caps = match codec {
             Codec::Vp8 => "application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000",
             Codec::H264 => "application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000,packetization-mode=(string)1,profile-level-id=(string)42e01f",
@@ -330,8 +359,6 @@ impl Viewer {
             let caps: gst::Caps = caps.parse().expect("caps parse");
             webrtc.emit_by_name::<glib::Object>("add-transceiver", &[&WebRTCRTPTransceiverDirection::Recvonly, &caps]);
         }
-        let mut initial = Received::default();
-        setup(&mut initial);
         if let Some(ms) = initial.jitterbuffer_ms {
             webrtc.set_property("latency", ms);
         }

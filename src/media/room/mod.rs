@@ -24,9 +24,13 @@ use crate::room::layout;
 
 /// Commands queued for a room before senders wait.
 const COMMAND_CAPACITY: usize = 64;
-/// A viewer from which nothing (RTCP, DTLS) arrived for this long is ended. Browsers send
-/// receiver reports about once a second.
-pub const VIEWER_SILENCE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A viewer is ended when nothing (RTCP, DTLS) arrived from it for this many of its own report
+/// intervals (RFC 3550 §6.3.5 times members out after five)...
+const VIEWER_SILENT_INTERVALS: u32 = 5;
+/// ...but never sooner than this (browsers report about every second)...
+pub const VIEWER_SILENCE_MIN: Duration = Duration::from_secs(5);
+/// ...nor later (a standard client reports every 2.5-7.5 s; lost reports lengthen the gaps).
+pub const VIEWER_SILENCE_MAX: Duration = Duration::from_secs(30);
 /// A publisher sends media continuously (even muted: silence, DTX every 400 ms, black frames),
 /// so a shorter silence already means it is gone; this keeps "gone within 5 s" for its tile.
 pub const PUBLISHER_SILENCE_TIMEOUT: Duration = Duration::from_secs(4);
@@ -487,7 +491,7 @@ impl RoomTask {
                 let limit = match s.kind {
                     _ if !s.connected => CONNECT_TIMEOUT,
                     Kind::Publisher { .. } => PUBLISHER_SILENCE_TIMEOUT,
-                    Kind::Viewer { .. } => VIEWER_SILENCE_TIMEOUT,
+                    Kind::Viewer { .. } => viewer_silence_limit(s.liveness.report_interval()),
                 };
                 s.liveness.silent_for(now) > limit
             })
@@ -644,6 +648,11 @@ impl RoomTask {
     }
 }
 
+/// How long a viewer that reports every `interval` may stay silent before it counts as gone.
+fn viewer_silence_limit(interval: Duration) -> Duration {
+    (interval * VIEWER_SILENT_INTERVALS).clamp(VIEWER_SILENCE_MIN, VIEWER_SILENCE_MAX)
+}
+
 fn reject(cmd: Command) {
     match cmd {
         Command::Publish { reply, .. } | Command::View { reply, .. } => {
@@ -656,5 +665,18 @@ fn reject(cmd: Command) {
             let _ = reply.send(());
         }
         Command::Label { .. } | Command::Stage(_) | Command::EndParticipant { .. } => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn viewers_are_given_five_of_their_report_intervals_within_bounds() {
+        assert_eq!(viewer_silence_limit(Duration::from_secs(1)), VIEWER_SILENCE_MIN, "a browser");
+        assert_eq!(viewer_silence_limit(Duration::from_secs(5)), Duration::from_secs(25), "RFC 3550's default");
+        assert_eq!(viewer_silence_limit(Duration::from_millis(7500)), VIEWER_SILENCE_MAX, "a standard client's longest gap");
+        assert_eq!(viewer_silence_limit(Duration::from_secs(60)), VIEWER_SILENCE_MAX);
     }
 }
