@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::ids::{RoomId, SessionId};
+use crate::media::ladder::ReceiverCap;
 use crate::media::{MediaError, MediaEvent, Owner, RoomMedia, SharedMediaConfig, Stage, TileLabel};
 use crate::protocol::{ErrorCode, RoomSettings, ServerMessage};
 use crate::room::access::{Gate, Request};
@@ -88,6 +89,7 @@ enum Command {
     Chat { id: ParticipantId, text: String, reply: oneshot::Sender<Result<(), RoomError>> },
     SetMedia { id: ParticipantId, audio_muted: bool, video_muted: bool },
     RaiseHand { id: ParticipantId, raised: bool },
+    SetQuality { id: ParticipantId, cap: ReceiverCap },
     Moderate { id: ParticipantId, action: ModAction, reply: oneshot::Sender<Result<(), RoomError>> },
     Admit { request: AdmitRequest, reply: oneshot::Sender<Result<Admission, RoomError>> },
     ExternalGone { session: SessionId },
@@ -170,6 +172,11 @@ impl RoomControl {
 
     pub async fn raise_hand(&self, id: ParticipantId, raised: bool) {
         let _ = self.tx.send(Command::RaiseHand { id, raised }).await;
+    }
+
+    /// What `id`'s views of the room may receive from now on.
+    pub async fn set_quality(&self, id: ParticipantId, cap: ReceiverCap) {
+        let _ = self.tx.send(Command::SetQuality { id, cap }).await;
     }
 
     pub async fn moderate(&self, id: ParticipantId, action: ModAction) -> Result<(), RoomError> {
@@ -362,6 +369,11 @@ impl ControlTask {
             Command::RaiseHand { id, raised } => {
                 if self.state.raise_hand(id, raised) {
                     self.changed().await;
+                }
+            }
+            Command::SetQuality { id, cap } => {
+                if let Some(media) = self.media.as_ref().filter(|m| !m.is_closed()) {
+                    media.cap(id, cap).await;
                 }
             }
             Command::Moderate { id, action, reply } => self.moderate(id, action, reply).await,
@@ -633,6 +645,7 @@ fn refuse(cmd: Command) {
         Command::Leave { .. }
         | Command::SetMedia { .. }
         | Command::RaiseHand { .. }
+        | Command::SetQuality { .. }
         | Command::PasswordFailed { .. }
         | Command::Info { .. }
         | Command::ExternalGone { .. }

@@ -42,7 +42,25 @@ struct ProfileFile {
     encoder: String,
     #[serde(default)]
     requires: Vec<String>,
+    /// The encoding ladder, top first; none: one rung, the canvas as the fragment encodes it.
+    #[serde(default, rename = "rung")]
+    rungs: Vec<Rung>,
 }
+
+/// One step of the encoding ladder: the composite scaled to `height` (the width follows the
+/// canvas), at most `fps` frames a second, encoded at `kbps`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rung {
+    pub name: String,
+    pub height: u32,
+    pub fps: u32,
+    pub kbps: u32,
+}
+
+/// The placeholders a ladder's encoder fragment carries for each rung's bitrate.
+const KBPS: &str = "{kbps}";
+const BPS: &str = "{bps}";
 
 /// One usable encoder profile.
 #[derive(Clone, Debug)]
@@ -51,8 +69,21 @@ pub struct EncoderProfile {
     pub name: String,
     pub codec: VideoCodec,
     pub description: String,
-    /// The gst-launch fragment, whitespace folded to single spaces.
+    /// The gst-launch fragment, whitespace folded to single spaces; with a ladder it holds
+    /// `{kbps}` or `{bps}` for the rung's bitrate.
     pub encoder: String,
+    /// Top first; empty when the profile has no ladder (one rung: the canvas).
+    pub rungs: Vec<Rung>,
+}
+
+impl EncoderProfile {
+    /// The encoder fragment for a rung of `kbps` (the fragment as written without a ladder).
+    pub fn encoder_for(&self, kbps: Option<u32>) -> String {
+        match kbps {
+            Some(k) => self.encoder.replace(KBPS, &k.to_string()).replace(BPS, &(u64::from(k) * 1000).to_string()),
+            None => self.encoder.clone(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -154,14 +185,35 @@ fn parse_and_check(file: &str, text: &str) -> Result<Option<EncoderProfile>, Pro
         return Ok(None);
     }
     let encoder = parsed.encoder.split_whitespace().collect::<Vec<_>>().join(" ");
-    gst::parse::bin_from_description(&encoder, true)
-        .map_err(|e| ProfileError::Pipeline { file: file.to_string(), message: e.to_string() })?;
-    Ok(Some(EncoderProfile {
+    let syntax = |message: String| ProfileError::Syntax { file: file.to_string(), message };
+    let templated = encoder.contains(KBPS) || encoder.contains(BPS);
+    if templated && parsed.rungs.is_empty() {
+        return Err(syntax(format!("the encoder uses {KBPS} or {BPS} but no [[rung]] gives a bitrate")));
+    }
+    if !templated && !parsed.rungs.is_empty() {
+        return Err(syntax(format!("[[rung]] needs the encoder to take its bitrate as {KBPS} or {BPS}")));
+    }
+    for pair in parsed.rungs.windows(2) {
+        if pair[1].height >= pair[0].height || pair[1].kbps >= pair[0].kbps {
+            return Err(syntax(format!("rung '{}' must be smaller and cheaper than '{}' above it", pair[1].name, pair[0].name)));
+        }
+    }
+    if let Some(r) = parsed.rungs.iter().find(|r| r.height < 2 || r.fps == 0 || r.kbps == 0) {
+        return Err(syntax(format!("rung '{}' needs a height of 2 or more, fps and kbps above 0", r.name)));
+    }
+    let profile = EncoderProfile {
         name,
         codec: parsed.codec,
         description: parsed.description.unwrap_or_default(),
         encoder,
-    }))
+        rungs: parsed.rungs,
+    };
+    let bitrates: Vec<Option<u32>> = if templated { profile.rungs.iter().map(|r| Some(r.kbps)).collect() } else { vec![None] };
+    for kbps in bitrates {
+        gst::parse::bin_from_description(&profile.encoder_for(kbps), true)
+            .map_err(|e| ProfileError::Pipeline { file: file.to_string(), message: e.to_string() })?;
+    }
+    Ok(Some(profile))
 }
 
 #[cfg(test)]
@@ -208,6 +260,27 @@ mod tests {
         init();
         let text = "codec = \"h264\"\nrequires = [\"surely-not-an-element\"]\nencoder = \"x\"";
         assert!(parse_and_check("p/hw.toml", text).unwrap().is_none());
+    }
+
+    #[test]
+    fn ladders_are_checked_rung_by_rung() {
+        init();
+        let profiles = Profiles::load(None).unwrap();
+        for (name, codec) in [("vp8", VideoCodec::Vp8), ("h264-x264", VideoCodec::H264)] {
+            let p = profiles.select(name, codec).unwrap();
+            assert!(p.rungs.len() >= 3, "{name} has a ladder");
+            assert!(p.encoder_for(Some(150)).contains("150"), "{name}: the bitrate goes in");
+        }
+        let rung = |n: &str, h: u32, k: u32| format!("[[rung]]\nname = \"{n}\"\nheight = {h}\nfps = 30\nkbps = {k}\n");
+        let ladder = format!("codec = \"vp8\"\nencoder = \"vp8enc target-bitrate={{bps}}\"\n{}{}", rung("hi", 720, 1500), rung("lo", 360, 500));
+        let p = parse_and_check("p/l.toml", &ladder).unwrap().unwrap();
+        assert_eq!(p.encoder_for(Some(500)), "vp8enc target-bitrate=500000");
+        let upside_down = format!("codec = \"vp8\"\nencoder = \"vp8enc target-bitrate={{bps}}\"\n{}{}", rung("lo", 360, 500), rung("hi", 720, 1500));
+        assert!(parse_and_check("p/u.toml", &upside_down).unwrap_err().to_string().contains("'hi'"));
+        let fixed = format!("codec = \"vp8\"\nencoder = \"vp8enc\"\n{}", rung("hi", 720, 1500));
+        assert!(parse_and_check("p/f.toml", &fixed).unwrap_err().to_string().contains("{kbps}"));
+        let bad_value = format!("codec = \"vp8\"\nencoder = \"vp8enc target-bitrate={{bps}} cpu-used=x\"\n{}", rung("hi", 720, 1500));
+        assert!(matches!(parse_and_check("p/b.toml", &bad_value), Err(ProfileError::Pipeline { .. })));
     }
 
     #[test]

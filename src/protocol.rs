@@ -7,6 +7,8 @@
 //! - `{"type":"set_media","audio_muted":true,"video_muted":false}` — shown on the tile and in
 //!   the list; the browser itself stops sending (track.enabled = false).
 //! - `{"type":"raise_hand","raised":true}`.
+//! - `{"type":"set_quality","quality":"auto"|"low"|"audio"}` — what this participant's views
+//!   of the room receive from now on (data saver: the lowest picture, or sound only).
 //! - `{"type":"leave"}`, `{"type":"ping"}`.
 //! - Moderators only (others get `error` `forbidden`): `set_password {password|null}`,
 //!   `set_waiting_room {on}`, `admit {id}`, `refuse {id}`, `mute {id}`, `mute_all`,
@@ -54,6 +56,7 @@ pub enum ClientMessage {
     Chat { text: String },
     SetMedia { audio_muted: bool, video_muted: bool },
     RaiseHand { raised: bool },
+    SetQuality { quality: QualityChoice },
     Leave,
     Ping,
     SetPassword { password: Option<String> },
@@ -72,6 +75,15 @@ pub enum ClientMessage {
     CreateKey { kind: ExternalKind },
     RevokeKey { kind: ExternalKind },
     EndExternal { id: String },
+}
+
+/// A receiver's own choice of picture: as much as its link carries, the lowest rung, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QualityChoice {
+    Auto,
+    Low,
+    Audio,
 }
 
 /// An external client: one that sends (OBS, a hall encoder) or receives (a hall display, a WHEP

@@ -10,7 +10,8 @@ use std::net::IpAddr;
 use crate::control::{AdmitRequest, Admission, Purpose, RoomControl, RoomRules};
 use crate::ids::{RoomId, SessionId};
 use crate::media::sdp::{self, Role};
-use crate::media::{Answer, MediaError, Owner, SharedMediaConfig, Voice};
+use crate::media::ladder::ReceiverCap;
+use crate::media::{Answer, MediaError, Owner, SharedMediaConfig, ViewerOf, Voice};
 use crate::protocol::ErrorCode;
 use crate::room::participants::RoomError;
 use crate::secret;
@@ -22,6 +23,8 @@ pub struct Caller {
     pub bearer: Option<String>,
     pub address: IpAddr,
     pub label: Option<String>,
+    /// WHEP: which rungs of the ladder the receiver wants at most.
+    pub cap: ReceiverCap,
 }
 
 fn policy(code: ErrorCode, message: &str) -> MediaError {
@@ -200,7 +203,8 @@ impl Rooms {
                         Admitted::Participant(o) => (Some(Voice::Participant(o.participant)), Some(o.participant)),
                         Admitted::External { exclude } => (exclude.map(Voice::Session), None),
                     };
-                    control.media().await?.view(session, offer, plan, exclude, participant).await
+                    let who = ViewerOf { exclude, owner: participant, cap: caller.cap };
+                    control.media().await?.view(session, offer, plan, who).await
                 };
                 Self::start_session(&control, &admitted, session, start).await
             }

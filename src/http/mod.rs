@@ -18,6 +18,7 @@ pub use error::ApiError;
 pub use web::WebFiles;
 
 use crate::ids::{RoomId, SessionId};
+use crate::media::ladder::{Quality, ReceiverCap};
 use crate::media::sdp::MAX_OFFER_BYTES;
 use crate::rooms::{Caller, Rooms};
 
@@ -152,7 +153,7 @@ fn label(headers: &HeaderMap, given: Option<&str>) -> Result<Option<String>, Api
 }
 
 /// `Authorization: Bearer <participant token | room key | room password | publisher session>`.
-fn caller(headers: &HeaderMap, address: std::net::IpAddr, label: Option<String>) -> Result<Caller, ApiError> {
+fn caller(headers: &HeaderMap, address: std::net::IpAddr, label: Option<String>, cap: ReceiverCap) -> Result<Caller, ApiError> {
     let bearer = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(value) => {
@@ -166,7 +167,7 @@ fn caller(headers: &HeaderMap, address: std::net::IpAddr, label: Option<String>)
             Some(token.to_string())
         }
     };
-    Ok(Caller { bearer, address, label })
+    Ok(Caller { bearer, address, label, cap })
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -177,6 +178,29 @@ struct SessionQuery {
     /// `?label=Hall camera`: how an external client is listed in the room.
     #[serde(default)]
     label: Option<String>,
+    /// WHEP `?quality=auto|low|audio`: the receiver's own choice of picture.
+    #[serde(default)]
+    quality: Option<String>,
+    /// WHEP `?max_kbps=N`: at most this much in all (audio included).
+    #[serde(default)]
+    max_kbps: Option<String>,
+}
+
+impl SessionQuery {
+    fn cap(&self) -> Result<ReceiverCap, ApiError> {
+        let bad = |what: &str| ApiError::new(StatusCode::BAD_REQUEST, what.to_string());
+        let quality = match self.quality.as_deref() {
+            None | Some("auto") => Quality::Auto,
+            Some("low") => Quality::Low,
+            Some("audio") => Quality::AudioOnly,
+            Some(_) => return Err(bad("quality must be auto, low or audio")),
+        };
+        let max_kbps = match self.max_kbps.as_deref() {
+            None => None,
+            Some(v) => Some(v.parse::<u32>().ok().filter(|k| (1..=100_000).contains(k)).ok_or_else(|| bad("max_kbps must be a number from 1 to 100000"))?),
+        };
+        Ok(ReceiverCap { quality, max_kbps })
+    }
 }
 
 fn created(flow: Flow, room: &RoomId, answer: crate::media::Answer) -> Response {
@@ -235,7 +259,7 @@ async fn whip_post(
     let room = room_id(&room)?;
     require_content_type(&headers, SDP)?;
     let label = label(&headers, query.label.as_deref())?;
-    let caller = caller(&headers, client_address(&headers, address, state.trust_forwarded_for), label)?;
+    let caller = caller(&headers, client_address(&headers, address, state.trust_forwarded_for), label, ReceiverCap::default())?;
     let body = read_body(&headers, body).await?;
     let screen = query.screen.is_some_and(|v| v == "1" || v == "true");
     let answer = state.rooms.publish(&room, &body, caller, screen).await?;
@@ -253,7 +277,8 @@ async fn whep_post(
     let room = room_id(&room)?;
     require_content_type(&headers, SDP)?;
     let label = label(&headers, query.label.as_deref())?;
-    let caller = caller(&headers, client_address(&headers, address, state.trust_forwarded_for), label)?;
+    let cap = query.cap()?;
+    let caller = caller(&headers, client_address(&headers, address, state.trust_forwarded_for), label, cap)?;
     let body = read_body(&headers, body).await?;
     let answer = state.rooms.view(&room, &body, caller).await?;
     Ok(created(Flow::Whep, &room, answer))

@@ -11,7 +11,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::control::{Direct, Membership, RoomControl};
 use crate::ids::SessionId;
-use crate::protocol::{ClientMessage, ErrorCode, ServerMessage, MAX_FRAME_BYTES};
+use crate::media::ladder::{Quality, ReceiverCap};
+use crate::protocol::{ClientMessage, ErrorCode, QualityChoice, ServerMessage, MAX_FRAME_BYTES};
 use crate::room::access::ExternalId;
 use crate::room::moderation::ModAction;
 use crate::room::participants::{ParticipantId, RoomError};
@@ -193,6 +194,15 @@ async fn handle(control: &RoomControl, id: ParticipantId, msg: ClientMessage) ->
         ClientMessage::Chat { text } => return control.chat(id, text).await.err().map(error),
         ClientMessage::SetMedia { audio_muted, video_muted } => {
             control.set_media(id, audio_muted, video_muted).await;
+            return None;
+        }
+        ClientMessage::SetQuality { quality } => {
+            let quality = match quality {
+                QualityChoice::Auto => Quality::Auto,
+                QualityChoice::Low => Quality::Low,
+                QualityChoice::Audio => Quality::AudioOnly,
+            };
+            control.set_quality(id, ReceiverCap { quality, max_kbps: None }).await;
             return None;
         }
         ClientMessage::RaiseHand { raised } => {

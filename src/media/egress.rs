@@ -4,6 +4,8 @@
 //! queue never blocks the shared tee (webrtcbin holds its sink pads blocked until negotiation
 //! completes), and a slow viewer loses its own frames, not everybody's.
 
+use std::sync::{Arc, Mutex};
+
 use gst::prelude::*;
 use gst_webrtc::{WebRTCRTPTransceiver, WebRTCRTPTransceiverDirection};
 
@@ -15,40 +17,126 @@ use super::MediaError;
 /// How much a viewer's queue holds before it drops the oldest packets.
 const VIEWER_QUEUE_MS: u64 = 300;
 
-/// A viewer's branch off a shared tee; undone with [`TeeLink::detach`].
+/// A viewer's branch (its bin's input pad) and the shared tee that feeds it, if any. The
+/// state is shared with a streaming thread while a move waits for a keyframe.
 pub struct TeeLink {
-    tee: gst::Element,
-    tee_pad: gst::Pad,
+    ghost: gst::Pad,
+    state: Arc<Mutex<LinkState>>,
+}
+
+/// A tee and the request pad it gave.
+type Source = (gst::Element, gst::Pad);
+
+#[derive(Default)]
+struct LinkState {
+    source: Option<Source>,
+    /// A move waiting for the new tee's keyframe: the pad, not yet linked, and its probe.
+    pending: Option<(gst::Element, gst::Pad, gst::PadProbeId)>,
+}
+
+fn release(ghost: &gst::Pad, (tee, pad): Source) {
+    let _ = pad.unlink(ghost);
+    tee.release_request_pad(&pad);
 }
 
 impl TeeLink {
-    pub fn detach(&self) {
-        if let Some(peer) = self.tee_pad.peer() {
-            let _ = self.tee_pad.unlink(&peer);
-        }
-        self.tee.release_request_pad(&self.tee_pad);
+    fn state(&self) -> std::sync::MutexGuard<'_, LinkState> {
+        // Only pads are swapped under this lock; a poisoned one still holds valid pads.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Feeds the viewer's branch from `tee` instead (another mix of the same format).
+    /// Gives up a move that still waits for its keyframe.
+    fn cancel_pending(state: &mut LinkState) {
+        if let Some((tee, pad, probe)) = state.pending.take() {
+            pad.remove_probe(probe);
+            tee.release_request_pad(&pad);
+        }
+    }
+
+    /// Unlinks the branch from its tee (it then gets nothing, e.g. an audio-only receiver's
+    /// video); a move links it again.
+    pub fn detach(&mut self) {
+        let mut state = self.state();
+        Self::cancel_pending(&mut state);
+        if let Some(source) = state.source.take() {
+            release(&self.ghost, source);
+        }
+    }
+
+    /// Feeds the branch from `tee` instead, at once (another mix of the same format).
     pub fn move_to(&mut self, tee: &gst::Element) -> Result<(), MediaError> {
-        let ghost = self.tee_pad.peer().ok_or_else(|| MediaError::Internal("viewer branch unlinked".into()))?;
-        let new_pad = tee.request_pad_simple("src_%u").ok_or_else(|| MediaError::Internal("tee gave no pad".into()))?;
-        self.detach();
-        new_pad.link(&ghost).map_err(gst_err)?;
-        self.tee = tee.clone();
-        self.tee_pad = new_pad;
+        let pad = tee.request_pad_simple("src_%u").ok_or_else(|| MediaError::Internal("tee gave no pad".into()))?;
+        let mut state = self.state();
+        Self::cancel_pending(&mut state);
+        if let Some(old) = state.source.take() {
+            release(&self.ghost, old);
+        }
+        pad.link(&self.ghost).map_err(gst_err)?;
+        state.source = Some((tee.clone(), pad));
+        Ok(())
+    }
+
+    /// Feeds the branch from `tee` (another rung of the same codec) from that tee's next
+    /// keyframe on: until then the old tee goes on feeding it, so the receiver sees neither
+    /// a gap nor frames it cannot decode (the caller asks the new encoder for a keyframe).
+    pub fn move_at_keyframe(&mut self, tee: &gst::Element) -> Result<(), MediaError> {
+        let pad = tee.request_pad_simple("src_%u").ok_or_else(|| MediaError::Internal("tee gave no pad".into()))?;
+        let mut state = self.state();
+        Self::cancel_pending(&mut state);
+        if state.source.is_none() {
+            // Nothing to show meanwhile: link now, and let only a keyframe start the stream.
+            pad.add_probe(gst::PadProbeType::BUFFER, |_, info| match &info.data {
+                Some(gst::PadProbeData::Buffer(b)) if b.flags().contains(gst::BufferFlags::DELTA_UNIT) => gst::PadProbeReturn::Drop,
+                _ => gst::PadProbeReturn::Remove,
+            });
+            pad.link(&self.ghost).map_err(gst_err)?;
+            state.source = Some((tee.clone(), pad));
+            return Ok(());
+        }
+        let (shared, ghost) = (Arc::downgrade(&self.state), self.ghost.clone());
+        let probe = pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+            let keyframe = matches!(&info.data, Some(gst::PadProbeData::Buffer(b)) if !b.flags().contains(gst::BufferFlags::DELTA_UNIT));
+            if !keyframe {
+                return gst::PadProbeReturn::Drop;
+            }
+            // Never wait here: the room task may hold the lock while it cancels this move
+            // (and with it this tee); a keyframe dropped then was not wanted anyway.
+            let Some(shared) = shared.upgrade() else { return gst::PadProbeReturn::Drop };
+            let Ok(mut state) = shared.try_lock() else { return gst::PadProbeReturn::Drop };
+            if !state.pending.as_ref().is_some_and(|(_, p, _)| p == pad) {
+                return gst::PadProbeReturn::Drop;
+            }
+            if let Some(old) = state.source.take() {
+                release(&ghost, old);
+            }
+            // (Not released here on failure: a tee pad is never released from its own
+            // streaming thread. It stays pending until the next move or the viewer's end.)
+            if pad.link(&ghost).is_err() {
+                return gst::PadProbeReturn::Drop;
+            }
+            let Some((tee, new_pad, _)) = state.pending.take() else { return gst::PadProbeReturn::Drop };
+            state.source = Some((tee, new_pad));
+            // The keyframe goes on to the newly linked branch; the probe is done.
+            gst::PadProbeReturn::Remove
+        });
+        let Some(probe) = probe else {
+            tee.release_request_pad(&pad);
+            return Err(MediaError::Internal("could not watch the new rung for a keyframe".into()));
+        };
+        state.pending = Some((tee.clone(), pad, probe));
         Ok(())
     }
 }
 
 /// Sends `tee`'s stream on the m-line of `track`: the transceiver becomes sendonly with the
-/// offer's codec and payload type, and a queue and payloader join the viewer's bin.
+/// offer's codec and payload type, and a queue and payloader join the viewer's bin. Without a
+/// tee the branch is built but gets nothing until [`TeeLink::move_to`].
 pub fn attach_track(
     bin: &gst::Bin,
     webrtc: &gst::Element,
     track: &Track,
     payloader: &str,
-    tee: &gst::Element,
+    tee: Option<&gst::Element>,
 ) -> Result<TeeLink, MediaError> {
     let sink = webrtc
         .request_pad_simple(&format!("sink_{}", track.mline))
@@ -85,7 +173,9 @@ pub fn attach_track(
         .build();
     ghost.set_active(true).map_err(gst_err)?;
     bin.add_pad(&ghost).map_err(gst_err)?;
-    let tee_pad = tee.request_pad_simple("src_%u").ok_or_else(|| MediaError::Internal("tee gave no pad".into()))?;
-    tee_pad.link(&ghost).map_err(gst_err)?;
-    Ok(TeeLink { tee: tee.clone(), tee_pad })
+    let mut link = TeeLink { ghost: ghost.upcast(), state: Arc::default() };
+    if let Some(tee) = tee {
+        link.move_to(tee)?;
+    }
+    Ok(link)
 }

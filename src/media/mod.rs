@@ -7,6 +7,7 @@
 pub mod audio_mix;
 mod egress;
 mod ingest;
+pub mod ladder;
 mod mixer;
 mod peer;
 mod pipeline;
@@ -20,7 +21,7 @@ use crate::config::IceConfig;
 use crate::profiles::EncoderProfile;
 use crate::room::layout::Size;
 
-pub use room::{Answer, RoomMedia};
+pub use room::{Answer, RoomMedia, ViewerOf};
 
 use crate::ids::SessionId;
 use crate::room::participants::ParticipantId;

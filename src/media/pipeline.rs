@@ -1,28 +1,27 @@
-//! The room's pipeline and its shared parts: the compositor, one encoder per codec, one Opus
-//! encode per mix.
+//! The room's pipeline and its shared parts: the compositor, the encoding ladder per codec
+//! (see [`super::ladder`]), one Opus encode per mix.
 //!
 //! ```text
-//!  tiles ─▶ compositor ─▶ I420 canvas ─▶ tee ─▶ queue ─▶ encoder (vp8 profile)  ─▶ tee ─▶ viewers
-//!                                           └─▶ queue ─▶ encoder (h264 profile) ─▶ tee ─▶ viewers
+//!  tiles ─▶ compositor ─▶ I420 canvas ─▶ tee ─▶ rungs of the vp8 profile  ─▶ tee per rung ─▶ viewers
+//!                                           └─▶ rungs of the h264 profile ─▶ tee per rung ─▶ viewers
 //!  mixer thread ─▶ appsrc (full mix)  ─▶ opusenc ─▶ tee ─▶ listeners
 //!              └─▶ appsrc (minus X)   ─▶ opusenc ─▶ tee ─▶ X's own viewer
 //! ```
 //! Encoders and mix outputs are created when the first viewer needs them: a room is encoded
-//! once per codec and once per distinct mix, never per viewer.
+//! once per codec and rung and once per distinct mix, never per viewer.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use gst::prelude::*;
 
+use super::ladder::{Ladder, LiveRung};
 use super::mixer::{LevelSink, MixKey, MixSink, Mixer};
 use super::peer::make;
 use super::{MediaConfig, MediaError};
 use crate::profiles::VideoCodec;
 use crate::room::layout::Rect;
 
-/// Frames a codec branch may fall behind before old ones are dropped (never block the canvas).
-const ENCODER_QUEUE_BUFFERS: u32 = 3;
 /// At most one keyframe per encoder in this time, however many viewers ask (each join and each
 /// PLI asks; a keyframe costs several ordinary frames of bandwidth for every viewer).
 const KEYFRAME_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
@@ -42,12 +41,11 @@ pub struct RoomPipeline {
     pub pipeline: gst::Pipeline,
     compositor: gst::Element,
     canvas_tee: gst::Element,
-    encoders: HashMap<VideoCodec, gst::Element>,
+    ladder: Ladder,
     audio_outs: HashMap<MixKey, AudioOut>,
     /// Names mix outputs uniquely (outputs come and go; a pipeline wants unique names).
     outputs_built: u64,
     pub mixer: Mixer,
-    cfg: Arc<MediaConfig>,
 }
 
 impl RoomPipeline {
@@ -87,11 +85,10 @@ impl RoomPipeline {
             pipeline,
             compositor,
             canvas_tee,
-            encoders: HashMap::new(),
+            ladder: Ladder::new([&cfg.vp8_profile, &cfg.h264_profile], cfg.canvas, cfg.fps),
             audio_outs: HashMap::new(),
             outputs_built: 0,
             mixer,
-            cfg,
         })
     }
 
@@ -122,45 +119,32 @@ impl RoomPipeline {
         self.compositor.release_request_pad(pad);
     }
 
-    /// The encoded stream for `codec`, building its encoder on first use.
-    pub fn video_tee(&mut self, codec: VideoCodec) -> Result<gst::Element, MediaError> {
-        if let Some(tee) = self.encoders.get(&codec) {
-            return Ok(tee.clone());
-        }
-        let profile = match codec {
-            VideoCodec::Vp8 => &self.cfg.vp8_profile,
-            VideoCodec::H264 => &self.cfg.h264_profile,
-        };
-        let name = codec.name();
-        let queue = make("queue", &format!("venc-queue-{name}"))?;
-        queue.set_property_from_str("leaky", "downstream");
-        queue.set_property("max-size-buffers", ENCODER_QUEUE_BUFFERS);
-        queue.set_property("max-size-bytes", 0u32);
-        queue.set_property("max-size-time", 0u64);
-        let encoder = gst::parse::bin_from_description_with_name(&profile.encoder, true, &format!("venc-{name}"))
-            .map_err(|e| MediaError::Internal(format!("encoder profile {}: {e}", profile.name)))?;
-        let tee = make("tee", &format!("venc-tee-{name}"))?;
-        tee.set_property("allow-not-linked", true);
-        let elements = [&queue, encoder.upcast_ref(), &tee];
-        self.pipeline.add_many(elements).map_err(gst_err)?;
-        gst::Element::link_many(elements).map_err(gst_err)?;
-        for e in elements {
-            e.sync_state_with_parent().map_err(gst_err)?;
-        }
-        let src = self.canvas_tee.request_pad_simple("src_%u").ok_or_else(|| MediaError::Internal("canvas tee".into()))?;
-        src.link(&queue.static_pad("sink").expect("queue has a sink pad")).map_err(gst_err)?;
-        throttle_keyframe_requests(&tee.static_pad("sink").expect("tee has a sink pad"));
-        tracing::info!(profile = %profile.name, "video encoder started");
-        self.encoders.insert(codec, tee.clone());
-        Ok(tee)
+    /// The rungs a viewer of `codec` may be on, top first.
+    pub fn rungs(&self, codec: VideoCodec) -> &[LiveRung] {
+        self.ladder.rungs(codec)
     }
 
-    /// Asks `codec`'s encoder for a keyframe (at most one per [`KEYFRAME_MIN_INTERVAL`]).
-    pub fn force_keyframe(&self, codec: VideoCodec) {
-        if let Some(pad) = self.encoders.get(&codec).and_then(|tee| tee.static_pad("sink")) {
-            let event = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
-            pad.push_event(event);
+    /// The encoded stream of `codec`'s rung `rung`, starting its encoder on first use; counts
+    /// one more user (undone with [`RoomPipeline::release_video`]).
+    pub fn video_tee(&mut self, codec: VideoCodec, rung: usize) -> Result<gst::Element, MediaError> {
+        self.ladder.attach(&self.pipeline, &self.canvas_tee, codec, rung)
+    }
+
+    pub fn release_video(&mut self, codec: VideoCodec, rung: usize) {
+        self.ladder.detach(codec, rung);
+    }
+
+    /// Stops the lower rungs nobody has used for a while.
+    pub fn reap_rungs(&mut self) {
+        let idle = self.ladder.reap(&self.canvas_tee);
+        if !idle.is_empty() {
+            self.discard(idle);
         }
+    }
+
+    /// Asks a rung's encoder for a keyframe (at most one per [`KEYFRAME_MIN_INTERVAL`]).
+    pub fn force_keyframe(&self, codec: VideoCodec, rung: usize) {
+        self.ladder.force_keyframe(codec, rung);
     }
 
     /// The Opus stream for mix `key`, building it on first use; counts one more user.
@@ -256,7 +240,7 @@ pub fn gst_err(e: impl std::fmt::Display) -> MediaError {
 /// Done here rather than with GstVideoEncoder's `min-force-key-unit-interval`: in GStreamer
 /// 1.22.0 that throttle compares running times from two different segments for x264enc (which
 /// shifts its output by 1000 hours) and then refuses every request after the first.
-fn throttle_keyframe_requests(pad: &gst::Pad) {
+pub(super) fn throttle_keyframe_requests(pad: &gst::Pad) {
     #[derive(Default)]
     struct State {
         last: Option<std::time::Instant>,

@@ -268,6 +268,10 @@ pub struct Received {
     pub jitterbuffer_ms: Option<u32>,
     /// Keep GStreamer's default RTCP timing instead of a browser's (set before negotiation).
     pub standard_rtcp: bool,
+    /// The height of the decoded picture as it arrives (before scaling for analysis), and
+    /// each change of it with its time.
+    pub decoded_height: Option<i32>,
+    pub height_changes: Vec<(Instant, i32)>,
 }
 
 pub const VIEW_W: usize = 160;
@@ -300,6 +304,11 @@ impl Viewer {
     /// A viewer that only counts the bytes it receives (decodes nothing): load for benchmarks.
     pub fn start_counting(addr: SocketAddr, room: &str, codec: Codec) -> Self {
         Self::start_inner_with(addr, room, None, codec, true, false, |_| {})
+    }
+
+    /// A decoding viewer whose WHEP request carries `query` (e.g. `quality=low`).
+    pub fn start_query(addr: SocketAddr, room: &str, query: &str, token: Option<&str>, codec: Codec) -> Self {
+        Self::start_inner_with(addr, &format!("{room}?{query}"), token, codec, true, true, |_| {})
     }
 
     /// A decoding viewer with GStreamer's default RTCP timing (a report every 2.5-7.5 s), as
@@ -469,15 +478,31 @@ fn decode_into(pipeline: &gst::Pipeline, pad: &gst::Pad, received: Arc<Mutex<Rec
     let s = caps.structure(0).expect("caps structure");
     let encoding = s.get::<&str>("encoding-name").unwrap_or("");
     let description = match encoding {
-        "VP8" => format!("rtpvp8depay ! vp8dec ! videoconvert ! videoscale ! video/x-raw,format=RGB,width={VIEW_W},height={VIEW_H} ! appsink name=sink sync=false"),
+        "VP8" => format!("rtpvp8depay ! vp8dec name=dec ! videoconvert ! videoscale ! video/x-raw,format=RGB,width={VIEW_W},height={VIEW_H} ! appsink name=sink sync=false"),
         // Slice threads, as browsers decode WebRTC video: frame threads would add a frame of delay.
-        "H264" => format!("rtph264depay ! h264parse ! avdec_h264 thread-type=slice ! videoconvert ! videoscale ! video/x-raw,format=RGB,width={VIEW_W},height={VIEW_H} ! appsink name=sink sync=false"),
+        "H264" => format!("rtph264depay ! h264parse ! avdec_h264 name=dec thread-type=slice ! videoconvert ! videoscale ! video/x-raw,format=RGB,width={VIEW_W},height={VIEW_H} ! appsink name=sink sync=false"),
         "OPUS" => "rtpopusdepay ! opusdec ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,rate=48000,channels=1 ! appsink name=sink sync=false".to_string(),
         other => panic!("unexpected stream {other}"),
     };
     let bin = gst::parse::bin_from_description(&description, true).expect("decoder parses");
     let sink = bin.by_name("sink").expect("appsink").downcast::<gst_app::AppSink>().expect("an appsink");
     let is_video = encoding != "OPUS";
+    if let Some(dec) = bin.by_name("dec") {
+        let heights = received.clone();
+        dec.static_pad("src").expect("decoder src pad").add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+            if let Some(gst::PadProbeData::Event(e)) = &info.data {
+                if let gst::EventView::Caps(c) = e.view() {
+                    let height = c.caps().structure(0).and_then(|s| s.get::<i32>("height").ok());
+                    let mut r = heights.lock().unwrap();
+                    if let Some(h) = height.filter(|h| Some(*h) != r.decoded_height) {
+                        r.decoded_height = Some(h);
+                        r.height_changes.push((Instant::now(), h));
+                    }
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {

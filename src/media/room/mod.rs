@@ -8,6 +8,7 @@ use gst_webrtc::WebRTCPeerConnectionState;
 use tokio::sync::{mpsc, oneshot};
 
 use super::egress::TeeLink;
+use super::ladder::{self, ReceiverCap, RungIndex};
 
 mod sessions;
 use super::ingest;
@@ -60,8 +61,11 @@ enum Command {
         plan: OfferPlan,
         exclude: Option<Voice>,
         owner: Option<ParticipantId>,
+        cap: ReceiverCap,
         reply: Reply<Answer>,
     },
+    /// What `participant`'s views may receive from now on.
+    Cap { participant: ParticipantId, cap: ReceiverCap },
     Label { participant: ParticipantId, label: TileLabel },
     Stage(Stage),
     EndParticipant { participant: ParticipantId, publishers_only: bool },
@@ -75,7 +79,7 @@ enum Event {
     NegotiationFailed { session: SessionId },
     /// A publisher's first decoded frame is ready for the canvas.
     FirstFrame { session: SessionId },
-    Keyframe(VideoCodec),
+    Keyframe(VideoCodec, usize),
     Bus(gst::Message),
 }
 
@@ -159,16 +163,16 @@ impl RoomMedia {
     }
 
     /// A viewer of the room under the session id `id`; `exclude` leaves that voice out of what
-    /// it hears, `owner` ties the session to a participant (ended with them).
-    pub async fn view(
-        &self,
-        id: SessionId,
-        offer: gst_sdp::SDPMessage,
-        plan: OfferPlan,
-        exclude: Option<Voice>,
-        owner: Option<ParticipantId>,
-    ) -> Result<Answer, MediaError> {
-        self.call(|reply| Command::View { id, offer, plan, exclude, owner, reply }).await
+    /// it hears, `owner` ties the session to a participant (ended with them), `cap` says which
+    /// rung of the ladder it may get.
+    pub async fn view(&self, id: SessionId, offer: gst_sdp::SDPMessage, plan: OfferPlan, who: ViewerOf) -> Result<Answer, MediaError> {
+        let ViewerOf { exclude, owner, cap } = who;
+        self.call(|reply| Command::View { id, offer, plan, exclude, owner, cap, reply }).await
+    }
+
+    /// Moves `participant`'s views to the highest rung `cap` allows (at a keyframe).
+    pub async fn cap(&self, participant: ParticipantId, cap: ReceiverCap) {
+        let _ = self.tx.send(Command::Cap { participant, cap }).await;
     }
 
     /// What `participant`'s tile shows (name, mute marks, active speaker).
@@ -212,16 +216,33 @@ impl RoomMedia {
     }
 }
 
+/// Whom a viewer belongs to and what it may receive.
+#[derive(Clone, Debug, Default)]
+pub struct ViewerOf {
+    /// The voice it does not hear (its own).
+    pub exclude: Option<Voice>,
+    /// The participant it belongs to (ended with them).
+    pub owner: Option<ParticipantId>,
+    pub cap: ReceiverCap,
+}
+
+/// A viewer's picture: its branch and the rung that feeds it (`None`: audio only, unlinked).
+struct VideoOut {
+    link: TeeLink,
+    codec: VideoCodec,
+    rung: RungIndex,
+}
+
 enum Kind {
     Publisher { tile: Option<Tile>, has_audio: bool, voice: Voice, owner: Option<ParticipantId>, screen: bool },
     Viewer {
-        links: Vec<TeeLink>,
+        video: Option<VideoOut>,
         /// The branch off one of the mixes (`mix` says which), moved when its owner's
         /// microphone comes or goes.
         audio: Option<TeeLink>,
-        codec: Option<VideoCodec>,
         mix: Option<MixKey>,
         owner: Option<ParticipantId>,
+        cap: ReceiverCap,
     },
 }
 
@@ -290,6 +311,7 @@ impl RoomTask {
                 Some(event) = events.recv() => self.handle_event(event),
                 _ = housekeeping.tick() => {
                     self.check_liveness();
+                    self.pipe.reap_rungs();
                     if self.idle_expired() {
                         // Refuse new commands first, so nobody queues behind a closing room.
                         commands.close();
@@ -336,8 +358,8 @@ impl RoomTask {
                     }
                 }
             }
-            Command::View { id, offer, plan, exclude, owner, reply } => {
-                match self.add_viewer(id, offer, plan, exclude, owner).await {
+            Command::View { id, offer, plan, exclude, owner, cap, reply } => {
+                match self.add_viewer(id, offer, plan, ViewerOf { exclude, owner, cap }).await {
                     Ok((id, webrtc, liveness)) => self.negotiate(id, webrtc, liveness, reply),
                     Err(e) => {
                         let _ = reply.send(Err(e));
@@ -398,6 +420,17 @@ impl RoomTask {
                 self.stage = stage;
                 self.relayout();
             }
+            Command::Cap { participant, cap } => {
+                let theirs: Vec<SessionId> = self
+                    .sessions
+                    .iter()
+                    .filter(|(_, s)| matches!(s.kind, Kind::Viewer { owner: Some(o), .. } if o == participant))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in theirs {
+                    self.set_cap(id, cap);
+                }
+            }
             Command::EndParticipant { participant, publishers_only } => {
                 let theirs: Vec<SessionId> = self
                     .sessions
@@ -421,7 +454,7 @@ impl RoomTask {
             Event::NegotiationFailed { session } => {
                 self.remove(session, "negotiation failed");
             }
-            Event::Keyframe(codec) => self.pipe.force_keyframe(codec),
+            Event::Keyframe(codec, rung) => self.pipe.force_keyframe(codec, rung),
             Event::FirstFrame { session } => self.show_tile(session),
             Event::Bus(msg) => self.on_bus_message(&msg),
         }
@@ -435,12 +468,12 @@ impl RoomTask {
                 session.connected = true;
                 session.liveness.touch();
                 tracing::debug!(room = %self.room, session = %session.name, "connected");
-                if let Kind::Viewer { codec: Some(codec), .. } = session.kind {
-                    self.pipe.force_keyframe(codec);
+                if let Kind::Viewer { video: Some(VideoOut { codec, rung: Some(rung), .. }), .. } = session.kind {
+                    self.pipe.force_keyframe(codec, rung);
                     let events = self.events.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(SECOND_KEYFRAME_DELAY).await;
-                        let _ = events.send(Event::Keyframe(codec));
+                        let _ = events.send(Event::Keyframe(codec, rung));
                     });
                 }
             }
@@ -564,6 +597,43 @@ impl RoomTask {
         }
     }
 
+    /// A viewer's new cap: it moves to the highest rung the cap allows, at that rung's next
+    /// keyframe (audio only: its picture stops).
+    fn set_cap(&mut self, id: SessionId, cap: ReceiverCap) {
+        let Some(Session { kind: Kind::Viewer { video, cap: current, .. }, name, .. }) = self.sessions.get_mut(&id) else { return };
+        *current = cap;
+        let Some(v) = video.as_mut() else { return };
+        let target = ladder::pick(self.pipe.rungs(v.codec), cap);
+        if target == v.rung {
+            return;
+        }
+        let moved = match target {
+            Some(rung) => self.pipe.video_tee(v.codec, rung).and_then(|tee| v.link.move_at_keyframe(&tee)),
+            None => {
+                v.link.detach();
+                Ok(())
+            }
+        };
+        if let Err(e) = moved {
+            // The new rung's tee was counted: give it back; the viewer keeps what it had.
+            if let Some(rung) = target {
+                self.pipe.release_video(v.codec, rung);
+            }
+            tracing::warn!(room = %self.room, session = %name, error = %e, "could not move a viewer to another rung");
+            return;
+        }
+        if let Some(old) = v.rung {
+            self.pipe.release_video(v.codec, old);
+        }
+        if let Some(rung) = target {
+            self.pipe.force_keyframe(v.codec, rung);
+        }
+        let rungs = self.pipe.rungs(v.codec);
+        let label = |r: RungIndex| r.and_then(|i| rungs.get(i)).map_or("audio only".to_string(), |r| r.name.clone());
+        tracing::debug!(room = %self.room, session = %name, from = %label(v.rung), to = %label(target), "viewer changed rung");
+        v.rung = target;
+    }
+
     fn relayout(&mut self) {
         let on_stage = |s: &Session| match (&self.stage.on_stage, s.kind.owner()) {
             (Some(set), Some(p)) => set.contains(&p),
@@ -624,9 +694,15 @@ impl RoomTask {
                 }
                 tracing::info!(room = %self.room, session = %session.name, reason = why, "publisher left");
             }
-            Kind::Viewer { links, audio, mix, .. } => {
-                for link in links.iter().chain(audio.iter()) {
-                    link.detach();
+            Kind::Viewer { video, audio, mix, .. } => {
+                if let Some(v) = video.as_mut() {
+                    v.link.detach();
+                    if let Some(rung) = v.rung {
+                        self.pipe.release_video(v.codec, rung);
+                    }
+                }
+                if let Some(a) = audio.as_mut() {
+                    a.detach();
                 }
                 if let Some(mix) = mix {
                     self.pipe.release_audio(mix.clone());
@@ -664,7 +740,7 @@ fn reject(cmd: Command) {
         Command::Shutdown { reply } => {
             let _ = reply.send(());
         }
-        Command::Label { .. } | Command::Stage(_) | Command::EndParticipant { .. } => {}
+        Command::Label { .. } | Command::Stage(_) | Command::EndParticipant { .. } | Command::Cap { .. } => {}
     }
 }
 

@@ -12,7 +12,8 @@ use super::super::pipeline::gst_err;
 use super::super::sdp::{OfferPlan, Track};
 use super::super::tile::Tile;
 use super::super::{MediaError, Owner, TileLabel, Voice};
-use super::{Answer, Event, Kind, NewSession, Reply, RoomTask, Session};
+use super::super::ladder::{self, RungIndex};
+use super::{Answer, Event, Kind, NewSession, Reply, RoomTask, Session, VideoOut, ViewerOf};
 use crate::ids::SessionId;
 use crate::profiles::VideoCodec;
 use crate::room::participants::ParticipantId;
@@ -138,9 +139,9 @@ impl RoomTask {
         id: SessionId,
         offer: gst_sdp::SDPMessage,
         plan: OfferPlan,
-        exclude: Option<Voice>,
-        owner: Option<ParticipantId>,
+        who: ViewerOf,
     ) -> Result<(SessionId, gst::Element, Liveness), MediaError> {
+        let ViewerOf { exclude, owner, cap } = who;
         // A viewer who is also a talker hears the mix without their own voice; everyone else
         // shares the full mix. A participant's view moves to its own mix when their
         // microphone arrives (see `retarget_own_mix`).
@@ -153,19 +154,21 @@ impl RoomTask {
                 _ => return Err(MediaError::UnknownToken),
             },
         };
-        let kind = Kind::Viewer { links: Vec::new(), audio: None, codec: None, mix: None, owner };
+        let kind = Kind::Viewer { video: None, audio: None, mix: None, owner, cap };
         if self.sessions.contains_key(&id) {
             return Err(MediaError::Internal("session id drawn twice".into()));
         }
         let NewSession { id, name, bin, webrtc, liveness, .. } = self.start_session(id, "view", kind)?;
         let own_mix = mix.is_some();
-        let attached = self.attach_viewer(id, &bin, &webrtc, offer, &plan, mix).await;
+        let rung = plan.video.as_ref().and_then(|(c, _)| ladder::pick(self.pipe.rungs(*c), cap));
+        let attached = self.attach_viewer(id, &bin, &webrtc, offer, &plan, mix, rung).await;
         if let Err(e) = attached {
             self.remove(id, "offer refused");
             return Err(e);
         }
         let codec = plan.video.as_ref().map(|(c, _)| c.name()).unwrap_or("none");
-        tracing::info!(room = %self.room, session = %name, codec, own_mix, "viewer joined");
+        let rung_name = plan.video.as_ref().and_then(|(c, _)| rung.and_then(|r| self.pipe.rungs(*c).get(r))).map_or("none", |r| r.name.as_str());
+        tracing::info!(room = %self.room, session = %name, codec, rung = rung_name, own_mix, "viewer joined");
         Ok((id, webrtc, liveness))
     }
 
@@ -177,34 +180,41 @@ impl RoomTask {
         offer: gst_sdp::SDPMessage,
         plan: &OfferPlan,
         mix: MixKey,
+        rung: RungIndex,
     ) -> Result<(), MediaError> {
         peer::set_remote_offer(webrtc, offer).await?;
-        let mut links = Vec::new();
+        let mut video = None;
         let mut audio = None;
-        let mut codec = None;
         let mut mix_used = None;
         let result = (|| {
             if let Some((c, track)) = &plan.video {
-                let tee = self.pipe.video_tee(*c)?;
+                let tee = rung.map(|r| self.pipe.video_tee(*c, r)).transpose()?;
                 let payloader = match c {
                     VideoCodec::Vp8 => "rtpvp8pay",
                     VideoCodec::H264 => "rtph264pay",
                 };
-                links.push(egress::attach_track(bin, webrtc, track, payloader, &tee)?);
-                codec = Some(*c);
+                match egress::attach_track(bin, webrtc, track, payloader, tee.as_ref()) {
+                    Ok(link) => video = Some(VideoOut { link, codec: *c, rung }),
+                    Err(e) => {
+                        // The rung was counted for this viewer: give it back.
+                        if let Some(r) = rung {
+                            self.pipe.release_video(*c, r);
+                        }
+                        return Err(e);
+                    }
+                }
             }
             if let Some(track) = &plan.audio {
                 let tee = self.pipe.audio_tee(mix.clone())?;
                 mix_used = Some(mix.clone());
-                audio = Some(egress::attach_track(bin, webrtc, track, "rtpopuspay", &tee)?);
+                audio = Some(egress::attach_track(bin, webrtc, track, "rtpopuspay", Some(&tee))?);
             }
             Ok::<_, MediaError>(())
         })();
         // Record what was attached even on failure, so removal undoes exactly that.
-        if let Some(Session { kind: Kind::Viewer { links: l, audio: a, codec: c, mix: m, .. }, .. }) = self.sessions.get_mut(&id) {
-            *l = links;
+        if let Some(Session { kind: Kind::Viewer { video: v, audio: a, mix: m, .. }, .. }) = self.sessions.get_mut(&id) {
+            *v = video;
             *a = audio;
-            *c = codec;
             *m = mix_used;
         }
         result
