@@ -54,6 +54,11 @@ export class Control extends EventTarget {
     this.send({ type: "set_media", audio_muted: audioMuted, video_muted: videoMuted });
   }
 
+  /// What this participant's view receives: "auto", "low" (data saver) or "audio".
+  setQuality(quality) {
+    this.send({ type: "set_quality", quality });
+  }
+
   leave() {
     this.send({ type: "leave" });
     this.ws?.close();
@@ -73,10 +78,11 @@ function waitForGathering(pc) {
 
 /// One WHIP or WHEP session: offer with all candidates, POST, apply the answer.
 class HttpSession {
-  constructor(kind, room, token) {
+  constructor(kind, room, token, query = "") {
     this.kind = kind;
     this.room = room;
     this.token = token;
+    this.query = query;
     this.pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
     this.location = null;
   }
@@ -87,7 +93,7 @@ class HttpSession {
     await waitForGathering(this.pc);
     const path = this.kind === "whip-screen"
       ? `/whip/${encodeURIComponent(this.room)}?screen=1`
-      : `/${this.kind}/${encodeURIComponent(this.room)}`;
+      : `/${this.kind}/${encodeURIComponent(this.room)}${this.query}`;
     const response = await fetch(path, {
       method: "POST",
       headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${this.token}` },
@@ -124,9 +130,11 @@ export async function publish(room, token, stream, { screen = false } = {}) {
   return session;
 }
 
-/// Receives the room's mix; `onStream` gets a MediaStream with its video and audio.
-export async function view(room, token, onStream) {
-  const session = new HttpSession("whep", room, token);
+/// Receives the room's mix; `onStream` gets a MediaStream with its video and audio. `quality`
+/// ("auto", "low", "audio") picks the rung of the server's encoding ladder to start on.
+export async function view(room, token, onStream, quality = "auto") {
+  const query = quality && quality !== "auto" ? `?quality=${encodeURIComponent(quality)}` : "";
+  const session = new HttpSession("whep", room, token, query);
   session.pc.addTransceiver("video", { direction: "recvonly" });
   session.pc.addTransceiver("audio", { direction: "recvonly" });
   const stream = new MediaStream();
@@ -136,6 +144,15 @@ export async function view(room, token, onStream) {
   });
   await session.negotiate();
   return session;
+}
+
+/// The height of the video this session receives now (from getStats), or 0.
+export async function receivedHeight(session) {
+  const stats = await session.pc.getStats().catch(() => new Map());
+  for (const s of stats.values()) {
+    if (s.type === "inbound-rtp" && s.kind === "video" && s.frameHeight) return s.frameHeight;
+  }
+  return 0;
 }
 
 /// What anyone may know about a room before joining (password? presentation running?).

@@ -2,11 +2,13 @@
 // stream, own preview, mute, hand, screen share, leave, participants, chat) and, for
 // moderators, the moderation panel. Protocol details live in protocol.js.
 import { apply, languageSwitch, t } from "./i18n.js";
-import { Control, publish, roomInfo, view } from "./protocol.js";
+import { Control, publish, receivedHeight, roomInfo, view } from "./protocol.js";
 
 const $ = (id) => document.getElementById(id);
 const room = decodeURIComponent(location.pathname.split("/")[2] || "");
 const NAME_KEY = "plenum.name";
+const QUALITY_KEY = "plenum.quality";
+const QUALITIES = ["auto", "low", "audio"];
 const joinedKey = `plenum.joined.${room}`;
 const keyKey = `plenum.modkey.${room}`;
 // Read once at load: a reload of a joined page joins again by itself.
@@ -39,6 +41,7 @@ const state = {
   lobby: [],
   acquiring: Promise.resolve(),
   info: {},
+  quality: QUALITIES.includes(localStorage.getItem(QUALITY_KEY)) ? localStorage.getItem(QUALITY_KEY) : "auto",
 };
 
 apply();
@@ -322,7 +325,7 @@ async function startMedia() {
   setConnection("connecting");
   const viewing = view(room, state.token, (stream) => {
     $("mix").srcObject = stream;
-  }).then((s) => {
+  }, state.quality).then((s) => {
     state.whep = s;
     watchConnection(s.pc);
   });
@@ -508,6 +511,29 @@ $("toggle-hand").addEventListener("click", () => {
 });
 $("toggle-share").addEventListener("click", () => (state.screen ? stopSharing() : startSharing()));
 $("leave").addEventListener("click", () => leave());
+$("quality").value = state.quality;
+$("quality").addEventListener("change", (ev) => {
+  state.quality = ev.target.value;
+  localStorage.setItem(QUALITY_KEY, state.quality); // remembered in this browser only
+  state.control?.setQuality(state.quality);
+  showQuality();
+});
+
+/// What the picture is now: its height as received, and why it is lower than it could be.
+async function showQuality() {
+  const el = $("quality-now");
+  if (!state.whep) {
+    el.textContent = "";
+    return;
+  }
+  if (state.quality === "audio") {
+    el.textContent = t("quality_now_audio");
+    return;
+  }
+  const height = await receivedHeight(state.whep);
+  el.textContent = height ? `${height}p${state.quality === "low" ? ` — ${t("quality_low")}` : ""}` : "";
+}
+setInterval(showQuality, 2000);
 $("rejoin").addEventListener("click", () => location.reload());
 $("copy-link").addEventListener("click", async () => {
   await navigator.clipboard?.writeText(`${location.origin}/r/${room}`).catch(() => {});

@@ -2,7 +2,8 @@
 // once), turns on the waiting room, and admits a newcomer from the lobby; the newcomer shares
 // a (fake) screen and the others' mixed video shows it large. The moderator makes a key for
 // external viewers (shown once, with the WHEP URL); a WHEP player in another tab gets in only
-// with it, the newcomer's page announces and lists it, and the moderator ends it.
+// with it, the newcomer's page announces and lists it, and the moderator ends it. The newcomer
+// turns the data saver on (a smaller picture, remembered) and off again.
 //
 // usage: node moderation.mjs <base-url> <fixtures-dir>   (fixtures: p{0,1}.y4m / .wav)
 import { describe, fail, launch, sample, waitMix } from "./lib.mjs";
@@ -60,6 +61,30 @@ try {
   await bo.page.click("#toggle-share");
   await waitMix(ada, PEOPLE, "back to the grid", (s) => s.coverage[0] > 0.15 && s.coverage[1] > 0.15);
   console.log("ok stopping the share returns to the grid");
+  // Data saver: Bo picks the lowest picture; it arrives smaller, still shows Ada, and the
+  // choice is remembered in his browser. Back to automatic: the full picture again.
+  const height = () => bo.page.evaluate(async () => {
+    for (const pc of window.__peerConnections) {
+      for (const s of (await pc.getStats()).values()) {
+        if (s.type === "inbound-rtp" && s.kind === "video" && s.frameHeight) return s.frameHeight;
+      }
+    }
+    return 0;
+  });
+  const full = await height();
+  await bo.page.selectOption("#quality", "low");
+  const start = Date.now();
+  while ((await height()) >= full && Date.now() - start < 15_000) await new Promise((r) => setTimeout(r, 250));
+  const low = await height();
+  if (!(low > 0 && low < full)) fail(`data saver: picture height ${low} (full: ${full})`);
+  await waitMix(bo, PEOPLE, "sees Ada with the data saver on", (s) => s.coverage[0] >= SEEN);
+  if ((await bo.page.evaluate(() => localStorage.getItem("plenum.quality"))) !== "low") fail("the data saver choice is not remembered");
+  await bo.page.waitForFunction(() => document.getElementById("quality-now").textContent.includes("Datensparmodus"));
+  await bo.page.selectOption("#quality", "auto");
+  while ((await height()) < full && Date.now() - start < 30_000) await new Promise((r) => setTimeout(r, 250));
+  if ((await height()) !== full) fail(`back to automatic: picture height ${await height()}`);
+  console.log(`ok the data saver lowers the picture (${full}p -> ${low}p), is remembered, and automatic restores it`);
+
   // A key for external viewers, shown once with the URL.
   await ada.page.click("#viewer-key");
   await ada.page.waitForSelector("#keydialog[open]");

@@ -106,13 +106,15 @@ pub fn visible(scenario: &Scenario) -> usize {
 /// local pipeline without network: CPU in percent of one core.
 pub fn engine_limit(cache: &Path, n: usize, canvas: (u32, u32), fps: u32, codec: Codec, measure: Duration) -> f64 {
     let profiles = plenum::profiles::Profiles::load(None).expect("built-in profiles");
-    let encoder = match codec {
+    let profile = match codec {
         Codec::Vp8 => profiles.select(plenum::config::DEFAULT_VP8_PROFILE, plenum::profiles::VideoCodec::Vp8),
         Codec::H264 => profiles.select(plenum::config::DEFAULT_H264_PROFILE, plenum::profiles::VideoCodec::H264),
     }
-    .expect("default profile")
-    .encoder;
+    .expect("default profile");
     let (cw, ch) = canvas;
+    // The top rung: what the server encodes for receivers that get everything.
+    let top = plenum::media::ladder::resolve(&profile, plenum::room::layout::Size { width: cw, height: ch }, fps);
+    let encoder = profile.encoder_for(top[0].kbps);
     let tiles = plenum::room::layout::grid(n, plenum::room::layout::Size { width: cw, height: ch });
     let mut desc = format!(
         "compositor name=comp force-live=true ! video/x-raw,format=I420,width={cw},height={ch},framerate={fps}/1 ! {encoder} ! fakesink sync=false \

@@ -107,4 +107,9 @@ export default {
   access_password: "per Passwort",
   access_open: "offener Server",
   access_publisher: "Rückkanal",
+  quality: "Bild",
+  quality_auto: "Automatisch",
+  quality_low: "Datensparmodus",
+  quality_audio: "Nur Ton",
+  quality_now_audio: "nur Ton",
 };

@@ -107,4 +107,9 @@ export default {
   access_password: "by password",
   access_open: "open server",
   access_publisher: "return feed",
+  quality: "Picture",
+  quality_auto: "Automatic",
+  quality_low: "Data saver",
+  quality_audio: "Audio only",
+  quality_now_audio: "audio only",
 };
