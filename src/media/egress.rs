@@ -103,7 +103,7 @@ impl TeeLink {
             // (and with it this tee); a keyframe dropped then was not wanted anyway.
             let Some(shared) = shared.upgrade() else { return gst::PadProbeReturn::Drop };
             let Ok(mut state) = shared.try_lock() else { return gst::PadProbeReturn::Drop };
-            if !state.pending.as_ref().is_some_and(|(_, p, _)| p == pad) {
+            if state.pending.as_ref().is_none_or(|(_, p, _)| p != pad) {
                 return gst::PadProbeReturn::Drop;
             }
             if let Some(old) = state.source.take() {

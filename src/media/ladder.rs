@@ -44,7 +44,7 @@ pub type RungIndex = Option<usize>;
 /// cheaper than it.
 pub fn resolve(profile: &EncoderProfile, canvas: Size, fps: u32) -> Vec<LiveRung> {
     let rungs = &profile.rungs;
-    let top_source: Option<&Rung> = rungs.iter().filter(|r| r.height >= canvas.height).last().or(rungs.first());
+    let top_source: Option<&Rung> = rungs.iter().rfind(|r| r.height >= canvas.height).or(rungs.first());
     let top = LiveRung {
         name: format!("{}p", canvas.height),
         size: canvas,

@@ -161,7 +161,7 @@ impl RoomTask {
         let NewSession { id, name, bin, webrtc, liveness, .. } = self.start_session(id, "view", kind)?;
         let own_mix = mix.is_some();
         let rung = plan.video.as_ref().and_then(|(c, _)| ladder::pick(self.pipe.rungs(*c), cap));
-        let attached = self.attach_viewer(id, &bin, &webrtc, offer, &plan, mix, rung).await;
+        let attached = self.attach_viewer(id, (&bin, &webrtc), offer, &plan, Feeds { mix, rung }).await;
         if let Err(e) = attached {
             self.remove(id, "offer refused");
             return Err(e);
@@ -175,13 +175,12 @@ impl RoomTask {
     pub(super) async fn attach_viewer(
         &mut self,
         id: SessionId,
-        bin: &gst::Bin,
-        webrtc: &gst::Element,
+        (bin, webrtc): (&gst::Bin, &gst::Element),
         offer: gst_sdp::SDPMessage,
         plan: &OfferPlan,
-        mix: MixKey,
-        rung: RungIndex,
+        feeds: Feeds,
     ) -> Result<(), MediaError> {
+        let Feeds { mix, rung } = feeds;
         peer::set_remote_offer(webrtc, offer).await?;
         let mut video = None;
         let mut audio = None;
@@ -257,6 +256,12 @@ impl RoomTask {
             }
         });
     }
+}
+
+/// What a new viewer is fed from: which mix it hears and which rung it sees.
+pub(super) struct Feeds {
+    mix: MixKey,
+    rung: RungIndex,
 }
 
 /// Adds a receive-only transceiver for `track`'s codec.
