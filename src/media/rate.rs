@@ -1,0 +1,234 @@
+//! Which rung of the ladder a receiver's link carries: a pure policy in the style of
+//! `src/room`. The media task feeds it what the receiver's reports show, once a second, with
+//! the time; it answers when the receiver should move.
+//!
+//! Down fast: a second of heavy loss, or two of moderate loss, or a round trip grown well
+//! above the best seen (a queue filling up in front of a slow link), moves one rung down (two
+//! on heavy loss). Up slowly: only after a clean stretch, one rung at a time, as a probe; a
+//! probe that brings loss back within a few seconds is undone and the next clean stretch must
+//! be twice as long (up to a limit), one that holds resets it. Below the lowest rung the
+//! receiver hears the room without a picture, and comes back the same way.
+
+use std::time::Duration;
+
+/// Loss at or above this in one report interval is a bad second...
+const LOSS_BAD: f64 = 0.08;
+/// ...at or above this, a very bad one (move two rungs at once).
+const LOSS_SEVERE: f64 = 0.25;
+/// Loss below this is a clean second.
+const LOSS_CLEAN: f64 = 0.02;
+/// A round trip this much above the best seen means a queue is building up.
+const RTT_QUEUEING: Duration = Duration::from_millis(200);
+/// Clean time before the first probe up...
+pub const FIRST_HOLD: Duration = Duration::from_secs(3);
+/// ...doubled after each failed probe, up to this.
+pub const MAX_HOLD: Duration = Duration::from_secs(30);
+/// A probe that stays clean this long has held.
+const PROBE_WINDOW: Duration = Duration::from_secs(4);
+/// After a move, reports still describe the old rung for about this long: not judged.
+const SETTLE: Duration = Duration::from_millis(1500);
+
+/// What one report interval showed about a receiver's link.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Signals {
+    /// Share of the packets sent in the interval that the receiver reported lost (0..=1).
+    pub loss: f64,
+    /// The round trip the receiver's last report gave, if any.
+    pub rtt: Option<Duration>,
+}
+
+/// Where a receiver is on the ladder: `0` is the top rung, `rungs - 1` the lowest, `rungs`
+/// means audio only.
+#[derive(Clone, Debug)]
+pub struct RungPolicy {
+    rungs: usize,
+    /// The highest rung the receiver allows itself (its cap): it is never moved above it.
+    ceiling: usize,
+    current: usize,
+    bad_streak: u32,
+    clean_since: Option<Duration>,
+    hold: Duration,
+    /// When the current probe up started, while it is still on trial.
+    probe: Option<Duration>,
+    settle_until: Duration,
+    best_rtt: Option<Duration>,
+}
+
+impl RungPolicy {
+    /// A receiver of a ladder with `rungs` video rungs, starting on `start` (`rungs` for
+    /// audio only), never above `ceiling`.
+    pub fn new(rungs: usize, start: usize, ceiling: usize, now: Duration) -> Self {
+        Self {
+            rungs,
+            ceiling: ceiling.min(rungs),
+            current: start.clamp(ceiling.min(rungs), rungs),
+            bad_streak: 0,
+            clean_since: None,
+            hold: FIRST_HOLD,
+            probe: None,
+            settle_until: now + SETTLE,
+            best_rtt: None,
+        }
+    }
+
+    pub fn current(&self) -> usize {
+        self.current
+    }
+
+    /// The receiver's own cap changed: it may go no higher than `ceiling` (and starts there
+    /// if it was higher).
+    pub fn set_ceiling(&mut self, ceiling: usize, now: Duration) -> Option<usize> {
+        self.ceiling = ceiling.min(self.rungs);
+        if self.current < self.ceiling {
+            return Some(self.move_to(self.ceiling, now));
+        }
+        None
+    }
+
+    /// One report interval's signals at `now`; `Some(rung)` when the receiver should move.
+    pub fn observe(&mut self, signals: Signals, now: Duration) -> Option<usize> {
+        if let Some(rtt) = signals.rtt {
+            self.best_rtt = Some(self.best_rtt.map_or(rtt, |b| b.min(rtt)));
+        }
+        if now < self.settle_until {
+            return None;
+        }
+        let queueing = matches!((signals.rtt, self.best_rtt), (Some(r), Some(b)) if r > b + RTT_QUEUEING);
+        let bad = signals.loss >= LOSS_BAD || queueing;
+        if bad {
+            self.clean_since = None;
+            self.bad_streak += 1;
+            let failed_probe = self.probe.take().is_some();
+            if failed_probe {
+                self.hold = (self.hold * 2).min(MAX_HOLD);
+            }
+            let steps = if signals.loss >= LOSS_SEVERE { 2 } else { 1 };
+            if (failed_probe || signals.loss >= LOSS_SEVERE || self.bad_streak >= 2) && self.current < self.rungs {
+                let target = (self.current + steps).min(self.rungs);
+                return Some(self.move_to(target, now));
+            }
+            return None;
+        }
+        self.bad_streak = 0;
+        if signals.loss >= LOSS_CLEAN {
+            self.clean_since = None;
+            return None;
+        }
+        if self.probe.is_some_and(|p| now.saturating_sub(p) >= PROBE_WINDOW) {
+            self.probe = None;
+            self.hold = FIRST_HOLD;
+        }
+        let since = *self.clean_since.get_or_insert(now);
+        if self.current > self.ceiling && self.probe.is_none() && now.saturating_sub(since) >= self.hold {
+            let target = self.current - 1;
+            let moved = self.move_to(target, now);
+            self.probe = Some(now);
+            return Some(moved);
+        }
+        None
+    }
+
+    fn move_to(&mut self, target: usize, now: Duration) -> usize {
+        self.current = target;
+        self.bad_streak = 0;
+        self.clean_since = None;
+        self.settle_until = now + SETTLE;
+        // A queue in front of the old rung's bitrate drains after a move: judge round trips
+        // against what the new rung shows.
+        self.best_rtt = None;
+        target
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    fn lossy(loss: f64) -> Signals {
+        Signals { loss, rtt: Some(Duration::from_millis(20)) }
+    }
+
+    /// Feeds one signal a second from `from` to `to` (exclusive); returns the moves.
+    fn run(p: &mut RungPolicy, from: u64, to: u64, signal: impl Fn(u64) -> Signals) -> Vec<(u64, usize)> {
+        (from..to).filter_map(|t| p.observe(signal(t), s(t)).map(|r| (t, r))).collect()
+    }
+
+    #[test]
+    fn sustained_loss_steps_down_fast_and_heavy_loss_faster() {
+        let mut p = RungPolicy::new(3, 0, 0, s(0));
+        assert_eq!(run(&mut p, 2, 4, |_| lossy(0.10)), vec![(3, 1)], "two bad seconds: one rung down");
+        let mut p = RungPolicy::new(3, 0, 0, s(0));
+        assert_eq!(run(&mut p, 2, 3, |_| lossy(0.40)), vec![(2, 2)], "one very bad second: two rungs");
+        let mut p = RungPolicy::new(3, 0, 0, s(0));
+        assert_eq!(run(&mut p, 2, 10, |t| lossy(if t % 2 == 0 { 0.10 } else { 0.0 })), vec![], "isolated bad seconds do not move");
+    }
+
+    #[test]
+    fn below_the_lowest_rung_is_audio_only_and_it_comes_back() {
+        let mut p = RungPolicy::new(3, 2, 0, s(0));
+        assert_eq!(run(&mut p, 2, 4, |_| lossy(0.5)), vec![(2, 3)], "audio only");
+        assert_eq!(run(&mut p, 4, 8, |_| lossy(0.5)), vec![], "nothing below audio only");
+        let moves = run(&mut p, 8, 30, |_| lossy(0.0));
+        assert_eq!(moves.first(), Some(&(11, 2)), "back to the lowest picture after a clean stretch");
+    }
+
+    #[test]
+    fn it_climbs_back_one_rung_per_clean_stretch_once_the_link_is_clean() {
+        let mut p = RungPolicy::new(3, 2, 0, s(0));
+        let moves = run(&mut p, 2, 20, |_| lossy(0.0));
+        assert_eq!(moves, vec![(5, 1), (10, 0)], "3 s clean, a probe that holds, 3 s clean again");
+        assert!(moves.last().unwrap().0 - 2 <= 10, "the top within 10 s of a clean link");
+    }
+
+    #[test]
+    fn a_failed_probe_is_undone_and_the_next_waits_twice_as_long() {
+        // A link that carries rung 1 but not rung 0.
+        let mut p = RungPolicy::new(3, 1, 0, s(0));
+        let link = |p: &RungPolicy| if p.current() == 0 { lossy(0.15) } else { lossy(0.0) };
+        let mut moves = Vec::new();
+        for t in 2..120 {
+            let signal = link(&p);
+            if let Some(r) = p.observe(signal, s(t)) {
+                moves.push((t, r));
+            }
+        }
+        let probes: Vec<u64> = moves.iter().filter(|(_, r)| *r == 0).map(|(t, _)| *t).collect();
+        let gaps: Vec<u64> = probes.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.windows(2).all(|g| g[1] >= g[0]), "probes back off: {probes:?}");
+        assert!(gaps.last().is_some_and(|g| *g >= MAX_HOLD.as_secs()), "and reach the longest hold: {gaps:?}");
+        assert!(moves.iter().all(|(_, r)| *r <= 1), "never lower than the link needs: {moves:?}");
+        let time_on_top: usize = probes.len() * 2;
+        assert!(time_on_top < 20, "{} probes of about 2 s each in 2 minutes", probes.len());
+    }
+
+    #[test]
+    fn a_growing_queue_counts_as_trouble_before_loss_does() {
+        let mut p = RungPolicy::new(3, 0, 0, s(0));
+        let rtt = |ms| Signals { loss: 0.0, rtt: Some(Duration::from_millis(ms)) };
+        assert_eq!(p.observe(rtt(30), s(2)), None);
+        assert_eq!(p.observe(rtt(400), s(3)), None);
+        assert_eq!(p.observe(rtt(600), s(4)), Some(1), "two seconds of a round trip 400+ ms above the best");
+    }
+
+    #[test]
+    fn noisy_signals_do_not_make_it_flap() {
+        let mut p = RungPolicy::new(3, 0, 0, s(0));
+        // Loss between clean and bad, and single bad seconds now and then.
+        let moves = run(&mut p, 2, 300, |t| lossy(if t % 7 == 0 { 0.09 } else { 0.03 + (t % 3) as f64 * 0.01 }));
+        assert!(moves.is_empty(), "{moves:?}");
+    }
+
+    #[test]
+    fn the_receivers_own_cap_is_a_ceiling() {
+        let mut p = RungPolicy::new(3, 0, 0, s(0));
+        assert_eq!(p.set_ceiling(2, s(1)), Some(2), "data saver: down to the lowest rung at once");
+        assert!(run(&mut p, 3, 60, |_| lossy(0.0)).is_empty(), "and never above it");
+        assert_eq!(p.set_ceiling(3, s(60)), Some(3), "audio only");
+        assert_eq!(p.set_ceiling(0, s(61)), None, "automatic: it climbs back by itself");
+        assert_eq!(run(&mut p, 63, 80, |_| lossy(0.0)).last().map(|m| m.1), Some(0));
+    }
+}
