@@ -8,6 +8,7 @@ pub mod audio_mix;
 mod egress;
 mod ingest;
 pub mod ladder;
+mod link_stats;
 pub mod rate;
 mod mixer;
 mod peer;

@@ -12,6 +12,8 @@ use gst_webrtc::{WebRTCICEGatheringState, WebRTCSDPType, WebRTCSessionDescriptio
 
 use crate::config::IceConfig;
 
+/// How often the server's RTCP (sender and receiver reports) goes out at least.
+const RTCP_INTERVAL: Duration = Duration::from_secs(1);
 /// Deadline for a single webrtcbin promise (they normally resolve in milliseconds).
 const PROMISE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Deadline for ICE gathering before the answer goes out with the candidates found so far.
@@ -38,6 +40,16 @@ pub fn make(factory: &str, name: &str) -> Result<gst::Element, PeerError> {
 pub fn new_webrtcbin(name: &str, ice: &IceConfig, latency_ms: u32) -> Result<gst::Element, PeerError> {
     let webrtc = make("webrtcbin", name)?;
     webrtc.set_property_from_str("bundle-policy", "max-bundle");
+    // Sender reports about once a second (RFC 3550's default minimum is 5 s), as browsers
+    // send theirs: the round trip a receiver's reports give is then at most a second old,
+    // which the rate policy needs to see a queue building up in front of a slow link.
+    if let Some(bin) = webrtc.downcast_ref::<gst::Bin>() {
+        bin.connect_deep_element_added(|_, _, element| {
+            if element.factory().is_some_and(|f| f.name() == "rtpsession") {
+                element.set_property("rtcp-min-interval", RTCP_INTERVAL.as_nanos() as u64);
+            }
+        });
+    }
     webrtc.set_property("latency", latency_ms);
     if let Some(stun) = &ice.stun_server {
         webrtc.set_property("stun-server", stun);

@@ -2,11 +2,12 @@
 //! `src/room`. The media task feeds it what the receiver's reports show, once a second, with
 //! the time; it answers when the receiver should move.
 //!
-//! Down fast: a second of heavy loss, or two of moderate loss, or a round trip grown well
-//! above the best seen (a queue filling up in front of a slow link), moves one rung down (two
-//! on heavy loss). Up slowly: only after a clean stretch, one rung at a time, as a probe; a
-//! probe that brings loss back within a few seconds is undone and the next clean stretch must
-//! be twice as long (up to a limit), one that holds resets it. Below the lowest rung the
+//! Down fast: a second of heavy loss, or of loss together with a round trip grown well above
+//! the best seen (a queue filling up in front of a slow link), or of a round trip a third of
+//! a second above the best, or two seconds of either loss or a grown round trip, moves
+//! one rung down (two on heavy loss). Up slowly: only after a clean stretch, one rung at a
+//! time, as a probe; a probe that shows any loss or a growing queue is undone at once and the
+//! next clean stretch must be twice as long (up to a limit), one that holds resets it. Below the lowest rung the
 //! receiver hears the room without a picture, and comes back the same way.
 
 use std::time::Duration;
@@ -17,16 +18,23 @@ const LOSS_BAD: f64 = 0.08;
 const LOSS_SEVERE: f64 = 0.25;
 /// Loss below this is a clean second.
 const LOSS_CLEAN: f64 = 0.02;
-/// A round trip this much above the best seen means a queue is building up.
-const RTT_QUEUEING: Duration = Duration::from_millis(200);
+/// A round trip this much above the best seen means a queue is building up...
+const RTT_QUEUEING: Duration = Duration::from_millis(150);
+/// ...beyond no doubt at this much (half a second of queue)...
+const RTT_SURE_QUEUEING: Duration = Duration::from_millis(300);
+/// ...and during a probe, already this much.
+const RTT_PROBE_QUEUEING: Duration = Duration::from_millis(80);
+/// How much the best round trip is allowed to grow per report (2 ms a second: a path 150 ms
+/// longer for good is the new normal after about a minute and a quarter).
+const RTT_BASE_CREEP: Duration = Duration::from_millis(2);
 /// Clean time before the first probe up...
 pub const FIRST_HOLD: Duration = Duration::from_secs(3);
 /// ...doubled after each failed probe, up to this.
-pub const MAX_HOLD: Duration = Duration::from_secs(30);
+pub const MAX_HOLD: Duration = Duration::from_secs(20);
 /// A probe that stays clean this long has held.
 const PROBE_WINDOW: Duration = Duration::from_secs(4);
 /// After a move, reports still describe the old rung for about this long: not judged.
-const SETTLE: Duration = Duration::from_millis(1500);
+const SETTLE: Duration = Duration::from_millis(2000);
 
 /// What one report interval showed about a receiver's link.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -75,26 +83,35 @@ impl RungPolicy {
         self.current
     }
 
-    /// The receiver's own cap changed: it may go no higher than `ceiling` (and starts there
-    /// if it was higher).
+    /// The receiver's own cap changed: it goes to `ceiling` at once (lower at once; higher as
+    /// a probe, undone if the link cannot carry it) and never above it.
     pub fn set_ceiling(&mut self, ceiling: usize, now: Duration) -> Option<usize> {
         self.ceiling = ceiling.min(self.rungs);
-        if self.current < self.ceiling {
-            return Some(self.move_to(self.ceiling, now));
+        if self.current == self.ceiling {
+            return None;
         }
-        None
+        let up = self.ceiling < self.current;
+        let moved = self.move_to(self.ceiling, now);
+        self.probe = up.then_some(now);
+        Some(moved)
     }
 
     /// One report interval's signals at `now`; `Some(rung)` when the receiver should move.
     pub fn observe(&mut self, signals: Signals, now: Duration) -> Option<usize> {
         if let Some(rtt) = signals.rtt {
-            self.best_rtt = Some(self.best_rtt.map_or(rtt, |b| b.min(rtt)));
+            // The best round trip seen, creeping up slowly, so that a path that really got
+            // longer (another route, a mobile handover) is taken as the new normal in time.
+            self.best_rtt = Some(self.best_rtt.map_or(rtt, |b| (b + RTT_BASE_CREEP).min(rtt)));
         }
         if now < self.settle_until {
             return None;
         }
-        let queueing = matches!((signals.rtt, self.best_rtt), (Some(r), Some(b)) if r > b + RTT_QUEUEING);
-        let bad = signals.loss >= LOSS_BAD || queueing;
+        let queue_above = |margin: Duration| matches!((signals.rtt, self.best_rtt), (Some(r), Some(b)) if r > b + margin);
+        let queueing = queue_above(RTT_QUEUEING);
+        let probing = self.probe.is_some();
+        let bad = signals.loss >= LOSS_BAD
+            || queueing
+            || (probing && (signals.loss >= LOSS_CLEAN || queue_above(RTT_PROBE_QUEUEING)));
         if bad {
             self.clean_since = None;
             self.bad_streak += 1;
@@ -103,7 +120,8 @@ impl RungPolicy {
                 self.hold = (self.hold * 2).min(MAX_HOLD);
             }
             let steps = if signals.loss >= LOSS_SEVERE { 2 } else { 1 };
-            if (failed_probe || signals.loss >= LOSS_SEVERE || self.bad_streak >= 2) && self.current < self.rungs {
+            let certain = signals.loss >= LOSS_SEVERE || (signals.loss >= LOSS_BAD && queueing) || queue_above(RTT_SURE_QUEUEING);
+            if (failed_probe || certain || self.bad_streak >= 2) && self.current < self.rungs {
                 let target = (self.current + steps).min(self.rungs);
                 return Some(self.move_to(target, now));
             }
@@ -128,14 +146,14 @@ impl RungPolicy {
         None
     }
 
+    /// Moves to `target`. Reports after a move down still describe the higher rung for a
+    /// while, so they are not judged; after a move up, trouble shows at once and counts.
     fn move_to(&mut self, target: usize, now: Duration) -> usize {
+        let down = target > self.current;
         self.current = target;
         self.bad_streak = 0;
         self.clean_since = None;
-        self.settle_until = now + SETTLE;
-        // A queue in front of the old rung's bitrate drains after a move: judge round trips
-        // against what the new rung shows.
-        self.best_rtt = None;
+        self.settle_until = if down { now + SETTLE } else { now };
         target
     }
 }
@@ -165,6 +183,10 @@ mod tests {
         assert_eq!(run(&mut p, 2, 3, |_| lossy(0.40)), vec![(2, 2)], "one very bad second: two rungs");
         let mut p = RungPolicy::new(3, 0, 0, s(0));
         assert_eq!(run(&mut p, 2, 10, |t| lossy(if t % 2 == 0 { 0.10 } else { 0.0 })), vec![], "isolated bad seconds do not move");
+        let mut p = RungPolicy::new(3, 0, 0, s(0));
+        p.observe(lossy(0.0), s(2));
+        let queued = Signals { loss: 0.10, rtt: Some(Duration::from_millis(400)) };
+        assert_eq!(p.observe(queued, s(3)), Some(1), "loss and a filling queue together: at once");
     }
 
     #[test]
@@ -180,7 +202,7 @@ mod tests {
     fn it_climbs_back_one_rung_per_clean_stretch_once_the_link_is_clean() {
         let mut p = RungPolicy::new(3, 2, 0, s(0));
         let moves = run(&mut p, 2, 20, |_| lossy(0.0));
-        assert_eq!(moves, vec![(5, 1), (10, 0)], "3 s clean, a probe that holds, 3 s clean again");
+        assert_eq!(moves, vec![(5, 1), (9, 0)], "3 s clean, a probe that holds, 3 s clean again");
         assert!(moves.last().unwrap().0 - 2 <= 10, "the top within 10 s of a clean link");
     }
 
@@ -206,12 +228,27 @@ mod tests {
     }
 
     #[test]
+    fn a_probe_is_undone_at_the_first_sign_of_trouble() {
+        let mut p = RungPolicy::new(3, 1, 0, s(0));
+        let moves = run(&mut p, 2, 6, |_| lossy(0.0));
+        assert_eq!(moves, vec![(5, 0)], "the probe");
+        assert_eq!(p.observe(lossy(0.03), s(6)), Some(1), "3 % loss during a probe is enough");
+        let mut p = RungPolicy::new(3, 1, 0, s(0));
+        run(&mut p, 2, 6, |_| lossy(0.0));
+        let queue = Signals { loss: 0.0, rtt: Some(Duration::from_millis(120)) };
+        assert_eq!(p.observe(queue, s(6)), Some(1), "and so is a queue of 100 ms");
+    }
+
+    #[test]
     fn a_growing_queue_counts_as_trouble_before_loss_does() {
         let mut p = RungPolicy::new(3, 0, 0, s(0));
         let rtt = |ms| Signals { loss: 0.0, rtt: Some(Duration::from_millis(ms)) };
         assert_eq!(p.observe(rtt(30), s(2)), None);
-        assert_eq!(p.observe(rtt(400), s(3)), None);
-        assert_eq!(p.observe(rtt(600), s(4)), Some(1), "two seconds of a round trip 400+ ms above the best");
+        assert_eq!(p.observe(rtt(250), s(3)), None, "one second of a round trip 220 ms above the best");
+        assert_eq!(p.observe(rtt(300), s(4)), Some(1), "two seconds");
+        let mut p = RungPolicy::new(3, 0, 0, s(0));
+        assert_eq!(p.observe(rtt(30), s(2)), None);
+        assert_eq!(p.observe(rtt(400), s(3)), Some(1), "a queue of a third of a second: at once");
     }
 
     #[test]
@@ -228,7 +265,7 @@ mod tests {
         assert_eq!(p.set_ceiling(2, s(1)), Some(2), "data saver: down to the lowest rung at once");
         assert!(run(&mut p, 3, 60, |_| lossy(0.0)).is_empty(), "and never above it");
         assert_eq!(p.set_ceiling(3, s(60)), Some(3), "audio only");
-        assert_eq!(p.set_ceiling(0, s(61)), None, "automatic: it climbs back by itself");
-        assert_eq!(run(&mut p, 63, 80, |_| lossy(0.0)).last().map(|m| m.1), Some(0));
+        assert_eq!(p.set_ceiling(0, s(61)), Some(0), "automatic: straight back to the top, as a probe");
+        assert_eq!(run(&mut p, 63, 65, |_| lossy(0.5)), vec![(63, 2)], "which the link may undo");
     }
 }

@@ -118,12 +118,20 @@ pub struct Source {
     pub fps: u32,
     pub video: bool,
     pub audio: bool,
+    /// Camera-like: the colour under moving noise, so encoders fill their bitrate (a solid
+    /// colour compresses to nothing and hides bandwidth problems).
+    pub noise: bool,
 }
 
 impl Source {
     /// Small and cheap: 320x240@15 VP8, so several fit on two cores beside the server.
     pub fn new(colour: Rgb, tone_hz: u32) -> Self {
-        Self { colour, tone_hz, codec: Codec::Vp8, width: 320, height: 240, fps: 15, video: true, audio: true }
+        Self { colour, tone_hz, codec: Codec::Vp8, width: 320, height: 240, fps: 15, video: true, audio: true, noise: false }
+    }
+
+    /// The same, camera-like (see [`Source::noise`]).
+    pub fn camera(colour: Rgb, tone_hz: u32) -> Self {
+        Self { noise: true, ..Self::new(colour, tone_hz) }
     }
 }
 
@@ -164,7 +172,7 @@ impl Publisher {
     /// Publishes real media to `path` (e.g. `/whip/room?label=Hall`) with `token` as bearer;
     /// the server's refusal if it does not take it.
     pub fn try_start_at(addr: SocketAddr, path: &str, source: Source, token: Option<&str>) -> Result<Self, http::Response> {
-        let Source { colour, tone_hz, codec, width, height, fps, video, audio } = source;
+        let Source { colour, tone_hz, codec, width, height, fps, video, audio, noise } = source;
         assert!(video || audio, "a publisher sends something");
         let argb = 0xff00_0000u32 | (u32::from(colour.0) << 16) | (u32::from(colour.1) << 8) | u32::from(colour.2);
         let (enc, pay, name, pt) = match codec {
@@ -176,9 +184,18 @@ impl Publisher {
                 102,
             ),
         };
+        let raw = format!("video/x-raw,format=I420,width={width},height={height},framerate={fps}/1");
+        let picture = if noise {
+            format!(
+                "videotestsrc is-live=true pattern=solid-color foreground-color={argb} ! {raw} ! cam.sink_0 \
+                 videotestsrc is-live=true pattern=snow ! {raw} ! cam.sink_1 \
+                 compositor name=cam sink_1::alpha=0.12 ! {raw}"
+            )
+        } else {
+            format!("videotestsrc is-live=true pattern=solid-color foreground-color={argb} ! {raw}")
+        };
         let video_branch = format!(
-            "videotestsrc is-live=true pattern=solid-color foreground-color={argb} \
-               ! video/x-raw,width={width},height={height},framerate={fps}/1 ! videoconvert ! {enc} ! {pay} pt={pt} \
+            "{picture} ! videoconvert ! {enc} ! {pay} pt={pt} \
                ! application/x-rtp,media=video,encoding-name={name},payload={pt},clock-rate=90000 ! w. "
         );
         let audio_branch = format!(
@@ -266,8 +283,12 @@ pub struct Received {
     tone_present: bool,
     /// The viewer's own jitterbuffer (webrtcbin's default, 200 ms, when `None`).
     pub jitterbuffer_ms: Option<u32>,
+    /// When each chunk of decoded audio arrived and how many samples it held.
+    pub audio_log: Vec<(Instant, u64)>,
     /// Keep GStreamer's default RTCP timing instead of a browser's (set before negotiation).
     pub standard_rtcp: bool,
+    /// The UDP ports the viewer's ICE agent may use (so a test can shape its traffic by port).
+    pub ports: Option<(u32, u32)>,
     /// The height of the decoded picture as it arrives (before scaling for analysis), and
     /// each change of it with its time.
     pub decoded_height: Option<i32>,
@@ -304,6 +325,40 @@ impl Viewer {
     /// A viewer that only counts the bytes it receives (decodes nothing): load for benchmarks.
     pub fn start_counting(addr: SocketAddr, room: &str, codec: Codec) -> Self {
         Self::start_inner_with(addr, room, None, codec, true, false, |_| {})
+    }
+
+    /// A decoding viewer whose ICE agent uses only UDP ports `min..=max`.
+    pub fn start_on_ports(addr: SocketAddr, room: &str, (min, max): (u32, u32)) -> Self {
+        Self::start_inner_with(addr, room, None, Codec::Vp8, true, true, |r| r.ports = Some((min, max)))
+    }
+
+    /// The receiving side's RTP counts for the audio stream: (packets received, packets lost),
+    /// from this viewer's webrtcbin statistics.
+    pub fn audio_packets(&self) -> (u64, i64) {
+        let webrtc = self.pipeline.by_name("w").expect("webrtcbin 'w'");
+        let stats = promise_reply(&webrtc, "get-stats", &[&None::<gst::Pad>]).expect("stats");
+        let mut counts = (0u64, 0i64);
+        for (_, v) in stats.iter() {
+            let Ok(s) = v.get::<gst::Structure>() else { continue };
+            if s.get::<gst_webrtc::WebRTCStatsType>("type") != Ok(gst_webrtc::WebRTCStatsType::InboundRtp) {
+                continue;
+            }
+            // 1.22 labels every inbound stream "video"; the RTP source's clock rate tells.
+            let Ok(source) = s.get::<gst::Structure>("gst-rtpsource-stats") else { continue };
+            if source.get::<i32>("clock-rate") == Ok(48_000) {
+                counts.0 += source.get::<u64>("packets-received").unwrap_or(0);
+                counts.1 += i64::from(source.get::<i32>("packets-lost").unwrap_or(0));
+            }
+        }
+        counts
+    }
+
+    /// Decoded audio samples (48 kHz) and frames that arrived since `since`.
+    pub fn received_since(&self, since: Instant) -> (u64, usize) {
+        let r = self.received.lock().unwrap();
+        let frames = r.frame_times.iter().filter(|t| **t >= since).count();
+        let chunks: Vec<&(Instant, u64)> = r.audio_log.iter().filter(|(t, _)| *t >= since).collect();
+        (chunks.iter().map(|(_, n)| *n).sum(), frames)
     }
 
     /// A decoding viewer whose WHEP request carries `query` (e.g. `quality=low`).
@@ -360,6 +415,11 @@ impl Viewer {
         let mut initial = Received::default();
         setup(&mut initial);
         let webrtc = webrtcbin_with(&pipeline, !initial.standard_rtcp);
+        if let Some((min, max)) = initial.ports {
+            let agent = webrtc.property::<gst_webrtc::WebRTCICE>("ice-agent");
+            agent.set_property("min-rtp-port", min);
+            agent.set_property("max-rtp-port", max);
+        }
         let video_caps = match codec {
             Codec::Vp8 => "application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000",
             Codec::H264 => "application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000,packetization-mode=(string)1,profile-level-id=(string)42e01f",
@@ -478,9 +538,10 @@ fn decode_into(pipeline: &gst::Pipeline, pad: &gst::Pad, received: Arc<Mutex<Rec
     let s = caps.structure(0).expect("caps structure");
     let encoding = s.get::<&str>("encoding-name").unwrap_or("");
     let description = match encoding {
-        "VP8" => format!("rtpvp8depay ! vp8dec name=dec ! videoconvert ! videoscale ! video/x-raw,format=RGB,width={VIEW_W},height={VIEW_H} ! appsink name=sink sync=false"),
+        // Like a browser: after a loss, ask for a keyframe (PLI) and show nothing broken.
+        "VP8" => format!("rtpvp8depay request-keyframe=true wait-for-keyframe=true ! vp8dec name=dec ! videoconvert ! videoscale ! video/x-raw,format=RGB,width={VIEW_W},height={VIEW_H} ! appsink name=sink sync=false"),
         // Slice threads, as browsers decode WebRTC video: frame threads would add a frame of delay.
-        "H264" => format!("rtph264depay ! h264parse ! avdec_h264 name=dec thread-type=slice ! videoconvert ! videoscale ! video/x-raw,format=RGB,width={VIEW_W},height={VIEW_H} ! appsink name=sink sync=false"),
+        "H264" => format!("rtph264depay request-keyframe=true wait-for-keyframe=true ! h264parse ! avdec_h264 name=dec thread-type=slice ! videoconvert ! videoscale ! video/x-raw,format=RGB,width={VIEW_W},height={VIEW_H} ! appsink name=sink sync=false"),
         "OPUS" => "rtpopusdepay ! opusdec ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,rate=48000,channels=1 ! appsink name=sink sync=false".to_string(),
         other => panic!("unexpected stream {other}"),
     };
@@ -538,6 +599,7 @@ fn decode_into(pipeline: &gst::Pipeline, pad: &gst::Pad, received: Arc<Mutex<Rec
                     let excess = r.audio.len().saturating_sub(AUDIO_KEEP);
                     r.audio.drain(..excess);
                     r.audio_samples += (map.len() / 4) as u64;
+                    r.audio_log.push((now, (map.len() / 4) as u64));
                 }
                 Ok(gst::FlowSuccess::Ok)
             })

@@ -8,6 +8,7 @@ pub mod client;
 pub mod http;
 pub mod replay;
 pub mod server;
+pub mod shaper;
 pub mod ws;
 
 use std::time::{Duration, Instant};

@@ -8,9 +8,12 @@ use gst_webrtc::WebRTCPeerConnectionState;
 use tokio::sync::{mpsc, oneshot};
 
 use super::egress::TeeLink;
-use super::ladder::{self, ReceiverCap, RungIndex};
+use super::ladder::{ReceiverCap, RungIndex};
+use super::link_stats::LinkCounts;
+use super::rate::RungPolicy;
 
 mod sessions;
+mod viewers;
 use super::ingest;
 use super::tile::Tile;
 use super::mixer::MixKey;
@@ -41,6 +44,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(250);
 /// A second keyframe request after a viewer connects, in case the first raced DTLS.
 const SECOND_KEYFRAME_DELAY: Duration = Duration::from_millis(600);
+/// Viewers' link statistics are read every this many housekeeping ticks (once a second).
+const LINK_POLL_TICKS: u64 = 4;
 /// How long tearing down the pipeline may take before the task gives up waiting.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -80,6 +85,8 @@ enum Event {
     /// A publisher's first decoded frame is ready for the canvas.
     FirstFrame { session: SessionId },
     Keyframe(VideoCodec, usize),
+    /// A viewer's link totals, from its webrtcbin's statistics.
+    Link { session: SessionId, counts: LinkCounts },
     Bus(gst::Message),
 }
 
@@ -139,6 +146,7 @@ impl RoomMedia {
             labels: HashMap::new(),
             stage: Stage::default(),
             out,
+            ticks: 0,
         };
         tokio::spawn(task.run(rx, events_rx, on_idle));
         Ok(Self { tx })
@@ -226,11 +234,15 @@ pub struct ViewerOf {
     pub cap: ReceiverCap,
 }
 
-/// A viewer's picture: its branch and the rung that feeds it (`None`: audio only, unlinked).
+/// A viewer's picture: its branch, the rung that feeds it (`None`: audio only, unlinked), and
+/// what decides the rung from the receiver's reports.
 struct VideoOut {
     link: TeeLink,
     codec: VideoCodec,
     rung: RungIndex,
+    policy: RungPolicy,
+    /// The link's totals at the last look.
+    counts: Option<LinkCounts>,
 }
 
 enum Kind {
@@ -289,6 +301,7 @@ struct RoomTask {
     labels: HashMap<ParticipantId, TileLabel>,
     stage: Stage,
     out: mpsc::UnboundedSender<MediaEvent>,
+    ticks: u64,
 }
 
 impl RoomTask {
@@ -312,6 +325,10 @@ impl RoomTask {
                 _ = housekeeping.tick() => {
                     self.check_liveness();
                     self.pipe.reap_rungs();
+                    self.ticks += 1;
+                    if self.ticks % LINK_POLL_TICKS == 0 {
+                        self.poll_links();
+                    }
                     if self.idle_expired() {
                         // Refuse new commands first, so nobody queues behind a closing room.
                         commands.close();
@@ -455,6 +472,7 @@ impl RoomTask {
                 self.remove(session, "negotiation failed");
             }
             Event::Keyframe(codec, rung) => self.pipe.force_keyframe(codec, rung),
+            Event::Link { session, counts } => self.on_link(session, counts),
             Event::FirstFrame { session } => self.show_tile(session),
             Event::Bus(msg) => self.on_bus_message(&msg),
         }
@@ -595,43 +613,6 @@ impl RoomTask {
             }
             self.pipe.release_audio(old);
         }
-    }
-
-    /// A viewer's new cap: it moves to the highest rung the cap allows, at that rung's next
-    /// keyframe (audio only: its picture stops).
-    fn set_cap(&mut self, id: SessionId, cap: ReceiverCap) {
-        let Some(Session { kind: Kind::Viewer { video, cap: current, .. }, name, .. }) = self.sessions.get_mut(&id) else { return };
-        *current = cap;
-        let Some(v) = video.as_mut() else { return };
-        let target = ladder::pick(self.pipe.rungs(v.codec), cap);
-        if target == v.rung {
-            return;
-        }
-        let moved = match target {
-            Some(rung) => self.pipe.video_tee(v.codec, rung).and_then(|tee| v.link.move_at_keyframe(&tee)),
-            None => {
-                v.link.detach();
-                Ok(())
-            }
-        };
-        if let Err(e) = moved {
-            // The new rung's tee was counted: give it back; the viewer keeps what it had.
-            if let Some(rung) = target {
-                self.pipe.release_video(v.codec, rung);
-            }
-            tracing::warn!(room = %self.room, session = %name, error = %e, "could not move a viewer to another rung");
-            return;
-        }
-        if let Some(old) = v.rung {
-            self.pipe.release_video(v.codec, old);
-        }
-        if let Some(rung) = target {
-            self.pipe.force_keyframe(v.codec, rung);
-        }
-        let rungs = self.pipe.rungs(v.codec);
-        let label = |r: RungIndex| r.and_then(|i| rungs.get(i)).map_or("audio only".to_string(), |r| r.name.clone());
-        tracing::debug!(room = %self.room, session = %name, from = %label(v.rung), to = %label(target), "viewer changed rung");
-        v.rung = target;
     }
 
     fn relayout(&mut self) {

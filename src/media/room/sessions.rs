@@ -13,7 +13,7 @@ use super::super::sdp::{OfferPlan, Track};
 use super::super::tile::Tile;
 use super::super::{MediaError, Owner, TileLabel, Voice};
 use super::super::ladder::{self, RungIndex};
-use super::{Answer, Event, Kind, NewSession, Reply, RoomTask, Session, VideoOut, ViewerOf};
+use super::{Answer, Event, Kind, NewSession, Reply, RoomTask, Session, ViewerOf};
 use crate::ids::SessionId;
 use crate::profiles::VideoCodec;
 use crate::room::participants::ParticipantId;
@@ -193,7 +193,7 @@ impl RoomTask {
                     VideoCodec::H264 => "rtph264pay",
                 };
                 match egress::attach_track(bin, webrtc, track, payloader, tee.as_ref()) {
-                    Ok(link) => video = Some(VideoOut { link, codec: *c, rung }),
+                    Ok(link) => video = Some(super::viewers::video_out(link, *c, rung, self.pipe.rungs(*c).len(), self.epoch.elapsed())),
                     Err(e) => {
                         // The rung was counted for this viewer: give it back.
                         if let Some(r) = rung {

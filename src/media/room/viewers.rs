@@ -1,0 +1,98 @@
+//! Which rung each viewer is on: its own cap, and what its link shows (read once a second
+//! from its webrtcbin and judged by [`crate::media::rate`]); moving it between rungs.
+
+use super::super::ladder::{self, ReceiverCap, RungIndex};
+use super::super::link_stats::{self, LinkCounts};
+use super::super::rate::Signals;
+use super::{Event, Kind, RoomTask, Session, VideoOut};
+use crate::ids::SessionId;
+
+/// The policy's index for a rung: `n` (the number of video rungs) means audio only.
+pub(super) fn index(rung: RungIndex, n: usize) -> usize {
+    rung.map_or(n, |r| r.min(n))
+}
+
+fn rung_of(index: usize, n: usize) -> RungIndex {
+    (index < n).then_some(index)
+}
+
+impl RoomTask {
+    /// A viewer's new cap: it goes to the highest rung the cap allows (and the rate policy
+    /// keeps it at or below that from now on).
+    pub(super) fn set_cap(&mut self, id: SessionId, cap: ReceiverCap) {
+        let now = self.epoch.elapsed();
+        let Some(Session { kind: Kind::Viewer { video: Some(v), cap: current, .. }, .. }) = self.sessions.get_mut(&id) else { return };
+        *current = cap;
+        let n = self.pipe.rungs(v.codec).len();
+        let ceiling = index(ladder::pick(self.pipe.rungs(v.codec), cap), n);
+        if let Some(target) = v.policy.set_ceiling(ceiling, now) {
+            self.move_viewer(id, rung_of(target, n));
+        }
+    }
+
+    /// Asks every connected viewer's webrtcbin for its link statistics.
+    pub(super) fn poll_links(&self) {
+        for (id, s) in &self.sessions {
+            if !s.connected || !matches!(s.kind, Kind::Viewer { video: Some(_), .. }) {
+                continue;
+            }
+            let (events, session) = (self.events.clone(), *id);
+            link_stats::request(&s.webrtc, move |counts| {
+                let _ = events.send(Event::Link { session, counts });
+            });
+        }
+    }
+
+    /// What a viewer's link showed in the last second; it moves if the policy says so.
+    pub(super) fn on_link(&mut self, id: SessionId, counts: LinkCounts) {
+        let now = self.epoch.elapsed();
+        let Some(Session { kind: Kind::Viewer { video: Some(v), .. }, name, .. }) = self.sessions.get_mut(&id) else { return };
+        let Some(earlier) = v.counts.replace(counts) else { return };
+        let signals = Signals { loss: counts.loss_since(&earlier), rtt: counts.rtt };
+        tracing::trace!(room = %self.room, session = %name, loss = signals.loss, rtt = ?signals.rtt, "viewer link");
+        let n = self.pipe.rungs(v.codec).len();
+        if let Some(target) = v.policy.observe(signals, now) {
+            tracing::debug!(room = %self.room, session = %name, loss = signals.loss, rtt = ?signals.rtt, "link says: another rung");
+            self.move_viewer(id, rung_of(target, n));
+        }
+    }
+
+    /// Moves a viewer to `target` (audio only for `None`) at the new rung's next keyframe.
+    fn move_viewer(&mut self, id: SessionId, target: RungIndex) {
+        let Some(Session { kind: Kind::Viewer { video: Some(v), .. }, name, .. }) = self.sessions.get_mut(&id) else { return };
+        if target == v.rung {
+            return;
+        }
+        let moved = match target {
+            Some(rung) => self.pipe.video_tee(v.codec, rung).and_then(|tee| v.link.move_at_keyframe(&tee)),
+            None => {
+                v.link.detach();
+                Ok(())
+            }
+        };
+        if let Err(e) = moved {
+            // The new rung's tee was counted: give it back; the viewer keeps what it had.
+            if let Some(rung) = target {
+                self.pipe.release_video(v.codec, rung);
+            }
+            tracing::warn!(room = %self.room, session = %name, error = %e, "could not move a viewer to another rung");
+            return;
+        }
+        if let Some(old) = v.rung {
+            self.pipe.release_video(v.codec, old);
+        }
+        if let Some(rung) = target {
+            self.pipe.force_keyframe(v.codec, rung);
+        }
+        let rungs = self.pipe.rungs(v.codec);
+        let label = |r: RungIndex| r.and_then(|i| rungs.get(i)).map_or("audio only".to_string(), |r| r.name.clone());
+        tracing::debug!(room = %self.room, session = %name, from = %label(v.rung), to = %label(target), "viewer changed rung");
+        v.rung = target;
+    }
+}
+
+/// A new viewer's picture, starting on `rung` (its cap's highest).
+pub(super) fn video_out(link: super::TeeLink, codec: crate::profiles::VideoCodec, rung: RungIndex, rungs: usize, now: std::time::Duration) -> VideoOut {
+    let start = index(rung, rungs);
+    VideoOut { link, codec, rung, policy: super::super::rate::RungPolicy::new(rungs, start, start, now), counts: None }
+}

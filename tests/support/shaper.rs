@@ -1,0 +1,60 @@
+//! A slow link for one receiver, on loopback: `tc` puts an HTB on `lo` whose default class is
+//! unlimited and whose second class, with a small byte queue as a DSL modem has, carries only
+//! UDP to one port range (the receiver's ICE ports). Only that receiver's downlink is slowed;
+//! everything else on loopback passes as before. Removed when dropped (also on a failed test).
+
+use std::process::Command;
+
+/// The receiver's ICE ports: 20480-20607 (below Linux's ephemeral range, so nothing else
+/// picks them), matched as dport 20480 with mask 0xff80.
+pub const PORTS: (u32, u32) = (20480, 20607);
+/// What a slow line buffers before it drops (about half a second at 500 kbit/s).
+const QUEUE_BYTES: u32 = 32 * 1024;
+
+pub struct Shaper {
+    _private: (),
+}
+
+fn tc(args: &str) -> Result<(), String> {
+    let out = Command::new("tc").args(args.split_whitespace()).output().map_err(|e| format!("tc not runnable: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("tc {args}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+impl Shaper {
+    /// Installs the classes with the receiver's link unlimited.
+    pub fn install() -> Self {
+        let _ = tc("qdisc del dev lo root");
+        let setup = [
+            "qdisc add dev lo root handle 1: htb default 1 r2q 1000".to_string(),
+            "class add dev lo parent 1: classid 1:1 htb rate 10gbit".to_string(),
+            "class add dev lo parent 1: classid 1:2 htb rate 10gbit".to_string(),
+            format!("qdisc add dev lo parent 1:2 handle 20: bfifo limit {QUEUE_BYTES}"),
+            format!("filter add dev lo parent 1: protocol ip prio 1 u32 match ip protocol 17 0xff match ip dport {} 0xff80 flowid 1:2", PORTS.0),
+        ];
+        let shaper = Self { _private: () };
+        for step in setup {
+            tc(&step).unwrap_or_else(|e| panic!("shaping loopback needs root and tc (iproute2): {e}"));
+        }
+        shaper
+    }
+
+    /// The receiver's downlink carries `kbit` kbit/s from now on.
+    pub fn limit(&self, kbit: u32) {
+        tc(&format!("class change dev lo parent 1: classid 1:2 htb rate {kbit}kbit ceil {kbit}kbit")).expect("tc class change");
+    }
+
+    /// No limit any more.
+    pub fn lift(&self) {
+        tc("class change dev lo parent 1: classid 1:2 htb rate 10gbit ceil 10gbit").expect("tc class change");
+    }
+}
+
+impl Drop for Shaper {
+    fn drop(&mut self) {
+        let _ = tc("qdisc del dev lo root");
+    }
+}
