@@ -146,13 +146,13 @@ export async function view(room, token, onStream, quality = "auto") {
   return session;
 }
 
-/// The height of the video this session receives now (from getStats), or 0.
-export async function receivedHeight(session) {
+/// The video this session receives (from getStats): its height now and frames decoded so far.
+export async function receivedVideo(session) {
   const stats = await session.pc.getStats().catch(() => new Map());
   for (const s of stats.values()) {
-    if (s.type === "inbound-rtp" && s.kind === "video" && s.frameHeight) return s.frameHeight;
+    if (s.type === "inbound-rtp" && s.kind === "video") return { height: s.frameHeight || 0, frames: s.framesDecoded || 0 };
   }
-  return 0;
+  return { height: 0, frames: 0 };
 }
 
 /// What anyone may know about a room before joining (password? presentation running?).

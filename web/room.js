@@ -2,7 +2,7 @@
 // stream, own preview, mute, hand, screen share, leave, participants, chat) and, for
 // moderators, the moderation panel. Protocol details live in protocol.js.
 import { apply, languageSwitch, t } from "./i18n.js";
-import { Control, publish, receivedHeight, roomInfo, view } from "./protocol.js";
+import { Control, publish, receivedVideo, roomInfo, view } from "./protocol.js";
 
 const $ = (id) => document.getElementById(id);
 const room = decodeURIComponent(location.pathname.split("/")[2] || "");
@@ -519,7 +519,9 @@ $("quality").addEventListener("change", (ev) => {
   showQuality();
 });
 
-/// What the picture is now: its height as received, and why it is lower than it could be.
+/// What the picture is now: its height as received, and why it is lower than it could be
+/// (the data saver, or the server fitting the picture to a weak connection).
+const seen = { best: 0, frames: 0 };
 async function showQuality() {
   const el = $("quality-now");
   if (!state.whep) {
@@ -530,8 +532,13 @@ async function showQuality() {
     el.textContent = t("quality_now_audio");
     return;
   }
-  const height = await receivedHeight(state.whep);
-  el.textContent = height ? `${height}p${state.quality === "low" ? ` — ${t("quality_low")}` : ""}` : "";
+  const { height, frames } = await receivedVideo(state.whep);
+  const stalled = frames === seen.frames && seen.frames > 0;
+  seen.frames = frames;
+  seen.best = Math.max(seen.best, height);
+  const why = state.quality === "low" ? t("quality_low") : stalled || height < seen.best ? t("quality_weak") : "";
+  const what = stalled ? t("quality_now_audio") : height ? `${height}p` : "";
+  el.textContent = what && why ? `${what} — ${why}` : what;
 }
 setInterval(showQuality, 2000);
 $("rejoin").addEventListener("click", () => location.reload());

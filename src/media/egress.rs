@@ -53,6 +53,11 @@ impl TeeLink {
         }
     }
 
+    /// Whether a move still waits for its keyframe.
+    pub fn is_pending(&self) -> bool {
+        self.state().pending.is_some()
+    }
+
     /// Unlinks the branch from its tee (it then gets nothing, e.g. an audio-only receiver's
     /// video); a move links it again.
     pub fn detach(&mut self) {

@@ -95,6 +95,11 @@ pub struct MediaConfig {
 
 pub type SharedMediaConfig = Arc<MediaConfig>;
 
+/// A GStreamer failure inside the engine, for the few calls that report one.
+pub fn gst_err(e: impl std::fmt::Display) -> MediaError {
+    MediaError::Internal(e.to_string())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
     #[error(transparent)]

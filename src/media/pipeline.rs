@@ -22,9 +22,6 @@ use super::{MediaConfig, MediaError};
 use crate::profiles::VideoCodec;
 use crate::room::layout::Rect;
 
-/// At most one keyframe per encoder in this time, however many viewers ask (each join and each
-/// PLI asks; a keyframe costs several ordinary frames of bandwidth for every viewer).
-const KEYFRAME_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 /// How long the compositor waits beyond the jitterbuffer for a tile's frame before it
 /// composites without it. It is most of the picture's delay; decoding a frame takes a few ms.
 const COMPOSITOR_HEADROOM_MS: u64 = 30;
@@ -142,7 +139,7 @@ impl RoomPipeline {
         }
     }
 
-    /// Asks a rung's encoder for a keyframe (at most one per [`KEYFRAME_MIN_INTERVAL`]).
+    /// Asks a rung's encoder for a keyframe (throttled, see [`super::ladder`]).
     pub fn force_keyframe(&self, codec: VideoCodec, rung: usize) {
         self.ladder.force_keyframe(codec, rung);
     }
@@ -228,57 +225,4 @@ impl MixSink for AppSrcSink {
     }
 }
 
-pub fn gst_err(e: impl std::fmt::Display) -> MediaError {
-    MediaError::Internal(e.to_string())
-}
-
-/// Lets one keyframe request per [`KEYFRAME_MIN_INTERVAL`] through `pad` (the encoder's output)
-/// to the encoder; a request inside the interval is not lost but folded into one that is sent
-/// with the first encoded frame after the interval, so a viewer whose request came too soon
-/// still gets its keyframe.
-///
-/// Done here rather than with GstVideoEncoder's `min-force-key-unit-interval`: in GStreamer
-/// 1.22.0 that throttle compares running times from two different segments for x264enc (which
-/// shifts its output by 1000 hours) and then refuses every request after the first.
-pub(super) fn throttle_keyframe_requests(pad: &gst::Pad) {
-    #[derive(Default)]
-    struct State {
-        last: Option<std::time::Instant>,
-        pending: bool,
-    }
-    let state = Arc::new(std::sync::Mutex::new(State::default()));
-    let due = |st: &State| st.last.is_none_or(|l| l.elapsed() >= KEYFRAME_MIN_INTERVAL);
-    let requests = state.clone();
-    pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
-        let is_request = matches!(&info.data, Some(gst::PadProbeData::Event(e)) if gst_video::UpstreamForceKeyUnitEvent::parse(e).is_ok());
-        if !is_request {
-            return gst::PadProbeReturn::Ok;
-        }
-        let mut st = requests.lock().unwrap_or_else(|p| p.into_inner());
-        if due(&st) {
-            *st = State { last: Some(std::time::Instant::now()), pending: false };
-            gst::PadProbeReturn::Ok
-        } else {
-            st.pending = true;
-            // Consumed here. (Returning Drop for an event makes GStreamer 1.22 unref a null
-            // pointer after gstreamer-rs has already released it: a CRITICAL warning per drop.)
-            drop(info.take_event());
-            gst::PadProbeReturn::Handled
-        }
-    });
-    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
-        let release = {
-            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-            let release = st.pending && due(&st);
-            if release {
-                // Let the folded request through the probe above.
-                st.last = None;
-            }
-            release
-        };
-        if release {
-            pad.push_event(gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build());
-        }
-        gst::PadProbeReturn::Ok
-    });
-}
+pub use super::gst_err;

@@ -16,8 +16,10 @@ use std::time::Duration;
 const LOSS_BAD: f64 = 0.08;
 /// ...at or above this, a very bad one (move two rungs at once).
 const LOSS_SEVERE: f64 = 0.25;
-/// Loss below this is a clean second.
+/// Loss below this is a clean second...
 const LOSS_CLEAN: f64 = 0.02;
+/// ...and at or above this a probe has failed (one lost packet of fifty is not a verdict).
+const LOSS_PROBE_FAILED: f64 = 0.05;
 /// A round trip this much above the best seen means a queue is building up...
 const RTT_QUEUEING: Duration = Duration::from_millis(150);
 /// ...beyond no doubt at this much (half a second of queue)...
@@ -30,11 +32,18 @@ const RTT_BASE_CREEP: Duration = Duration::from_millis(2);
 /// Clean time before the first probe up...
 pub const FIRST_HOLD: Duration = Duration::from_secs(3);
 /// ...doubled after each failed probe, up to this.
-pub const MAX_HOLD: Duration = Duration::from_secs(20);
+pub const MAX_HOLD: Duration = Duration::from_secs(30);
+/// A link that cannot carry even the lowest picture gets its first probe only after this
+/// long (a probe that fails there costs the sound the most).
+pub const FIRST_HOLD_FROM_AUDIO: Duration = Duration::from_secs(8);
 /// A probe that stays clean this long has held.
 const PROBE_WINDOW: Duration = Duration::from_secs(4);
-/// After a move, reports still describe the old rung for about this long: not judged.
+/// After a move down, reports still describe the old rung for about this long: not judged...
 const SETTLE: Duration = Duration::from_millis(2000);
+/// ...and the queue the old rung built up drains for up to this long: round trips are not
+/// judged then (they still grow while the old rung feeds until the new one's keyframe, and
+/// come a second or two late), only loss.
+const DRAIN: Duration = Duration::from_secs(5);
 
 /// What one report interval showed about a receiver's link.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -59,6 +68,8 @@ pub struct RungPolicy {
     /// When the current probe up started, while it is still on trial.
     probe: Option<Duration>,
     settle_until: Duration,
+    /// After a move down: until when the old queue drains.
+    draining: Option<Duration>,
     best_rtt: Option<Duration>,
 }
 
@@ -75,6 +86,7 @@ impl RungPolicy {
             hold: FIRST_HOLD,
             probe: None,
             settle_until: now + SETTLE,
+            draining: None,
             best_rtt: None,
         }
     }
@@ -106,12 +118,20 @@ impl RungPolicy {
         if now < self.settle_until {
             return None;
         }
-        let queue_above = |margin: Duration| matches!((signals.rtt, self.best_rtt), (Some(r), Some(b)) if r > b + margin);
+        let drained = signals.rtt.zip(self.best_rtt).is_some_and(|(r, b)| r <= b + RTT_QUEUEING);
+        if drained || self.draining.is_some_and(|until| now >= until) {
+            self.draining = None;
+        }
+        let draining = self.draining.is_some();
+        let queue_above = |margin: Duration| match (signals.rtt, self.best_rtt) {
+            (Some(r), Some(b)) => !draining && r > b + margin,
+            _ => false,
+        };
         let queueing = queue_above(RTT_QUEUEING);
         let probing = self.probe.is_some();
         let bad = signals.loss >= LOSS_BAD
             || queueing
-            || (probing && (signals.loss >= LOSS_CLEAN || queue_above(RTT_PROBE_QUEUEING)));
+            || (probing && (signals.loss >= LOSS_PROBE_FAILED || queue_above(RTT_PROBE_QUEUEING)));
         if bad {
             self.clean_since = None;
             self.bad_streak += 1;
@@ -123,7 +143,9 @@ impl RungPolicy {
             let certain = signals.loss >= LOSS_SEVERE || (signals.loss >= LOSS_BAD && queueing) || queue_above(RTT_SURE_QUEUEING);
             if (failed_probe || certain || self.bad_streak >= 2) && self.current < self.rungs {
                 let target = (self.current + steps).min(self.rungs);
-                return Some(self.move_to(target, now));
+                let moved = self.move_to(target, now);
+                self.draining = Some(now + DRAIN);
+                return Some(moved);
             }
             return None;
         }
@@ -137,7 +159,8 @@ impl RungPolicy {
             self.hold = FIRST_HOLD;
         }
         let since = *self.clean_since.get_or_insert(now);
-        if self.current > self.ceiling && self.probe.is_none() && now.saturating_sub(since) >= self.hold {
+        let hold = if self.current == self.rungs { self.hold.max(FIRST_HOLD_FROM_AUDIO) } else { self.hold };
+        if self.current > self.ceiling && self.probe.is_none() && now.saturating_sub(since) >= hold {
             let target = self.current - 1;
             let moved = self.move_to(target, now);
             self.probe = Some(now);
@@ -195,7 +218,7 @@ mod tests {
         assert_eq!(run(&mut p, 2, 4, |_| lossy(0.5)), vec![(2, 3)], "audio only");
         assert_eq!(run(&mut p, 4, 8, |_| lossy(0.5)), vec![], "nothing below audio only");
         let moves = run(&mut p, 8, 30, |_| lossy(0.0));
-        assert_eq!(moves.first(), Some(&(11, 2)), "back to the lowest picture after a clean stretch");
+        assert_eq!(moves.first(), Some(&(16, 2)), "back to the lowest picture after a longer clean stretch");
     }
 
     #[test]
@@ -232,11 +255,28 @@ mod tests {
         let mut p = RungPolicy::new(3, 1, 0, s(0));
         let moves = run(&mut p, 2, 6, |_| lossy(0.0));
         assert_eq!(moves, vec![(5, 0)], "the probe");
-        assert_eq!(p.observe(lossy(0.03), s(6)), Some(1), "3 % loss during a probe is enough");
+        assert_eq!(p.observe(lossy(0.06), s(6)), Some(1), "6 % loss during a probe is enough");
         let mut p = RungPolicy::new(3, 1, 0, s(0));
         run(&mut p, 2, 6, |_| lossy(0.0));
         let queue = Signals { loss: 0.0, rtt: Some(Duration::from_millis(120)) };
         assert_eq!(p.observe(queue, s(6)), Some(1), "and so is a queue of 100 ms");
+    }
+
+    #[test]
+    fn the_queue_left_behind_by_a_higher_rung_drains_without_another_move() {
+        let mut p = RungPolicy::new(3, 0, 0, s(0));
+        let rtt = |ms| Signals { loss: 0.0, rtt: Some(Duration::from_millis(ms)) };
+        p.observe(rtt(2), s(2));
+        assert_eq!(p.observe(rtt(450), s(3)), Some(1));
+        assert_eq!(p.observe(rtt(500), s(5)), None, "still the old queue");
+        assert_eq!(p.observe(rtt(300), s(6)), None, "draining");
+        assert_eq!(p.observe(rtt(3), s(7)), None, "drained");
+        assert_eq!(p.observe(rtt(400), s(8)), Some(2), "a new queue after the drain counts again");
+        let mut p = RungPolicy::new(3, 0, 0, s(0));
+        p.observe(rtt(2), s(2));
+        assert_eq!(p.observe(rtt(450), s(3)), Some(1));
+        assert_eq!(p.observe(rtt(700), s(5)), None, "still growing for a while: the old rung feeds until the new keyframe");
+        assert_eq!(p.observe(Signals { loss: 0.3, rtt: Some(Duration::from_millis(700)) }, s(6)), Some(3), "but loss counts");
     }
 
     #[test]

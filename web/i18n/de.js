@@ -112,4 +112,5 @@ export default {
   quality_low: "Datensparmodus",
   quality_audio: "Nur Ton",
   quality_now_audio: "nur Ton",
+  quality_weak: "schwache Verbindung",
 };

@@ -112,4 +112,5 @@ export default {
   quality_low: "Data saver",
   quality_audio: "Audio only",
   quality_now_audio: "audio only",
+  quality_weak: "weak connection",
 };

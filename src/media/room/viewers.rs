@@ -30,8 +30,17 @@ impl RoomTask {
         }
     }
 
-    /// Asks every connected viewer's webrtcbin for its link statistics.
+    /// Asks every connected viewer's webrtcbin for its link statistics, and the encoder of
+    /// a rung a viewer still waits to move to for another keyframe (the first may have been
+    /// lost to the moment, or folded into the encoder's throttle).
     pub(super) fn poll_links(&self) {
+        for s in self.sessions.values() {
+            if let Kind::Viewer { video: Some(v), .. } = &s.kind {
+                if let (Some(rung), true) = (v.rung, v.link.is_pending()) {
+                    self.pipe.force_keyframe(v.codec, rung);
+                }
+            }
+        }
         for (id, s) in &self.sessions {
             if !s.connected || !matches!(s.kind, Kind::Viewer { video: Some(_), .. }) {
                 continue;
