@@ -401,13 +401,7 @@ impl RoomTask {
                 let _ = reply.send(result);
             }
             Command::Label { participant, label } => {
-                let theirs: Vec<SessionId> = self
-                    .sessions
-                    .iter()
-                    .filter(|(_, s)| matches!(s.kind, Kind::Publisher { owner: Some(o), .. } if o == participant))
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in theirs {
+                for id in self.sessions_of(participant, |k| matches!(k, Kind::Publisher { .. })) {
                     if let Some(Session { kind: Kind::Publisher { tile: Some(tile), screen, .. }, .. }) = self.sessions.get_mut(&id) {
                         // A shared screen is never "camera off".
                         let label = TileLabel { video_muted: label.video_muted && !*screen, ..label.clone() };
@@ -438,31 +432,27 @@ impl RoomTask {
                 self.relayout();
             }
             Command::Cap { participant, cap } => {
-                let theirs: Vec<SessionId> = self
-                    .sessions
-                    .iter()
-                    .filter(|(_, s)| matches!(s.kind, Kind::Viewer { owner: Some(o), .. } if o == participant))
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in theirs {
+                for id in self.sessions_of(participant, |k| matches!(k, Kind::Viewer { .. })) {
                     self.set_cap(id, cap);
                 }
             }
             Command::EndParticipant { participant, publishers_only } => {
-                let theirs: Vec<SessionId> = self
-                    .sessions
-                    .iter()
-                    .filter(|(_, s)| s.kind.owner() == Some(participant))
-                    .filter(|(_, s)| !publishers_only || matches!(s.kind, Kind::Publisher { .. }))
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in theirs {
+                for id in self.sessions_of(participant, |k| !publishers_only || matches!(k, Kind::Publisher { .. })) {
                     self.remove(id, "participant left");
                 }
                 self.labels.remove(&participant);
             }
             Command::Shutdown { .. } => unreachable!("handled in run()"),
         }
+    }
+
+    /// The sessions of `participant` whose kind passes `which`.
+    fn sessions_of(&self, participant: ParticipantId, which: impl Fn(&Kind) -> bool) -> Vec<SessionId> {
+        self.sessions
+            .iter()
+            .filter(|(_, s)| s.kind.owner() == Some(participant) && which(&s.kind))
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     fn handle_event(&mut self, event: Event) {
