@@ -29,6 +29,7 @@ const COMPOSITOR_HEADROOM_MS: u64 = 30;
 const OPUS_BITRATE: i32 = 48_000;
 
 struct AudioOut {
+    encoder: gst::Element,
     tee: gst::Element,
     elements: Vec<gst::Element>,
     users: usize,
@@ -42,6 +43,8 @@ pub struct RoomPipeline {
     audio_outs: HashMap<MixKey, AudioOut>,
     /// Names mix outputs uniquely (outputs come and go; a pipeline wants unique names).
     outputs_built: u64,
+    /// What the Opus encoders are told to expect (percent), see [`RoomPipeline::expect_audio_loss`].
+    expected_loss: i32,
     pub mixer: Mixer,
 }
 
@@ -85,6 +88,7 @@ impl RoomPipeline {
             ladder: Ladder::new([&cfg.vp8_profile, &cfg.h264_profile], cfg.canvas, cfg.fps),
             audio_outs: HashMap::new(),
             outputs_built: 0,
+            expected_loss: 0,
             mixer,
         })
     }
@@ -173,17 +177,31 @@ impl RoomPipeline {
         let encoder = make("opusenc", &format!("amix-enc-{n}"))?;
         encoder.set_property("bitrate", OPUS_BITRATE);
         encoder.set_property("inband-fec", true);
+        encoder.set_property("packet-loss-percentage", self.expected_loss);
         let tee = make("tee", &format!("amix-tee-{n}"))?;
         tee.set_property("allow-not-linked", true);
-        let elements = vec![appsrc.clone().upcast::<gst::Element>(), encoder, tee.clone()];
+        let elements = vec![appsrc.clone().upcast::<gst::Element>(), encoder.clone(), tee.clone()];
         self.pipeline.add_many(&elements).map_err(gst_err)?;
         gst::Element::link_many(&elements).map_err(gst_err)?;
         for e in &elements {
             e.sync_state_with_parent().map_err(gst_err)?;
         }
         self.mixer.add_output(key.clone(), Box::new(AppSrcSink(appsrc)));
-        self.audio_outs.insert(key, AudioOut { tee: tee.clone(), elements, users: 1 });
+        self.audio_outs.insert(key, AudioOut { encoder, tee: tee.clone(), elements, users: 1 });
         Ok(tee)
+    }
+
+    /// The loss (percent) the worst receivers see: Opus puts that much redundancy (in-band FEC)
+    /// into every mix, so a lost packet's speech is recovered from the next one.
+    pub fn expect_audio_loss(&mut self, percent: i32) {
+        if percent == self.expected_loss {
+            return;
+        }
+        self.expected_loss = percent;
+        tracing::debug!(percent, "audio redundancy for the worst receiver's loss");
+        for out in self.audio_outs.values() {
+            out.encoder.set_property("packet-loss-percentage", percent);
+        }
     }
 
     /// One user fewer for mix `key`; a talker's own mix is torn down with its last user. The

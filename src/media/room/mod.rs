@@ -243,6 +243,8 @@ struct VideoOut {
     policy: RungPolicy,
     /// The link's totals at the last look.
     counts: Option<LinkCounts>,
+    /// Loss on this link, smoothed over the last several seconds (0..=1).
+    loss: f64,
 }
 
 enum Kind {

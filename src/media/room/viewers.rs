@@ -7,6 +7,11 @@ use super::super::rate::Signals;
 use super::{Event, Kind, RoomTask, Session, VideoOut};
 use crate::ids::SessionId;
 
+/// How much of a viewer's smoothed loss is the past (per second): about a 10 s memory.
+const LOSS_SMOOTHING: f64 = 0.9;
+/// The most redundancy the Opus encoders are asked for (percent of expected loss).
+const MAX_FEC_PERCENT: f64 = 25.0;
+
 /// The policy's index for a rung: `n` (the number of video rungs) means audio only.
 pub(super) fn index(rung: RungIndex, n: usize) -> usize {
     rung.map_or(n, |r| r.min(n))
@@ -33,7 +38,8 @@ impl RoomTask {
     /// Asks every connected viewer's webrtcbin for its link statistics, and the encoder of
     /// a rung a viewer still waits to move to for another keyframe (the first may have been
     /// lost to the moment, or folded into the encoder's throttle).
-    pub(super) fn poll_links(&self) {
+    pub(super) fn poll_links(&mut self) {
+        self.protect_audio();
         for s in self.sessions.values() {
             if let Kind::Viewer { video: Some(v), .. } = &s.kind {
                 if let (Some(rung), true) = (v.rung, v.link.is_pending()) {
@@ -58,12 +64,28 @@ impl RoomTask {
         let Some(Session { kind: Kind::Viewer { video: Some(v), .. }, name, .. }) = self.sessions.get_mut(&id) else { return };
         let Some(earlier) = v.counts.replace(counts) else { return };
         let signals = Signals { loss: counts.loss_since(&earlier), rtt: counts.rtt };
+        v.loss = LOSS_SMOOTHING * v.loss + (1.0 - LOSS_SMOOTHING) * signals.loss;
         tracing::trace!(room = %self.room, session = %name, loss = signals.loss, rtt = ?signals.rtt, "viewer link");
         let n = self.pipe.rungs(v.codec).len();
         if let Some(target) = v.policy.observe(signals, now) {
             tracing::debug!(room = %self.room, session = %name, loss = signals.loss, rtt = ?signals.rtt, "link says: another rung");
             self.move_viewer(id, rung_of(target, n));
         }
+    }
+
+    /// Audio first: the Opus encoders add as much in-band redundancy as the worst receiver's
+    /// link loses (rounded to 5 %, at most 25 %), so its speech survives what its video does not.
+    fn protect_audio(&mut self) {
+        let worst = self
+            .sessions
+            .values()
+            .filter_map(|s| match &s.kind {
+                Kind::Viewer { video: Some(v), .. } => Some(v.loss),
+                _ => None,
+            })
+            .fold(0.0f64, f64::max);
+        let percent = ((worst * 100.0 / 5.0).round() * 5.0).min(MAX_FEC_PERCENT) as i32;
+        self.pipe.expect_audio_loss(percent);
     }
 
     /// Moves a viewer to `target` (audio only for `None`) at the new rung's next keyframe.
@@ -103,5 +125,5 @@ impl RoomTask {
 /// A new viewer's picture, starting on `rung` (its cap's highest).
 pub(super) fn video_out(link: super::TeeLink, codec: crate::profiles::VideoCodec, rung: RungIndex, rungs: usize, now: std::time::Duration) -> VideoOut {
     let start = index(rung, rungs);
-    VideoOut { link, codec, rung, policy: super::super::rate::RungPolicy::new(rungs, start, start, now), counts: None }
+    VideoOut { link, codec, rung, policy: super::super::rate::RungPolicy::new(rungs, start, start, now), counts: None, loss: 0.0 }
 }
