@@ -589,7 +589,10 @@ for (const kind of ["publisher", "viewer"]) {
 for (const [button, source] of [["key-url-copy", "key-url"], ["key-value-copy", "key-value"]]) {
   $(button).addEventListener("click", () => navigator.clipboard?.writeText($(source).textContent).catch(() => {}));
 }
-$("key-close").addEventListener("click", () => $("keydialog").close());
+$("key-close").addEventListener("click", () => {
+  $("key-value").textContent = "";
+  $("keydialog").close();
+});
 // Shown once: the key is gone from the page when the dialog closes (button or Escape).
 $("keydialog").addEventListener("close", () => ($("key-value").textContent = ""));
 $("mute-all").addEventListener("click", () => state.control?.send({ type: "mute_all" }));

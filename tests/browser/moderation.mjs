@@ -93,8 +93,12 @@ try {
   if (!/^whep-[0-9a-f]{32}$/.test(key)) fail(`viewer key looks wrong: ${key}`);
   if (url !== `${base}/whep/${ROOM}`) fail(`WHEP URL looks wrong: ${url}`);
   await ada.page.click("#key-close");
-  if ((await ada.page.textContent("#key-value")) !== "") fail("the key stays on the page after closing");
-  if (!(await ada.page.textContent("#viewer-key-state")).includes("active")) fail("the panel does not say the key is active");
+  await ada.page
+    .waitForFunction(() => document.getElementById("key-value").textContent === "", null, { timeout: 5_000 })
+    .catch(() => fail("the key stays on the page after closing"));
+  await ada.page
+    .waitForFunction(() => document.getElementById("viewer-key-state").textContent.includes("active"), null, { timeout: 5_000 })
+    .catch(() => fail("the panel does not say the key is active"));
   console.log("ok the moderator panel shows the viewer key once with the WHEP URL");
 
   // A WHEP player (another tab): refused without the key, let in with it.
@@ -128,8 +132,9 @@ try {
   if (admitted.status !== 201) fail(`the viewer key got ${admitted.status}`);
   await player.waitForFunction(() => window.__player.connectionState === "connected", null, { timeout: 15_000 });
   await bo.page.waitForFunction(() => document.getElementById("notice").textContent.includes("Saalanzeige sieht und hört"));
-  const listedAt = await bo.page.textContent("#externals");
-  if (!listedAt.includes("Saalanzeige") || !listedAt.includes("per Schlüssel")) fail(`Bo's list shows: ${listedAt}`);
+  await bo.page
+    .waitForFunction(() => /Saalanzeige[\s\S]*per Schlüssel/.test(document.getElementById("externals").textContent), null, { timeout: 5_000 })
+    .catch(async () => fail(`Bo's list shows: ${await bo.page.textContent("#externals")}`));
   console.log("ok a WHEP player needs the key; the newcomer's page announces it (German) and lists it");
 
   await ada.page.click("#externals li button");
