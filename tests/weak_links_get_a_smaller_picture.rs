@@ -30,6 +30,8 @@ struct Window {
     longest_freeze: Duration,
     audio: f64,
     longest_silence: Duration,
+    /// Decoded (or concealed) audio over the window's length.
+    decoded: f64,
 }
 
 /// A mark to measure a window from: the instant and the audio packet counts then.
@@ -61,6 +63,7 @@ fn window(v: &Viewer, from: &Mark) -> Window {
         longest_freeze: longest_gap(from.at, to.at, r.frame_times.iter().copied()),
         audio: if received + lost > 0.0 { received / (received + lost) } else { 0.0 },
         longest_silence: longest_gap(from.at, to.at, r.audio_log.iter().map(|(t, _)| *t)),
+        decoded: r.audio_log.iter().filter(|(t, _)| *t >= from.at && *t <= to.at).map(|(_, n)| *n).sum::<u64>() as f64 / (48_000.0 * secs),
     }
 }
 
@@ -94,16 +97,25 @@ fn reaches(v: &Viewer, want: i32, within: Duration, what: &str) -> Duration {
     wait_for(within, what, || if height(v) == Some(want) { Ok(start.elapsed()) } else { Err(format!("height {:?}", height(v))) })
 }
 
-#[test]
-fn a_capped_receiver_gets_a_picture_that_fits_and_its_sound() {
+/// A room of three camera-like publishers, a receiver on an unshaped link, and one on the
+/// shaped ports (`reports_only`: a player without transport-wide feedback), both on the top rung.
+struct Annex {
+    _server: Server,
+    _cameras: Vec<Publisher>,
+    shaper: Shaper,
+    free: Viewer,
+    weak: Viewer,
+}
+
+fn annex(reports_only: bool) -> Annex {
     client::init();
     let server = Server::start_open();
     let room = "annex";
-    let _cameras: Vec<Publisher> =
+    let cameras: Vec<Publisher> =
         COLOURS.iter().zip([440, 660, 880]).map(|(c, t)| Publisher::start_source(server.addr, room, Source::camera(*c, t))).collect();
     let shaper = Shaper::install();
     let free = Viewer::start(server.addr, room, None);
-    let weak = Viewer::start_on_ports(server.addr, room, PORTS);
+    let weak = if reports_only { Viewer::start_on_ports_reports_only(server.addr, room, PORTS) } else { Viewer::start_on_ports(server.addr, room, PORTS) };
     for v in [&free, &weak] {
         wait_for(Duration::from_secs(15), "everyone in the picture at the top rung", || {
             sees_everyone(v)?;
@@ -111,7 +123,14 @@ fn a_capped_receiver_gets_a_picture_that_fits_and_its_sound() {
         });
     }
     std::thread::sleep(Duration::from_secs(2));
-    eprintln!("audio packets at the weak receiver: {:?}", weak.audio_packets());
+    Annex { _server: server, _cameras: cameras, shaper, free, weak }
+}
+
+/// Caps a receiver that sends transport-wide feedback (as browsers do) at 500 kbit/s, lifts
+/// the cap, caps it at 100 kbit/s, lifts it again.
+#[test]
+fn a_capped_receiver_gets_a_picture_that_fits_and_its_sound() {
+    let Annex { shaper, free, weak, _server, _cameras } = annex(false);
 
     // 500 kbit/s: less than the top rung and its sound.
     let capped = mark(&weak);
@@ -126,13 +145,11 @@ fn a_capped_receiver_gets_a_picture_that_fits_and_its_sound() {
     sees_everyone(&weak).expect("every publisher in the capped receiver's picture");
     let free_during = window(&free, &free_from);
     eprintln!("500 kbit/s: 180p after {adapted:?}; first 5 s {first:?}; the 15 s after {settled:?}; uncapped receiver {free_during:?}");
-    // The issue asks for 5 s; from receiver reports alone (a queue shows in the round trip a
-    // second or two late) it takes 4-7 s here. Transport-wide feedback would be faster.
-    assert!(adapted <= Duration::from_secs(8), "adapting took {adapted:?}");
+    // Feedback shows the queue within a quarter second: 1.1 s measured.
+    assert!(adapted <= Duration::from_secs(5), "adapting took {adapted:?}");
     assert!(settled.fps >= 0.9 * FPS, "capped receiver's picture: {settled:?}");
-    // A probe up that the link cannot carry costs a freeze of up to about a second while it is
-    // undone (0.1-1.0 s measured); the issue's bound is 1 s.
-    assert!(settled.longest_freeze < Duration::from_millis(1500), "capped receiver froze: {settled:?}");
+    // Probes up that the link cannot carry are undone before the picture stalls (0.1 s measured).
+    assert!(settled.longest_freeze < Duration::from_secs(1), "capped receiver froze: {settled:?}");
     assert!(settled.audio >= 0.97 && settled.longest_silence < Duration::from_millis(500), "capped receiver's sound: {settled:?}");
     assert!(free_during.fps >= 0.95 * FPS && height(&free) == Some(TOP), "the uncapped receiver: {free_during:?}, height {:?}", height(&free));
 
@@ -146,20 +163,83 @@ fn a_capped_receiver_gets_a_picture_that_fits_and_its_sound() {
     let capped = Instant::now();
     let free_from = mark(&free);
     shaper.limit(100);
-    // The line's queue holds 2.6 s at this rate: the first reports that show it come 3 s late,
-    // and what was queued drains for as long again.
-    std::thread::sleep(Duration::from_secs(12));
+    std::thread::sleep(Duration::from_secs(5));
     let settled = mark(&weak);
     std::thread::sleep(Duration::from_secs(20));
     let sound = window(&weak, &settled);
     let free_during = window(&free, &free_from);
-    eprintln!("100 kbit/s (capped {:?} ago): the 20 s after the first 12 {sound:?}; uncapped receiver {free_during:?}", capped.elapsed());
+    eprintln!("100 kbit/s (capped {:?} ago): the 20 s after the first 5 {sound:?}; uncapped receiver {free_during:?}", capped.elapsed());
     assert!(sound.audio >= 0.97 && sound.longest_silence < Duration::from_millis(500), "capped receiver's sound at 100 kbit/s: {sound:?}");
     assert!(free_during.fps >= 0.95 * FPS, "the uncapped receiver: {free_during:?}");
     let lifted = Instant::now();
     shaper.lift();
-    // From sound only the way back is two probes after a clean stretch that grew while the
-    // cap refused probes (at most 30 s).
-    let recovered = back_on_top(&weak, lifted, Duration::from_secs(45), "the picture back after sound only");
+    // From sound only the way back is two probes, the first after a longer clean stretch.
+    let recovered = back_on_top(&weak, lifted, Duration::from_secs(20), "the picture back after sound only");
     eprintln!("cap lifted after sound only: top rung again after {recovered:?}");
+}
+
+/// A player that sends receiver reports only (no transport-wide feedback, as plain GStreamer
+/// and many standard players): capped at 250 kbit/s, then at full rate with 5 % random loss.
+#[test]
+fn a_player_without_feedback_adapts_from_its_reports_and_rides_out_loss() {
+    let Annex { shaper, free, weak, _server, _cameras } = annex(true);
+
+    let free_from = mark(&free);
+    shaper.limit(250);
+    // A second of heavy loss in its first report may send it through sound only (two rungs
+    // down at once) before it probes back up to the picture that fits.
+    let adapted = reaches(&weak, LOW, Duration::from_secs(20), "the capped receiver on the 180p rung");
+    let on_low = mark(&weak);
+    std::thread::sleep(Duration::from_secs(15));
+    let settled = window(&weak, &on_low);
+    sees_everyone(&weak).expect("every publisher in the capped receiver's picture");
+    let free_during = window(&free, &free_from);
+    eprintln!("250 kbit/s, reports only: 180p after {adapted:?}; the 15 s after {settled:?}; uncapped receiver {free_during:?}");
+    assert!(settled.fps >= 0.9 * FPS, "capped receiver's picture: {settled:?}");
+    assert!(settled.longest_freeze < Duration::from_millis(1500), "capped receiver froze: {settled:?}");
+    assert!(settled.audio >= 0.97 && settled.longest_silence < Duration::from_millis(500), "capped receiver's sound: {settled:?}");
+    assert!(free_during.fps >= 0.95 * FPS && height(&free) == Some(TOP), "the uncapped receiver: {free_during:?}, height {:?}", height(&free));
+    let lifted = Instant::now();
+    shaper.lift();
+    let recovered = back_on_top(&weak, lifted, Duration::from_secs(10), "the receiver back on the top rung");
+    eprintln!("cap lifted: top rung again after {recovered:?}");
+}
+
+/// Pauses between decoded frames longer than 200 ms since `from`, in ms.
+fn pauses(v: &Viewer, from: Instant) -> Vec<u128> {
+    let r = v.received.lock().unwrap();
+    let mut times: Vec<Instant> = r.frame_times.iter().copied().filter(|t| *t >= from).collect();
+    times.sort();
+    times.windows(2).map(|w| (w[1] - w[0]).as_millis()).filter(|ms| *ms > 200).collect()
+}
+
+/// 5 % random loss at full rate on a browser-like receiver's link (transport-wide feedback,
+/// NACK): a smaller picture would not help, so it stays on the top rung. Lost video packets
+/// are asked for again and sent again (RTX), so the picture goes on; the sound survives on
+/// Opus' in-band FEC and concealment.
+#[test]
+fn random_loss_costs_neither_the_sound_nor_the_picture() {
+    client::init();
+    let server = Server::start_open();
+    let room = "annex";
+    let _cameras: Vec<Publisher> =
+        COLOURS.iter().zip([440, 660, 880]).map(|(c, t)| Publisher::start_source(server.addr, room, Source::camera(*c, t))).collect();
+    let shaper = Shaper::install();
+    let viewer = Viewer::start_on_ports_with_nack(server.addr, room, PORTS);
+    wait_for(Duration::from_secs(15), "everyone in the picture at the top rung", || {
+        sees_everyone(&viewer)?;
+        if height(&viewer) == Some(TOP) { Ok(()) } else { Err(format!("height {:?}", height(&viewer))) }
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let from = mark(&viewer);
+    shaper.lose(5);
+    std::thread::sleep(Duration::from_secs(20));
+    let lossy = window(&viewer, &from);
+    shaper.stop_losing();
+    eprintln!("5 % loss: {lossy:?}, pauses over 200 ms: {:?}", pauses(&viewer, from.at));
+    // A lost packet holds the receiver's jitter buffer for its latency (200 ms) before the
+    // decoder conceals it: decoded audio comes in bursts, but all of it comes.
+    assert!(lossy.decoded >= 0.97 && lossy.longest_silence < Duration::from_millis(500), "sound through 5 % loss: {lossy:?}");
+    assert!(lossy.fps >= 0.9 * FPS && lossy.longest_freeze < Duration::from_secs(1), "the picture through 5 % loss: {lossy:?}");
+    assert_eq!(height(&viewer), Some(TOP), "random loss is no reason for a smaller picture");
 }

@@ -149,6 +149,11 @@ pub fn attach_track(
     let transceiver = sink.property::<WebRTCRTPTransceiver>("transceiver");
     transceiver.set_direction(WebRTCRTPTransceiverDirection::Sendonly);
     transceiver.set_codec_preferences(Some(&track.caps));
+    // Video packets a receiver reports lost (NACK) are sent again (RTX) where it offers
+    // that: a lost packet then costs a round trip, not a frozen picture until a keyframe.
+    if track.caps.structure(0).is_some_and(|s| s.get::<&str>("media") == Ok("video")) {
+        transceiver.set_property("do-nack", true);
+    }
 
     let queue = make("queue", &format!("q-{}", track.mline))?;
     queue.set_property_from_str("leaky", "downstream");

@@ -9,6 +9,13 @@
 //! time, as a probe; a probe that shows any loss or a growing queue is undone at once and the
 //! next clean stretch must be twice as long (up to a limit), one that holds resets it. Below the lowest rung the
 //! receiver hears the room without a picture, and comes back the same way.
+//!
+//! Receivers that send transport-wide feedback (browsers, webrtcbin with the extension
+//! negotiated) say within a fraction of a second when a queue starts to fill: arrivals spread
+//! out against sendings, and less arrives than was sent. The room task reads that a few times
+//! a second ([`RungPolicy::observe_arrivals`]); two such reads in a row move the receiver down,
+//! one undoes a probe, long before a receiver report could show it and before the queue
+//! overflows into the sound.
 
 use std::time::Duration;
 
@@ -34,7 +41,8 @@ pub const FIRST_HOLD: Duration = Duration::from_secs(3);
 /// ...doubled after each failed probe, up to this.
 pub const MAX_HOLD: Duration = Duration::from_secs(30);
 /// A link that cannot carry even the lowest picture gets its first probe only after this
-/// long (a probe that fails there costs the sound the most).
+/// long (a probe that fails there costs the sound the most) unless the receiver sends
+/// feedback, which undoes such a probe before it costs anything.
 pub const FIRST_HOLD_FROM_AUDIO: Duration = Duration::from_secs(8);
 /// A probe that stays clean this long has held.
 const PROBE_WINDOW: Duration = Duration::from_secs(4);
@@ -44,6 +52,53 @@ const SETTLE: Duration = Duration::from_millis(2000);
 /// judged then (they still grow while the old rung feeds until the new one's keyframe, and
 /// come a second or two late), only loss.
 const DRAIN: Duration = Duration::from_secs(5);
+/// A queue whose round trip keeps shrinking (or holds: no newer report) is still draining:
+/// a lower rung that only just fits a slow line empties a modem's queue slowly. Each such
+/// report gives it this long again...
+const DRAIN_STEP: Duration = Duration::from_secs(2);
+/// ...up to this long after the move.
+const DRAIN_MAX: Duration = Duration::from_secs(15);
+/// Round trips within this of each other are the same.
+const RTT_NOISE: Duration = Duration::from_millis(5);
+
+/// Arrival gaps growing by this much per packet over the send gaps...
+const GROWTH_QUEUEING: Duration = Duration::from_millis(1);
+/// ...while at most this share of the sent bitrate arrives: a queue is filling.
+const DELIVERED_SHORT: f64 = 0.9;
+/// A receiver without transport-wide feedback whose reports stop for twice its longest recent
+/// gap between reports, and at least this long, while it gets a picture is in trouble (its
+/// reports are lost too, or it stopped counting what it gets).
+const REPORTS_MISSING: Duration = Duration::from_secs(3);
+/// How many recent gaps between reports are remembered.
+const REPORT_GAPS: usize = 8;
+/// Consecutive such reads that move a receiver down (one undoes a probe).
+const QUEUE_READS: u32 = 2;
+/// A probe that feedback undid cost a fraction of a second of queue, not lost packets: the
+/// clean stretch before the next one grows only up to this, so a lifted cap is found soon.
+pub const FEEDBACK_MAX_HOLD: Duration = Duration::from_secs(6);
+/// After a move down, feedback describes the old rung until the new one's keyframe.
+const ARRIVALS_SETTLE: Duration = Duration::from_millis(1000);
+
+/// What the receiver's transport-wide feedback showed over its last few packets.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Arrivals {
+    /// Mean growth of the gap between arrivals over the gap between sendings.
+    pub delay_growth: Duration,
+    /// Bitrate that arrived over bitrate sent, in the same window.
+    pub delivered: f64,
+    /// Share of the window's packets that never arrived.
+    pub lost: f64,
+}
+
+impl Arrivals {
+    /// A queue filling up: arrivals spread out and fall behind, and nothing is lost yet. (A
+    /// window with a lost packet says nothing about a queue: random loss thins the arrivals
+    /// and packets sent again arrive out of their turn. A queue that overflows shows in the
+    /// receiver reports' loss.)
+    fn queueing(&self) -> bool {
+        self.delay_growth >= GROWTH_QUEUEING && self.delivered <= DELIVERED_SHORT && self.lost == 0.0
+    }
+}
 
 /// What one report interval showed about a receiver's link.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -52,6 +107,8 @@ pub struct Signals {
     pub loss: f64,
     /// The round trip the receiver's last report gave, if any.
     pub rtt: Option<Duration>,
+    /// No report came in the interval at all.
+    pub silent: bool,
 }
 
 /// Where a receiver is on the ladder: `0` is the top rung, `rungs - 1` the lowest, `rungs`
@@ -68,9 +125,21 @@ pub struct RungPolicy {
     /// When the current probe up started, while it is still on trial.
     probe: Option<Duration>,
     settle_until: Duration,
-    /// After a move down: until when the old queue drains.
+    /// After a move down: until when the old queue drains, and when it started.
     draining: Option<Duration>,
+    drain_started: Duration,
+    /// The round trip of the previous report.
+    last_rtt: Option<Duration>,
     best_rtt: Option<Duration>,
+    /// Consecutive feedback reads that showed a queue filling.
+    queue_reads: u32,
+    /// Until when feedback is not judged (after a move down).
+    arrivals_settle_until: Duration,
+    /// Whether the receiver sends transport-wide feedback.
+    feedback_seen: bool,
+    /// When its last report came, and the recent gaps between reports.
+    last_report: Option<Duration>,
+    report_gaps: std::collections::VecDeque<Duration>,
 }
 
 impl RungPolicy {
@@ -87,7 +156,14 @@ impl RungPolicy {
             probe: None,
             settle_until: now + SETTLE,
             draining: None,
+            drain_started: now,
+            last_rtt: None,
             best_rtt: None,
+            queue_reads: 0,
+            arrivals_settle_until: now + ARRIVALS_SETTLE,
+            feedback_seen: false,
+            last_report: None,
+            report_gaps: std::collections::VecDeque::with_capacity(REPORT_GAPS),
         }
     }
 
@@ -115,6 +191,13 @@ impl RungPolicy {
             // longer (another route, a mobile handover) is taken as the new normal in time.
             self.best_rtt = Some(self.best_rtt.map_or(rtt, |b| (b + RTT_BASE_CREEP).min(rtt)));
         }
+        let previous_rtt = self.last_rtt;
+        self.last_rtt = signals.rtt.or(previous_rtt);
+        if let (Some(until), Some(r), Some(p)) = (self.draining, signals.rtt, previous_rtt) {
+            if r <= p + RTT_NOISE && now < self.drain_started + DRAIN_MAX {
+                self.draining = Some(until.max(now + DRAIN_STEP));
+            }
+        }
         if now < self.settle_until {
             return None;
         }
@@ -129,8 +212,23 @@ impl RungPolicy {
         };
         let queueing = queue_above(RTT_QUEUEING);
         let probing = self.probe.is_some();
+        if !signals.silent {
+            if let Some(last) = self.last_report {
+                if self.report_gaps.len() == REPORT_GAPS {
+                    self.report_gaps.pop_front();
+                }
+                self.report_gaps.push_back(now.saturating_sub(last));
+            }
+            self.last_report = Some(now);
+        }
+        // Judged once the receiver's rhythm is known (two reports).
+        let missing_after = self.report_gaps.iter().max().map(|g| (*g * 2).max(REPORTS_MISSING));
+        let reports_missing = !self.feedback_seen
+            && self.current < self.rungs
+            && self.last_report.zip(missing_after).is_some_and(|(last, after)| now.saturating_sub(last) >= after);
         let bad = signals.loss >= LOSS_BAD
             || queueing
+            || reports_missing
             || (probing && (signals.loss >= LOSS_PROBE_FAILED || queue_above(RTT_PROBE_QUEUEING)));
         if bad {
             self.clean_since = None;
@@ -144,13 +242,14 @@ impl RungPolicy {
             if (failed_probe || certain || self.bad_streak >= 2) && self.current < self.rungs {
                 let target = (self.current + steps).min(self.rungs);
                 let moved = self.move_to(target, now);
-                self.draining = Some(now + DRAIN);
+                self.start_draining(now);
                 return Some(moved);
             }
             return None;
         }
         self.bad_streak = 0;
-        if signals.loss >= LOSS_CLEAN {
+        // Clean means no loss and no queue: not while the old one drains.
+        if signals.loss >= LOSS_CLEAN || draining {
             self.clean_since = None;
             return None;
         }
@@ -159,7 +258,7 @@ impl RungPolicy {
             self.hold = FIRST_HOLD;
         }
         let since = *self.clean_since.get_or_insert(now);
-        let hold = if self.current == self.rungs { self.hold.max(FIRST_HOLD_FROM_AUDIO) } else { self.hold };
+        let hold = if self.current == self.rungs && !self.feedback_seen { self.hold.max(FIRST_HOLD_FROM_AUDIO) } else { self.hold };
         if self.current > self.ceiling && self.probe.is_none() && now.saturating_sub(since) >= hold {
             let target = self.current - 1;
             let moved = self.move_to(target, now);
@@ -167,6 +266,36 @@ impl RungPolicy {
             return Some(moved);
         }
         None
+    }
+
+    /// One read of the receiver's transport-wide feedback at `now` (several a second, only
+    /// when it changed); `Some(rung)` when the receiver should move down.
+    pub fn observe_arrivals(&mut self, arrivals: Arrivals, now: Duration) -> Option<usize> {
+        self.feedback_seen = true;
+        if !arrivals.queueing() {
+            self.queue_reads = 0;
+            return None;
+        }
+        self.clean_since = None;
+        if now < self.arrivals_settle_until {
+            return None;
+        }
+        self.queue_reads += 1;
+        let failed_probe = self.probe.is_some();
+        if !(failed_probe || self.queue_reads >= QUEUE_READS) || self.current >= self.rungs {
+            return None;
+        }
+        if self.probe.take().is_some() {
+            self.hold = (self.hold * 2).min(FEEDBACK_MAX_HOLD).max(self.hold);
+        }
+        let moved = self.move_to(self.current + 1, now);
+        self.start_draining(now);
+        Some(moved)
+    }
+
+    fn start_draining(&mut self, now: Duration) {
+        self.draining = Some(now + DRAIN);
+        self.drain_started = now;
     }
 
     /// Moves to `target`. Reports after a move down still describe the higher rung for a
@@ -177,6 +306,10 @@ impl RungPolicy {
         self.bad_streak = 0;
         self.clean_since = None;
         self.settle_until = if down { now + SETTLE } else { now };
+        self.queue_reads = 0;
+        if down {
+            self.arrivals_settle_until = now + ARRIVALS_SETTLE;
+        }
         target
     }
 }
@@ -190,7 +323,7 @@ mod tests {
     }
 
     fn lossy(loss: f64) -> Signals {
-        Signals { loss, rtt: Some(Duration::from_millis(20)) }
+        Signals { loss, rtt: Some(Duration::from_millis(20)), silent: false }
     }
 
     /// Feeds one signal a second from `from` to `to` (exclusive); returns the moves.
@@ -208,7 +341,7 @@ mod tests {
         assert_eq!(run(&mut p, 2, 10, |t| lossy(if t % 2 == 0 { 0.10 } else { 0.0 })), vec![], "isolated bad seconds do not move");
         let mut p = RungPolicy::new(3, 0, 0, s(0));
         p.observe(lossy(0.0), s(2));
-        let queued = Signals { loss: 0.10, rtt: Some(Duration::from_millis(400)) };
+        let queued = Signals { loss: 0.10, rtt: Some(Duration::from_millis(400)), silent: false };
         assert_eq!(p.observe(queued, s(3)), Some(1), "loss and a filling queue together: at once");
     }
 
@@ -250,6 +383,71 @@ mod tests {
         assert!(time_on_top < 20, "{} probes of about 2 s each in 2 minutes", probes.len());
     }
 
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// Transport-wide feedback: arrival gaps growing by `growth_us` per packet, `delivered`
+    /// of the sent bitrate arriving.
+    fn arrivals(growth_us: u64, delivered: f64) -> Arrivals {
+        Arrivals { delay_growth: Duration::from_micros(growth_us), delivered, lost: 0.0 }
+    }
+
+    #[test]
+    fn feedback_of_a_filling_queue_moves_down_within_half_a_second() {
+        let mut p = RungPolicy::new(3, 0, 0, s(0));
+        let full = arrivals(4500, 0.79);
+        assert_eq!(p.observe_arrivals(full, ms(2000)), None, "one read is not a verdict");
+        assert_eq!(p.observe_arrivals(full, ms(2250)), Some(1), "two in a row are");
+        assert_eq!(p.observe_arrivals(full, ms(2500)), None, "the old rung feeds until the new keyframe");
+        assert_eq!(p.observe_arrivals(full, ms(3000)), None);
+        assert_eq!(p.observe_arrivals(full, ms(3250)), None);
+        assert_eq!(p.observe_arrivals(full, ms(3500)), Some(2), "a second later, still filling: down again");
+        assert_eq!(p.observe_arrivals(full, ms(4500)), None);
+        assert_eq!(p.observe_arrivals(full, ms(4750)), Some(3), "down to sound only");
+        assert_eq!(p.observe_arrivals(full, ms(6000)), None);
+        assert_eq!(p.observe_arrivals(full, ms(6250)), None, "nothing below sound only");
+
+        let mut p = RungPolicy::new(3, 0, 0, s(0));
+        let moves: Vec<_> = (8..30)
+            .filter_map(|i| {
+                let a = if i % 2 == 0 { full } else { arrivals(0, 1.0) };
+                p.observe_arrivals(a, ms(i * 250))
+            })
+            .collect();
+        assert!(moves.is_empty(), "isolated reads do not move: {moves:?}");
+        let burst = arrivals(6000, 1.0);
+        let jitter = arrivals(300, 0.7);
+        let resent = Arrivals { lost: 0.25, ..full };
+        for i in 30..40 {
+            assert_eq!(p.observe_arrivals(resent, ms(i * 250)), None, "random loss and packets sent again are no queue");
+        }
+        for i in 40..60 {
+            let a = if i % 2 == 0 { burst } else { jitter };
+            assert_eq!(p.observe_arrivals(a, ms(i * 250)), None, "a keyframe's burst arrives in full; sub-millisecond jitter is no queue");
+        }
+    }
+
+    #[test]
+    fn feedback_undoes_a_probe_at_once_and_backs_off() {
+        let mut p = RungPolicy::new(3, 1, 0, s(0));
+        assert_eq!(run(&mut p, 2, 6, |_| lossy(0.0)), vec![(5, 0)], "the probe");
+        assert_eq!(p.observe_arrivals(arrivals(4200, 0.8), ms(5250)), Some(1), "undone at the first read");
+        let moves = run(&mut p, 6, 15, |_| lossy(0.0));
+        assert_eq!(moves, vec![(14, 0)], "the next probe waits twice as long (2 s settle, 6 s clean)");
+        for t in [14, 23, 32] {
+            assert_eq!(p.observe_arrivals(arrivals(4200, 0.8), ms(t * 1000 + 250)), Some(1), "undone again");
+            let moves = run(&mut p, t + 1, t + 10, |_| lossy(0.0));
+            assert_eq!(moves, vec![(t + 9, 0)], "cheap failures back off to {FEEDBACK_MAX_HOLD:?} only");
+        }
+
+        let mut p = RungPolicy::new(3, 3, 0, s(0));
+        p.observe_arrivals(arrivals(0, 1.0), ms(1500));
+        let moves = run(&mut p, 2, 6, |_| lossy(0.0));
+        assert_eq!(moves, vec![(5, 2)], "from sound only, a probe after the usual hold: feedback makes it cheap");
+        assert_eq!(p.observe_arrivals(arrivals(22000, 0.5), ms(5250)), Some(3), "a link that cannot carry it says so at once");
+    }
+
     #[test]
     fn a_probe_is_undone_at_the_first_sign_of_trouble() {
         let mut p = RungPolicy::new(3, 1, 0, s(0));
@@ -258,14 +456,14 @@ mod tests {
         assert_eq!(p.observe(lossy(0.06), s(6)), Some(1), "6 % loss during a probe is enough");
         let mut p = RungPolicy::new(3, 1, 0, s(0));
         run(&mut p, 2, 6, |_| lossy(0.0));
-        let queue = Signals { loss: 0.0, rtt: Some(Duration::from_millis(120)) };
+        let queue = Signals { loss: 0.0, rtt: Some(Duration::from_millis(120)), silent: false };
         assert_eq!(p.observe(queue, s(6)), Some(1), "and so is a queue of 100 ms");
     }
 
     #[test]
     fn the_queue_left_behind_by_a_higher_rung_drains_without_another_move() {
         let mut p = RungPolicy::new(3, 0, 0, s(0));
-        let rtt = |ms| Signals { loss: 0.0, rtt: Some(Duration::from_millis(ms)) };
+        let rtt = |ms| Signals { loss: 0.0, rtt: Some(Duration::from_millis(ms)), silent: false };
         p.observe(rtt(2), s(2));
         assert_eq!(p.observe(rtt(450), s(3)), Some(1));
         assert_eq!(p.observe(rtt(500), s(5)), None, "still the old queue");
@@ -276,13 +474,48 @@ mod tests {
         p.observe(rtt(2), s(2));
         assert_eq!(p.observe(rtt(450), s(3)), Some(1));
         assert_eq!(p.observe(rtt(700), s(5)), None, "still growing for a while: the old rung feeds until the new keyframe");
-        assert_eq!(p.observe(Signals { loss: 0.3, rtt: Some(Duration::from_millis(700)) }, s(6)), Some(3), "but loss counts");
+        assert_eq!(p.observe(Signals { loss: 0.3, rtt: Some(Duration::from_millis(700)), silent: false }, s(6)), Some(3), "but loss counts");
+    }
+
+    #[test]
+    fn a_receiver_whose_reports_stop_is_in_trouble() {
+        let quiet = Signals { silent: true, ..lossy(0.0) };
+        let mut p = RungPolicy::new(3, 1, 0, s(0));
+        assert_eq!(run(&mut p, 2, 6, |_| lossy(0.0)), vec![(5, 0)], "a probe");
+        let moves = run(&mut p, 6, 12, |_| quiet);
+        assert_eq!(moves.first(), Some(&(8, 1)), "reports stop during the probe: undone (after 3 s)");
+        // A standard player reports every 2.5-7.5 s: that is no silence.
+        let mut p = RungPolicy::new(3, 0, 0, s(0));
+        let moves = run(&mut p, 1, 60, |t| if [7, 12, 19, 24, 31, 38, 44, 50, 57].contains(&t) { lossy(0.0) } else { quiet });
+        assert!(moves.is_empty(), "{moves:?}");
+        let mut p = RungPolicy::new(3, 0, 0, s(0));
+        p.observe_arrivals(Arrivals { delay_growth: Duration::ZERO, delivered: 1.0, lost: 0.0 }, s(1));
+        assert!(run(&mut p, 2, 30, |_| quiet).is_empty(), "feedback says more than reports");
+    }
+
+    #[test]
+    fn a_queue_that_drains_slowly_is_left_to_drain() {
+        // The lower rung only just fits: the modem's queue shrinks by 55 ms a second.
+        let mut p = RungPolicy::new(3, 0, 0, s(0));
+        let rtt = |ms| Signals { loss: 0.0, rtt: Some(Duration::from_millis(ms)), silent: false };
+        p.observe(rtt(2), s(2));
+        assert_eq!(p.observe(rtt(850), s(3)), Some(1));
+        let moves = run(&mut p, 4, 20, |t| rtt(860u64.saturating_sub(55 * (t - 4)).max(20)));
+        assert!(moves.is_empty(), "a shrinking queue is no reason to go lower: {moves:?}");
+        let moves = run(&mut p, 20, 24, |t| rtt(400 + 100 * (t - 20)));
+        assert_eq!(moves.first().map(|m| m.1), Some(2), "one that grows again is");
+        let mut p = RungPolicy::new(3, 0, 0, s(0));
+        p.observe(rtt(2), s(2));
+        assert_eq!(p.observe(rtt(850), s(3)), Some(1));
+        let moves = run(&mut p, 4, 30, |_| rtt(700));
+        let first = moves.first().map(|m| m.0 - 3);
+        assert!(first.is_some_and(|t| t >= DRAIN_MAX.as_secs() && t <= (DRAIN_MAX + DRAIN_STEP).as_secs()), "a queue that never drains counts after {DRAIN_MAX:?}: {moves:?}");
     }
 
     #[test]
     fn a_growing_queue_counts_as_trouble_before_loss_does() {
         let mut p = RungPolicy::new(3, 0, 0, s(0));
-        let rtt = |ms| Signals { loss: 0.0, rtt: Some(Duration::from_millis(ms)) };
+        let rtt = |ms| Signals { loss: 0.0, rtt: Some(Duration::from_millis(ms)), silent: false };
         assert_eq!(p.observe(rtt(30), s(2)), None);
         assert_eq!(p.observe(rtt(250), s(3)), None, "one second of a round trip 220 ms above the best");
         assert_eq!(p.observe(rtt(300), s(4)), Some(1), "two seconds");

@@ -181,8 +181,23 @@ fn fmtp_value<'a>(fmtp: Option<&'a str>, key: &str) -> Option<&'a str> {
     })
 }
 
+/// The header extension that numbers every packet of a transport, so that the receiver can say
+/// when each arrived (transport-wide congestion control feedback).
+pub const TWCC_URI: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
+/// The id `media` gives the transport-wide sequence number extension, if it offers it.
+fn twcc_id(media: &SDPMediaRef) -> Option<u8> {
+    media.attributes().filter(|a| a.key() == "extmap").filter_map(|a| a.value()).find_map(|v| {
+        let (id, uri) = v.trim().split_once(' ')?;
+        let id = id.split('/').next()?.parse::<u8>().ok().filter(|id| (1..=14).contains(id))?;
+        (uri.split_whitespace().next()? == TWCC_URI).then_some(id)
+    })
+}
+
 /// `application/x-rtp` caps for one payload type, as webrtcbin's `codec-preferences` expects.
-/// Header-extension and SSRC fields are left out: they belong to the transport, not the codec.
+/// SSRC fields and header extensions are left out (they belong to the transport), except the
+/// transport-wide sequence number: with it in the answer, the peer's receiver says when each
+/// packet arrived and a sender on our side learns its link (see `link_stats`).
 fn codec_caps(media: &SDPMediaRef, pt: u8) -> Option<gst::Caps> {
     let mut caps = media.caps_from_media(i32::from(pt))?;
     {
@@ -198,6 +213,9 @@ fn codec_caps(media: &SDPMediaRef, pt: u8) -> Option<gst::Caps> {
             s.remove_field(f.as_str());
         }
         s.set("media", media.media()?);
+        if let Some(id) = twcc_id(media) {
+            s.set(format!("extmap-{id}").as_str(), TWCC_URI);
+        }
     }
     Some(caps)
 }
@@ -260,7 +278,9 @@ a=rtpmap:106 H264/90000\r\na=fmtp:106 level-asymmetry-allowed=1;packetization-mo
         let s = video.caps.structure(0).unwrap();
         assert_eq!(s.name(), "application/x-rtp");
         assert_eq!(s.get::<&str>("encoding-name").unwrap(), "VP8");
-        assert!(!s.fields().any(|f| f.starts_with("extmap")), "{s}");
+        let extmaps: Vec<_> = s.fields().filter(|f| f.starts_with("extmap")).collect();
+        assert_eq!(extmaps, ["extmap-3"], "only the transport-wide sequence number: {s}");
+        assert_eq!(s.get::<&str>("extmap-3").unwrap(), TWCC_URI);
         let audio = p.audio.unwrap();
         assert_eq!((audio.mline, audio.pt), (0, 111));
     }

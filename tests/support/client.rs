@@ -51,6 +51,11 @@ pub fn webrtcbin_with(pipeline: &gst::Pipeline, browser_rtcp: bool) -> gst::Elem
     let webrtc = pipeline.by_name("w").expect("pipeline has webrtcbin 'w'");
     let agent = webrtc.property::<gst_webrtc::WebRTCICE>("ice-agent");
     agent.emit_by_name::<bool>("add-local-ip-address", &[&"127.0.0.1"]);
+    // Tell the decoders about lost packets, so that the Opus decoder conceals them (or
+    // recovers them from the next packet's FEC) as a browser does.
+    if let Some(rtpbin) = webrtc.downcast_ref::<gst::Bin>().and_then(|b| b.by_name("rtpbin")) {
+        rtpbin.set_property("do-lost", true);
+    }
     webrtc
 }
 
@@ -289,6 +294,13 @@ pub struct Received {
     pub standard_rtcp: bool,
     /// The UDP ports the viewer's ICE agent may use (so a test can shape its traffic by port).
     pub ports: Option<(u32, u32)>,
+    /// Ask for lost video packets again (NACK, answered by RTX), as browsers do. GStreamer
+    /// 1.22's receiver then sends receiver reports without report blocks and holds its audio
+    /// for retransmissions that never come: only for tests of the picture under loss.
+    pub nack: bool,
+    /// Offer the transport-wide sequence number, so that this viewer sends congestion
+    /// feedback (browsers do; plain GStreamer players do not).
+    pub twcc: bool,
     /// The height of the decoded picture as it arrives (before scaling for analysis), and
     /// each change of it with its time.
     pub decoded_height: Option<i32>,
@@ -298,6 +310,9 @@ pub struct Received {
 pub const VIEW_W: usize = 160;
 pub const VIEW_H: usize = 90;
 const AUDIO_KEEP: usize = 48_000;
+
+/// The transport-wide sequence number header extension (congestion feedback).
+pub const TWCC_URI: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
 /// A WHEP viewer that decodes the room's mix.
 pub struct Viewer {
@@ -327,8 +342,27 @@ impl Viewer {
         Self::start_inner_with(addr, room, None, codec, true, false, |_| {})
     }
 
-    /// A decoding viewer whose ICE agent uses only UDP ports `min..=max`.
+    /// A decoding viewer whose ICE agent uses only UDP ports `min..=max` and that sends
+    /// transport-wide congestion feedback, as browsers do.
     pub fn start_on_ports(addr: SocketAddr, room: &str, (min, max): (u32, u32)) -> Self {
+        Self::start_inner_with(addr, room, None, Codec::Vp8, true, true, |r| {
+            r.ports = Some((min, max));
+            r.twcc = true;
+        })
+    }
+
+    /// A decoding viewer on `ports` that, like a browser, sends transport-wide feedback and
+    /// asks for lost video packets again (NACK).
+    pub fn start_on_ports_with_nack(addr: SocketAddr, room: &str, (min, max): (u32, u32)) -> Self {
+        Self::start_inner_with(addr, room, None, Codec::Vp8, true, true, |r| {
+            r.ports = Some((min, max));
+            r.twcc = true;
+            r.nack = true;
+        })
+    }
+
+    /// The same, but a player that sends receiver reports only (no transport-wide feedback).
+    pub fn start_on_ports_reports_only(addr: SocketAddr, room: &str, (min, max): (u32, u32)) -> Self {
         Self::start_inner_with(addr, room, None, Codec::Vp8, true, true, |r| r.ports = Some((min, max)))
     }
 
@@ -425,8 +459,14 @@ impl Viewer {
             Codec::H264 => "application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000,packetization-mode=(string)1,profile-level-id=(string)42e01f",
         };
         for caps in [video_caps, "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000"] {
-            let caps: gst::Caps = caps.parse().expect("caps parse");
-            webrtc.emit_by_name::<glib::Object>("add-transceiver", &[&WebRTCRTPTransceiverDirection::Recvonly, &caps]);
+            let mut caps: gst::Caps = caps.parse().expect("caps parse");
+            if initial.twcc {
+                caps.make_mut().structure_mut(0).expect("caps structure").set("extmap-3", TWCC_URI);
+            }
+            let t = webrtc.emit_by_name::<glib::Object>("add-transceiver", &[&WebRTCRTPTransceiverDirection::Recvonly, &caps]);
+            if initial.nack && caps.structure(0).is_some_and(|s| s.get::<&str>("media") == Ok("video")) {
+                t.set_property("do-nack", true);
+            }
         }
         if let Some(ms) = initial.jitterbuffer_ms {
             webrtc.set_property("latency", ms);
@@ -542,7 +582,7 @@ fn decode_into(pipeline: &gst::Pipeline, pad: &gst::Pad, received: Arc<Mutex<Rec
         "VP8" => format!("rtpvp8depay request-keyframe=true wait-for-keyframe=true ! vp8dec name=dec ! videoconvert ! videoscale ! video/x-raw,format=RGB,width={VIEW_W},height={VIEW_H} ! appsink name=sink sync=false"),
         // Slice threads, as browsers decode WebRTC video: frame threads would add a frame of delay.
         "H264" => format!("rtph264depay request-keyframe=true wait-for-keyframe=true ! h264parse ! avdec_h264 name=dec thread-type=slice ! videoconvert ! videoscale ! video/x-raw,format=RGB,width={VIEW_W},height={VIEW_H} ! appsink name=sink sync=false"),
-        "OPUS" => "rtpopusdepay ! opusdec ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,rate=48000,channels=1 ! appsink name=sink sync=false".to_string(),
+        "OPUS" => "rtpopusdepay ! opusdec use-inband-fec=true plc=true ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,rate=48000,channels=1 ! appsink name=sink sync=false".to_string(),
         other => panic!("unexpected stream {other}"),
     };
     let bin = gst::parse::bin_from_description(&description, true).expect("decoder parses");

@@ -1,7 +1,8 @@
 //! A slow link for one receiver, on loopback: `tc` puts an HTB on `lo` whose default class is
 //! unlimited and whose second class, with a small byte queue as a DSL modem has, carries only
 //! UDP to one port range (the receiver's ICE ports). Only that receiver's downlink is slowed;
-//! everything else on loopback passes as before. Removed when dropped (also on a failed test).
+//! everything else on loopback passes as before. Random loss on the same ports comes from an
+//! nftables rule (this kernel has no netem). Removed when dropped (also on a failed test).
 
 use std::process::Command;
 
@@ -21,6 +22,18 @@ fn tc(args: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("tc {args}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// The nftables table that holds the loss rule.
+const NFT_TABLE: &str = "plenum_test_loss";
+
+fn nft(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("nft").args(args).output().map_err(|e| format!("nft not runnable: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("nft {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
     }
 }
 
@@ -47,6 +60,25 @@ impl Shaper {
         tc(&format!("class change dev lo parent 1: classid 1:2 htb rate {kbit}kbit ceil {kbit}kbit")).expect("tc class change");
     }
 
+    /// From now on the receiver's link loses `percent` % of its UDP packets at random.
+    pub fn lose(&self, percent: u32) {
+        self.stop_losing();
+        let rule = format!("udp dport {}-{} numgen random mod 100 < {percent} drop", PORTS.0, PORTS.1);
+        let steps: [&[&str]; 3] = [
+            &["add", "table", "inet", NFT_TABLE],
+            &["add", "chain", "inet", NFT_TABLE, "out", "{ type filter hook output priority 0 ; }"],
+            &["add", "rule", "inet", NFT_TABLE, "out", &rule],
+        ];
+        for step in steps {
+            nft(step).unwrap_or_else(|e| panic!("random loss needs root and nft (nftables): {e}"));
+        }
+    }
+
+    /// No random loss any more.
+    pub fn stop_losing(&self) {
+        let _ = nft(&["delete", "table", "inet", NFT_TABLE]);
+    }
+
     /// No limit any more.
     pub fn lift(&self) {
         tc("class change dev lo parent 1: classid 1:2 htb rate 10gbit ceil 10gbit").expect("tc class change");
@@ -55,6 +87,7 @@ impl Shaper {
 
 impl Drop for Shaper {
     fn drop(&mut self) {
+        self.stop_losing();
         let _ = tc("qdisc del dev lo root");
     }
 }

@@ -85,8 +85,6 @@ enum Event {
     /// A publisher's first decoded frame is ready for the canvas.
     FirstFrame { session: SessionId },
     Keyframe(VideoCodec, usize),
-    /// A viewer's link totals, from its webrtcbin's statistics.
-    Link { session: SessionId, counts: LinkCounts },
     Bus(gst::Message),
 }
 
@@ -243,6 +241,8 @@ struct VideoOut {
     policy: RungPolicy,
     /// The link's totals at the last look.
     counts: Option<LinkCounts>,
+    /// Its RTP session's view of the link, once negotiated.
+    reader: Option<super::link_stats::LinkReader>,
     /// Loss on this link, smoothed over the last several seconds (0..=1).
     loss: f64,
 }
@@ -328,6 +328,7 @@ impl RoomTask {
                     self.check_liveness();
                     self.pipe.reap_rungs();
                     self.ticks += 1;
+                    self.read_feedback();
                     if self.ticks % LINK_POLL_TICKS == 0 {
                         self.poll_links();
                     }
@@ -464,7 +465,6 @@ impl RoomTask {
                 self.remove(session, "negotiation failed");
             }
             Event::Keyframe(codec, rung) => self.pipe.force_keyframe(codec, rung),
-            Event::Link { session, counts } => self.on_link(session, counts),
             Event::FirstFrame { session } => self.show_tile(session),
             Event::Bus(msg) => self.on_bus_message(&msg),
         }

@@ -2,9 +2,9 @@
 //! from its webrtcbin and judged by [`crate::media::rate`]); moving it between rungs.
 
 use super::super::ladder::{self, ReceiverCap, RungIndex};
-use super::super::link_stats::{self, LinkCounts};
-use super::super::rate::Signals;
-use super::{Event, Kind, RoomTask, Session, VideoOut};
+use super::super::link_stats::{LinkCounts, LinkReader};
+use super::super::rate::{Arrivals, Signals};
+use super::{Kind, RoomTask, Session, VideoOut};
 use crate::ids::SessionId;
 
 /// How much of a viewer's smoothed loss is the past (per second): about a 10 s memory.
@@ -35,35 +35,56 @@ impl RoomTask {
         }
     }
 
-    /// Asks every connected viewer's webrtcbin for its link statistics, and the encoder of
-    /// a rung a viewer still waits to move to for another keyframe (the first may have been
-    /// lost to the moment, or folded into the encoder's throttle).
+    /// Reads every connected viewer's receiver reports (once a second) and asks the encoder
+    /// of a rung a viewer still waits to move to for another keyframe (the first may have
+    /// been lost to the moment, or folded into the encoder's throttle).
     pub(super) fn poll_links(&mut self) {
         self.protect_audio();
-        for s in self.sessions.values() {
-            if let Kind::Viewer { video: Some(v), .. } = &s.kind {
-                if let (Some(rung), true) = (v.rung, v.link.is_pending()) {
-                    self.pipe.force_keyframe(v.codec, rung);
-                }
+        let mut reports = Vec::new();
+        for (id, s) in &mut self.sessions {
+            let Kind::Viewer { video: Some(v), .. } = &mut s.kind else { continue };
+            if let (Some(rung), true) = (v.rung, v.link.is_pending()) {
+                self.pipe.force_keyframe(v.codec, rung);
+            }
+            if let Some(reader) = reader_of(v, &s.webrtc, s.connected) {
+                reports.push((*id, reader.counts()));
             }
         }
-        for (id, s) in &self.sessions {
-            if !s.connected || !matches!(s.kind, Kind::Viewer { video: Some(_), .. }) {
+        for (id, counts) in reports {
+            self.on_link(id, counts);
+        }
+    }
+
+    /// Reads every viewer's transport-wide feedback (a few times a second); a queue filling
+    /// up on the way moves the viewer down long before its receiver reports could.
+    pub(super) fn read_feedback(&mut self) {
+        let now = self.epoch.elapsed();
+        let mut moves = Vec::new();
+        for (id, s) in &mut self.sessions {
+            let Kind::Viewer { video: Some(v), .. } = &mut s.kind else { continue };
+            let Some(f) = reader_of(v, &s.webrtc, s.connected).and_then(|r| r.feedback()) else { continue };
+            if f.sent_bps == 0 {
                 continue;
             }
-            let (events, session) = (self.events.clone(), *id);
-            link_stats::request(&s.webrtc, move |counts| {
-                let _ = events.send(Event::Link { session, counts });
-            });
+            let arrivals = Arrivals { delay_growth: f.delay_growth, delivered: f.received_bps as f64 / f.sent_bps as f64, lost: f.loss };
+            tracing::trace!(room = %self.room, session = %s.name, ?arrivals, "viewer feedback");
+            if let Some(target) = v.policy.observe_arrivals(arrivals, now) {
+                tracing::debug!(room = %self.room, session = %s.name, ?arrivals, "feedback says: a queue fills, one rung down");
+                moves.push((*id, rung_of(target, self.pipe.rungs(v.codec).len())));
+            }
+        }
+        for (id, target) in moves {
+            self.move_viewer(id, target);
         }
     }
 
     /// What a viewer's link showed in the last second; it moves if the policy says so.
-    pub(super) fn on_link(&mut self, id: SessionId, counts: LinkCounts) {
+    fn on_link(&mut self, id: SessionId, counts: LinkCounts) {
         let now = self.epoch.elapsed();
         let Some(Session { kind: Kind::Viewer { video: Some(v), .. }, name, .. }) = self.sessions.get_mut(&id) else { return };
         let Some(earlier) = v.counts.replace(counts) else { return };
-        let signals = Signals { loss: counts.loss_since(&earlier), rtt: counts.rtt };
+        let silent = counts.expected == earlier.expected && counts.streams == earlier.streams;
+        let signals = Signals { loss: counts.loss_since(&earlier), rtt: counts.rtt, silent };
         v.loss = LOSS_SMOOTHING * v.loss + (1.0 - LOSS_SMOOTHING) * signals.loss;
         tracing::trace!(room = %self.room, session = %name, loss = signals.loss, rtt = ?signals.rtt, "viewer link");
         let n = self.pipe.rungs(v.codec).len();
@@ -122,8 +143,16 @@ impl RoomTask {
     }
 }
 
+/// The viewer's link reader, found once its session is connected.
+fn reader_of<'a>(v: &'a mut VideoOut, webrtc: &gst::Element, connected: bool) -> Option<&'a mut LinkReader> {
+    if v.reader.is_none() && connected {
+        v.reader = LinkReader::find(webrtc);
+    }
+    v.reader.as_mut()
+}
+
 /// A new viewer's picture, starting on `rung` (its cap's highest).
 pub(super) fn video_out(link: super::TeeLink, codec: crate::profiles::VideoCodec, rung: RungIndex, rungs: usize, now: std::time::Duration) -> VideoOut {
     let start = index(rung, rungs);
-    VideoOut { link, codec, rung, policy: super::super::rate::RungPolicy::new(rungs, start, start, now), counts: None, loss: 0.0 }
+    VideoOut { link, codec, rung, policy: super::super::rate::RungPolicy::new(rungs, start, start, now), counts: None, reader: None, loss: 0.0 }
 }
