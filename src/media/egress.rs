@@ -133,6 +133,18 @@ impl TeeLink {
     }
 }
 
+fn random_ssrc() -> u32 {
+    let mut bytes = [0u8; 4];
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    u32::from_ne_bytes(bytes)
+}
+
+/// The SSRC the payloader of m-line `mline` sends with, in the viewer bin around `webrtc`.
+pub fn payloader_ssrc(webrtc: &gst::Element, mline: usize) -> Option<u32> {
+    let bin = webrtc.parent()?.downcast::<gst::Bin>().ok()?;
+    Some(bin.by_name(&format!("pay-{mline}"))?.property::<u32>("ssrc"))
+}
+
 /// Sends `tee`'s stream on the m-line of `track`: the transceiver becomes sendonly with the
 /// offer's codec and payload type, and a queue and payloader join the viewer's bin. Without a
 /// tee the branch is built but gets nothing until [`TeeLink::move_to`].
@@ -162,6 +174,9 @@ pub fn attach_track(
     queue.set_property("max-size-time", gst::ClockTime::from_mseconds(VIEWER_QUEUE_MS).nseconds());
     let pay = make(payloader, &format!("pay-{}", track.mline))?;
     pay.set_property("pt", u32::from(track.pt));
+    // Chosen here, not by the payloader at start, so that the answer can name it (see
+    // `sdp::name_rtx_primaries`).
+    pay.set_property("ssrc", random_ssrc());
     match payloader {
         "rtph264pay" => {
             pay.set_property("config-interval", -1i32);

@@ -220,6 +220,37 @@ fn codec_caps(media: &SDPMediaRef, pt: u8) -> Option<gst::Caps> {
     Some(caps)
 }
 
+/// webrtcbin 1.22 answers a receiver that asks for retransmissions with
+/// `a=ssrc-group:FID 0 <rtx>`: the media stream's SSRC is not known to it yet, and a browser
+/// that reads 0 drops the real stream (no picture at all). This puts in the SSRC the m-line's
+/// payloader sends with (`primary`, by m-line index) and names it like the RTX stream.
+pub fn name_rtx_primaries(sdp: &str, primary: impl Fn(usize) -> Option<u32>) -> String {
+    let mut out = String::with_capacity(sdp.len() + 256);
+    let mut mline: Option<usize> = None;
+    let mut rtx: Option<(u32, u32)> = None;
+    for line in sdp.split_inclusive('\n') {
+        let trimmed = line.trim_end();
+        if trimmed.starts_with("m=") {
+            mline = Some(mline.map_or(0, |m| m + 1));
+            rtx = None;
+        }
+        if let Some(r) = trimmed.strip_prefix("a=ssrc-group:FID 0 ") {
+            if let (Some(r), Some(m)) = (r.trim().parse::<u32>().ok(), mline.and_then(&primary)) {
+                rtx = Some((r, m));
+                out.push_str(&format!("a=ssrc-group:FID {m} {r}\r\n"));
+                continue;
+            }
+        }
+        if let (Some((r, m)), Some(rest)) = (rtx, trimmed.strip_prefix("a=ssrc:")) {
+            if let Some(attr) = rest.strip_prefix(&format!("{r} ")) {
+                out.push_str(&format!("a=ssrc:{m} {attr}\r\n"));
+            }
+        }
+        out.push_str(line);
+    }
+    out
+}
+
 /// Adds, for every host candidate in `sdp`, the same candidate on `public_ip` (a server behind
 /// 1:1 NAT). The originals stay, so clients on the same network still connect directly.
 pub fn announce_public_ip(sdp: &str, public_ip: IpAddr) -> String {
@@ -329,6 +360,19 @@ a=rtpmap:106 H264/90000\r\na=fmtp:106 level-asymmetry-allowed=1;packetization-mo
         }
         let no_ice = CHROME_LIKE.replace("a=ice-ufrag:abcd\r\n", "");
         assert!(parse_offer(no_ice.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn the_retransmitted_streams_primary_gets_its_ssrc() {
+        let answer = "v=0\r\nm=video 9 UDP 96 97\r\na=rtpmap:97 rtx/90000\r\na=ssrc-group:FID 0 555\r\n\
+a=ssrc:555 msid:user@host webrtctransceiver0\r\na=ssrc:555 cname:user@host\r\nm=audio 9 UDP 111\r\na=ssrc:7 cname:x\r\n";
+        let named = name_rtx_primaries(answer, |m| (m == 0).then_some(42));
+        assert!(named.contains("a=ssrc-group:FID 42 555\r\n"), "{named}");
+        assert!(named.contains("a=ssrc:42 msid:user@host webrtctransceiver0\r\na=ssrc:555 msid:user@host webrtctransceiver0\r\n"), "{named}");
+        assert!(named.contains("a=ssrc:42 cname:user@host\r\na=ssrc:555 cname:user@host\r\n"), "{named}");
+        assert!(!named.contains("FID 0 "));
+        assert!(named.ends_with("m=audio 9 UDP 111\r\na=ssrc:7 cname:x\r\n"), "other m-lines untouched: {named}");
+        assert_eq!(name_rtx_primaries(answer, |_| None), answer, "unknown: left as it is");
     }
 
     #[test]

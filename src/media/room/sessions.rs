@@ -241,6 +241,7 @@ impl RoomTask {
                     if liveness.watch(&webrtc) == 0 {
                         tracing::warn!("no ICE source found to watch; the session relies on RTP alone");
                     }
+                    sdp = super::super::sdp::name_rtx_primaries(&sdp, |mline| egress::payloader_ssrc(&webrtc, mline));
                     if let Some(ip) = public_ip {
                         sdp = super::super::sdp::announce_public_ip(&sdp, ip);
                     }
