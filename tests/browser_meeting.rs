@@ -8,43 +8,16 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use gst::prelude::*;
+use support::fixtures::{self, Fake};
 use support::server::Server;
 
 const COLOURS: [u32; 3] = [0xffe6_1e1e, 0xff1e_c828, 0xff28_3ce6];
 const TONES: [u32; 3] = [500, 700, 900];
 
-fn run_to_file(description: &str) {
-    let pipeline = gst::parse::launch(description).expect("fixture pipeline parses");
-    pipeline.set_state(gst::State::Playing).expect("fixture pipeline plays");
-    let bus = pipeline.bus().expect("bus");
-    let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(30), &[gst::MessageType::Eos, gst::MessageType::Error]);
-    pipeline.set_state(gst::State::Null).expect("fixture pipeline stops");
-    match msg.map(|m| m.type_()) {
-        Some(gst::MessageType::Eos) => {}
-        other => panic!("fixture pipeline '{description}' ended with {other:?}"),
-    }
-}
-
 /// A 2 s solid-colour Y4M and a 2 s sine WAV per participant (chromium loops them).
 fn make_fixtures(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    for i in 0..3 {
-        let y4m = dir.join(format!("p{i}.y4m"));
-        let wav = dir.join(format!("p{i}.wav"));
-        run_to_file(&format!(
-            "videotestsrc num-buffers=30 pattern=solid-color foreground-color={} \
-             ! video/x-raw,format=I420,width=320,height=240,framerate=15/1 ! y4menc ! filesink location={}",
-            COLOURS[i],
-            y4m.display()
-        ));
-        run_to_file(&format!(
-            "audiotestsrc num-buffers=100 samplesperbuffer=960 wave=sine freq={} volume=0.3 \
-             ! audio/x-raw,format=S16LE,rate=48000,channels=1 ! wavenc ! filesink location={}",
-            TONES[i],
-            wav.display()
-        ));
-    }
+    let people: Vec<Fake> = COLOURS.iter().zip(TONES).map(|(c, t)| Fake::plain(*c, t)).collect();
+    fixtures::make(dir, &people);
 }
 
 /// Runs `tests/browser/<script>` against a fresh server; the checks are in the script.

@@ -22,6 +22,8 @@ const VIEWER_QUEUE_MS: u64 = 300;
 pub struct TeeLink {
     ghost: gst::Pad,
     state: Arc<Mutex<LinkState>>,
+    /// The branch's payloader (its SSRC and sequence numbers say what a report covers).
+    pay: gst::Element,
 }
 
 /// A tee and the request pad it gave.
@@ -51,6 +53,11 @@ impl TeeLink {
             pad.remove_probe(probe);
             tee.release_request_pad(&pad);
         }
+    }
+
+    /// The SSRC the branch sends with and the sequence number of its last packet.
+    pub fn sent(&self) -> (u32, u16) {
+        (self.pay.property::<u32>("ssrc"), self.pay.property::<u32>("seqnum") as u16)
     }
 
     /// Whether a move still waits for its keyframe.
@@ -198,7 +205,7 @@ pub fn attach_track(
         .build();
     ghost.set_active(true).map_err(gst_err)?;
     bin.add_pad(&ghost).map_err(gst_err)?;
-    let mut link = TeeLink { ghost: ghost.upcast(), state: Arc::default() };
+    let mut link = TeeLink { ghost: ghost.upcast(), state: Arc::default(), pay };
     if let Some(tee) = tee {
         link.move_to(tee)?;
     }

@@ -114,6 +114,11 @@ impl LinkReader {
         Some(window)
     }
 
+    /// The sequence number up to which the receiver's latest report on stream `ssrc` reaches.
+    pub fn reported_up_to(&self, ssrc: u32) -> Option<u16> {
+        self.blocks.lock().unwrap_or_else(|p| p.into_inner()).get(&ssrc).map(|b| b.highest as u16)
+    }
+
     /// The totals of the receiver's reports on every stream we send it; the round trip only
     /// from reports that came since the last call (an old one describes an old queue).
     pub fn counts(&self) -> LinkCounts {

@@ -23,6 +23,11 @@ use std::time::Duration;
 const LOSS_BAD: f64 = 0.08;
 /// ...at or above this, a very bad one (move two rungs at once).
 const LOSS_SEVERE: f64 = 0.25;
+/// What the sound takes besides the picture (Opus at 48 kbit/s and its packets' headers).
+const AUDIO_KBPS: u32 = 70;
+/// A lower rung is chosen after a very bad second if it needs at most this share of what
+/// still arrived.
+const SEVERE_HEADROOM: f64 = 0.9;
 /// Loss below this is a clean second...
 const LOSS_CLEAN: f64 = 0.02;
 /// ...and at or above this a probe has failed (one lost packet of fifty is not a verdict).
@@ -52,6 +57,8 @@ const SETTLE: Duration = Duration::from_millis(2000);
 /// judged then (they still grow while the old rung feeds until the new one's keyframe, and
 /// come a second or two late), only loss.
 const DRAIN: Duration = Duration::from_secs(5);
+/// After a failed probe, reports describe the probe (and the queue it overflowed) longer.
+const SETTLE_AFTER_PROBE: Duration = Duration::from_millis(4000);
 /// A queue whose round trip keeps shrinking (or holds: no newer report) is still draining:
 /// a lower rung that only just fits a slow line empties a modem's queue slowly. Each such
 /// report gives it this long again...
@@ -69,13 +76,15 @@ const DELIVERED_SHORT: f64 = 0.9;
 /// gap between reports, and at least this long, while it gets a picture is in trouble (its
 /// reports are lost too, or it stopped counting what it gets).
 const REPORTS_MISSING: Duration = Duration::from_secs(3);
+/// ...and during a probe, once its usual gap and at least this long have passed.
+const PROBE_REPORTS_MISSING: Duration = Duration::from_secs(2);
 /// How many recent gaps between reports are remembered.
 const REPORT_GAPS: usize = 8;
 /// Consecutive such reads that move a receiver down (one undoes a probe).
 const QUEUE_READS: u32 = 2;
 /// A probe that feedback undid cost a fraction of a second of queue, not lost packets: the
 /// clean stretch before the next one grows only up to this, so a lifted cap is found soon.
-pub const FEEDBACK_MAX_HOLD: Duration = Duration::from_secs(6);
+pub const FEEDBACK_MAX_HOLD: Duration = Duration::from_secs(5);
 /// After a move down, feedback describes the old rung until the new one's keyframe.
 const ARRIVALS_SETTLE: Duration = Duration::from_millis(1000);
 
@@ -135,6 +144,9 @@ pub struct RungPolicy {
     queue_reads: u32,
     /// Until when feedback is not judged (after a move down).
     arrivals_settle_until: Duration,
+    /// Each rung's bitrate (kbit/s), if known: a very bad second then moves to the highest
+    /// rung that what still arrived would carry, instead of two rungs down.
+    rates: Option<Vec<u32>>,
     /// Whether the receiver sends transport-wide feedback.
     feedback_seen: bool,
     /// When its last report came, and the recent gaps between reports.
@@ -161,10 +173,27 @@ impl RungPolicy {
             best_rtt: None,
             queue_reads: 0,
             arrivals_settle_until: now + ARRIVALS_SETTLE,
+            rates: None,
             feedback_seen: false,
             last_report: None,
             report_gaps: std::collections::VecDeque::with_capacity(REPORT_GAPS),
         }
+    }
+
+    /// The same, knowing each rung's bitrate (top first; the audio comes on top of it).
+    pub fn with_rates(mut self, kbps: Vec<u32>) -> Self {
+        self.rates = (kbps.len() == self.rungs).then_some(kbps);
+        self
+    }
+
+    /// How far a very bad second moves down: to the highest rung that what still arrived
+    /// (the current rung's rate less the loss) carries with room to spare, or sound only.
+    fn severe_steps(&self, loss: f64) -> usize {
+        let Some(rates) = &self.rates else { return 2 };
+        let Some(now) = rates.get(self.current) else { return 2 };
+        let arrived = f64::from(now + AUDIO_KBPS) * (1.0 - loss);
+        let fits = (self.current + 1..self.rungs).find(|r| f64::from(rates[*r] + AUDIO_KBPS) <= arrived * SEVERE_HEADROOM);
+        fits.unwrap_or(self.rungs) - self.current
     }
 
     pub fn current(&self) -> usize {
@@ -222,8 +251,16 @@ impl RungPolicy {
             self.last_report = Some(now);
         }
         // Judged once the receiver's rhythm is known (two reports).
-        let missing_after = self.report_gaps.iter().max().map(|g| (*g * 2).max(REPORTS_MISSING));
+        // During a probe the receiver's usual gap is enough: a probe is on trial.
+        let longest_gap = self.report_gaps.iter().max().copied();
+        let missing_after = if probing {
+            longest_gap.map(|g| g.max(PROBE_REPORTS_MISSING))
+        } else {
+            longest_gap.map(|g| (g * 2).max(REPORTS_MISSING))
+        };
+        // (Not while a move down's old queue drains: a receiver may skip reports then.)
         let reports_missing = !self.feedback_seen
+            && !draining
             && self.current < self.rungs
             && self.last_report.zip(missing_after).is_some_and(|(last, after)| now.saturating_sub(last) >= after);
         let bad = signals.loss >= LOSS_BAD
@@ -237,12 +274,17 @@ impl RungPolicy {
             if failed_probe {
                 self.hold = (self.hold * 2).min(MAX_HOLD);
             }
-            let steps = if signals.loss >= LOSS_SEVERE { 2 } else { 1 };
+            // A failed probe goes back to where it came from, however bad its report.
+            let steps = if signals.loss >= LOSS_SEVERE && !failed_probe { self.severe_steps(signals.loss) } else { 1 };
             let certain = signals.loss >= LOSS_SEVERE || (signals.loss >= LOSS_BAD && queueing) || queue_above(RTT_SURE_QUEUEING);
             if (failed_probe || certain || self.bad_streak >= 2) && self.current < self.rungs {
                 let target = (self.current + steps).min(self.rungs);
                 let moved = self.move_to(target, now);
                 self.start_draining(now);
+                if failed_probe {
+                    // The loss the probe caused is reported over the next seconds.
+                    self.settle_until = now + SETTLE_AFTER_PROBE;
+                }
                 return Some(moved);
             }
             return None;
@@ -433,12 +475,12 @@ mod tests {
         let mut p = RungPolicy::new(3, 1, 0, s(0));
         assert_eq!(run(&mut p, 2, 6, |_| lossy(0.0)), vec![(5, 0)], "the probe");
         assert_eq!(p.observe_arrivals(arrivals(4200, 0.8), ms(5250)), Some(1), "undone at the first read");
-        let moves = run(&mut p, 6, 15, |_| lossy(0.0));
-        assert_eq!(moves, vec![(14, 0)], "the next probe waits twice as long (2 s settle, 6 s clean)");
-        for t in [14, 23, 32] {
+        let moves = run(&mut p, 6, 14, |_| lossy(0.0));
+        assert_eq!(moves, vec![(13, 0)], "the next probe waits longer (2 s settle, then 5 s clean instead of 3)");
+        for t in [13, 21, 29] {
             assert_eq!(p.observe_arrivals(arrivals(4200, 0.8), ms(t * 1000 + 250)), Some(1), "undone again");
-            let moves = run(&mut p, t + 1, t + 10, |_| lossy(0.0));
-            assert_eq!(moves, vec![(t + 9, 0)], "cheap failures back off to {FEEDBACK_MAX_HOLD:?} only");
+            let moves = run(&mut p, t + 1, t + 9, |_| lossy(0.0));
+            assert_eq!(moves, vec![(t + 8, 0)], "cheap failures back off to {FEEDBACK_MAX_HOLD:?} only");
         }
 
         let mut p = RungPolicy::new(3, 3, 0, s(0));
@@ -446,6 +488,26 @@ mod tests {
         let moves = run(&mut p, 2, 6, |_| lossy(0.0));
         assert_eq!(moves, vec![(5, 2)], "from sound only, a probe after the usual hold: feedback makes it cheap");
         assert_eq!(p.observe_arrivals(arrivals(22000, 0.5), ms(5250)), Some(3), "a link that cannot carry it says so at once");
+    }
+
+    #[test]
+    fn a_very_bad_second_moves_to_the_rung_that_what_arrived_carries() {
+        let rates = vec![500, 150];
+        let mut p = RungPolicy::new(2, 0, 0, s(0)).with_rates(rates.clone());
+        assert_eq!(p.observe(lossy(0.3), s(2)), Some(1), "570 kbit/s less 30 %: 180p (220) fits");
+        let mut p = RungPolicy::new(2, 0, 0, s(0)).with_rates(rates.clone());
+        assert_eq!(p.observe(lossy(0.7), s(2)), Some(2), "less 70 % (171): sound only");
+        let mut p = RungPolicy::new(3, 0, 0, s(0)).with_rates(vec![1500, 500, 150]);
+        assert_eq!(p.observe(lossy(0.3), s(2)), Some(1), "1570 less 30 % carries 360p");
+        let mut p = RungPolicy::new(3, 0, 0, s(0));
+        assert_eq!(p.observe(lossy(0.3), s(2)), Some(2), "rates unknown: two rungs");
+    }
+
+    #[test]
+    fn a_failed_probe_goes_back_one_rung_however_bad() {
+        let mut p = RungPolicy::new(3, 1, 0, s(0));
+        assert_eq!(run(&mut p, 2, 6, |_| lossy(0.0)), vec![(5, 0)], "the probe");
+        assert_eq!(p.observe(lossy(0.4), s(6)), Some(1), "back to the rung that held, not below it");
     }
 
     #[test]
@@ -483,7 +545,7 @@ mod tests {
         let mut p = RungPolicy::new(3, 1, 0, s(0));
         assert_eq!(run(&mut p, 2, 6, |_| lossy(0.0)), vec![(5, 0)], "a probe");
         let moves = run(&mut p, 6, 12, |_| quiet);
-        assert_eq!(moves.first(), Some(&(8, 1)), "reports stop during the probe: undone (after 3 s)");
+        assert_eq!(moves.first(), Some(&(7, 1)), "reports stop during the probe: undone (after 2 s)");
         // A standard player reports every 2.5-7.5 s: that is no silence.
         let mut p = RungPolicy::new(3, 0, 0, s(0));
         let moves = run(&mut p, 1, 60, |t| if [7, 12, 19, 24, 31, 38, 44, 50, 57].contains(&t) { lossy(0.0) } else { quiet });
@@ -539,6 +601,6 @@ mod tests {
         assert!(run(&mut p, 3, 60, |_| lossy(0.0)).is_empty(), "and never above it");
         assert_eq!(p.set_ceiling(3, s(60)), Some(3), "audio only");
         assert_eq!(p.set_ceiling(0, s(61)), Some(0), "automatic: straight back to the top, as a probe");
-        assert_eq!(run(&mut p, 63, 65, |_| lossy(0.5)), vec![(63, 2)], "which the link may undo");
+        assert_eq!(run(&mut p, 63, 69, |_| lossy(0.5)), vec![(63, 1), (67, 3)], "which the link may undo (a probe one rung, then as bad as it is)");
     }
 }

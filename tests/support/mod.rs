@@ -5,6 +5,7 @@
 pub mod analysis;
 pub mod bench;
 pub mod client;
+pub mod fixtures;
 pub mod http;
 pub mod replay;
 pub mod server;

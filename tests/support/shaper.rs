@@ -47,6 +47,8 @@ impl Shaper {
             "class add dev lo parent 1: classid 1:2 htb rate 10gbit".to_string(),
             format!("qdisc add dev lo parent 1:2 handle 20: bfifo limit {QUEUE_BYTES}"),
             format!("filter add dev lo parent 1: protocol ip prio 1 u32 match ip protocol 17 0xff match ip dport {} 0xff80 flowid 1:2", PORTS.0),
+            // Browsers prefer IPv6 loopback when the server offers it.
+            format!("filter add dev lo parent 1: protocol ipv6 prio 2 u32 match ip6 protocol 17 0xff match ip6 dport {} 0xff80 flowid 1:2", PORTS.0),
         ];
         let shaper = Self { _private: () };
         for step in setup {

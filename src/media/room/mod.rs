@@ -243,6 +243,9 @@ struct VideoOut {
     counts: Option<LinkCounts>,
     /// Its RTP session's view of the link, once negotiated.
     reader: Option<super::link_stats::LinkReader>,
+    /// After a move down: the last video packet sent on the old rung, and when. Reports that
+    /// do not reach past it describe the old rung and their loss is not judged.
+    old_rung_until: Option<(u16, Duration)>,
     /// Loss on this link, smoothed over the last several seconds (0..=1).
     loss: f64,
 }

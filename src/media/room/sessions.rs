@@ -193,7 +193,7 @@ impl RoomTask {
                     VideoCodec::H264 => "rtph264pay",
                 };
                 match egress::attach_track(bin, webrtc, track, payloader, tee.as_ref()) {
-                    Ok(link) => video = Some(super::viewers::video_out(link, *c, rung, self.pipe.rungs(*c).len(), self.epoch.elapsed())),
+                    Ok(link) => video = Some(super::viewers::video_out(link, *c, rung, self.pipe.rungs(*c), self.epoch.elapsed())),
                     Err(e) => {
                         // The rung was counted for this viewer: give it back.
                         if let Some(r) = rung {

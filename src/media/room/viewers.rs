@@ -9,6 +9,8 @@ use crate::ids::SessionId;
 
 /// How much of a viewer's smoothed loss is the past (per second): about a 10 s memory.
 const LOSS_SMOOTHING: f64 = 0.9;
+/// Reports on the old rung's packets are set aside after a move down for at most this long.
+const OLD_RUNG_REPORTS: std::time::Duration = std::time::Duration::from_secs(6);
 /// The most redundancy the Opus encoders are asked for (percent of expected loss).
 const MAX_FEC_PERCENT: f64 = 25.0;
 
@@ -45,6 +47,10 @@ impl RoomTask {
             let Kind::Viewer { video: Some(v), .. } = &mut s.kind else { continue };
             if let (Some(rung), true) = (v.rung, v.link.is_pending()) {
                 self.pipe.force_keyframe(v.codec, rung);
+                // The old rung still feeds it until the new one's keyframe.
+                if let Some((_, since)) = v.old_rung_until {
+                    v.old_rung_until = Some((v.link.sent().1, since));
+                }
             }
             if let Some(reader) = reader_of(v, &s.webrtc, s.connected) {
                 reports.push((*id, reader.counts()));
@@ -84,7 +90,21 @@ impl RoomTask {
         let Some(Session { kind: Kind::Viewer { video: Some(v), .. }, name, .. }) = self.sessions.get_mut(&id) else { return };
         let Some(earlier) = v.counts.replace(counts) else { return };
         let silent = counts.expected == earlier.expected && counts.streams == earlier.streams;
-        let signals = Signals { loss: counts.loss_since(&earlier), rtt: counts.rtt, silent };
+        let mut signals = Signals { loss: counts.loss_since(&earlier), rtt: counts.rtt, silent };
+        if let Some((last_old, since)) = v.old_rung_until {
+            let (ssrc, _) = v.link.sent();
+            let reported = v.reader.as_ref().and_then(|r| r.reported_up_to(ssrc));
+            let past = reported.is_some_and(|r| r.wrapping_sub(last_old) as i16 > 0);
+            let expired = now.saturating_sub(since) >= OLD_RUNG_REPORTS;
+            if past || expired {
+                v.old_rung_until = None;
+            }
+            // What the old rung lost is no reason to leave the new one (also in the interval
+            // whose report first reaches past it: it began on the old rung).
+            if !expired {
+                signals.loss = 0.0;
+            }
+        }
         v.loss = LOSS_SMOOTHING * v.loss + (1.0 - LOSS_SMOOTHING) * signals.loss;
         tracing::trace!(room = %self.room, session = %name, loss = signals.loss, rtt = ?signals.rtt, "viewer link");
         let n = self.pipe.rungs(v.codec).len();
@@ -133,6 +153,8 @@ impl RoomTask {
         if let Some(old) = v.rung {
             self.pipe.release_video(v.codec, old);
         }
+        let down = target.is_none_or(|t| v.rung.is_some_and(|o| t > o));
+        v.old_rung_until = down.then(|| (v.link.sent().1, self.epoch.elapsed()));
         if let Some(rung) = target {
             self.pipe.force_keyframe(v.codec, rung);
         }
@@ -152,7 +174,9 @@ fn reader_of<'a>(v: &'a mut VideoOut, webrtc: &gst::Element, connected: bool) ->
 }
 
 /// A new viewer's picture, starting on `rung` (its cap's highest).
-pub(super) fn video_out(link: super::TeeLink, codec: crate::profiles::VideoCodec, rung: RungIndex, rungs: usize, now: std::time::Duration) -> VideoOut {
+pub(super) fn video_out(link: super::TeeLink, codec: crate::profiles::VideoCodec, rung: RungIndex, rungs: &[ladder::LiveRung], now: std::time::Duration) -> VideoOut {
+    let rates: Option<Vec<u32>> = rungs.iter().map(|r| r.kbps).collect();
+    let rungs = rungs.len();
     let start = index(rung, rungs);
-    VideoOut { link, codec, rung, policy: super::super::rate::RungPolicy::new(rungs, start, start, now), counts: None, reader: None, loss: 0.0 }
+    VideoOut { link, codec, rung, policy: super::super::rate::RungPolicy::new(rungs, start, start, now).with_rates(rates.unwrap_or_default()), counts: None, reader: None, old_rung_until: None, loss: 0.0 }
 }
