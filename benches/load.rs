@@ -36,6 +36,7 @@ fn scenarios() -> Vec<Scenario> {
         max_tiles: Some(publishers),
         viewer_codec: Codec::H264,
         presentation: false,
+        receiver_queries: &[],
     };
     vec![
         base("n2", 1, 2, 0),
@@ -52,6 +53,10 @@ fn scenarios() -> Vec<Scenario> {
         // 50 present, 9 visible (active speaker + strip).
         Scenario { layout: Some("speaker"), ..base("n50speaker", 1, 50, 0) },
         base("rooms8x5", 8, 5, 0),
+        // 10 cameras and 8 more receivers: all on the top rung, or two on each rung of the
+        // ladder (720p, 360p, 180p, sound only): what serving weak links costs.
+        base("n10r9", 1, 10, 8),
+        Scenario { receiver_queries: &["", "max_kbps=700", "quality=low", "quality=audio"], ..base("n10ladder", 1, 10, 8) },
         // A lecture: one presenter, 100 or 200 receive-only viewers sharing one encode.
         Scenario { presentation: true, ..base("presentation100", 1, 1, 99) },
         Scenario { presentation: true, ..base("presentation200", 1, 1, 199) },

@@ -24,6 +24,8 @@ fn a_two_publisher_run_produces_all_reports() {
         max_tiles: None,
         viewer_codec: Codec::H264,
         presentation: false,
+        // The counting receiver on the lowest rung: the harness's way to spread receivers.
+        receiver_queries: &["quality=low"],
     };
     let outcome = run(&scenario, &tmp.join("clips"));
     eprintln!("{outcome:?}");

@@ -39,6 +39,9 @@ pub struct Scenario {
     /// Presentation mode: the publishers (anonymous, like a hall camera) present, the
     /// receivers are the audience.
     pub presentation: bool,
+    /// What the counting receivers ask for, in turn (a WHEP query such as `quality=low`;
+    /// empty: the top rung). None given: all on the top rung.
+    pub receiver_queries: &'static [&'static str],
 }
 
 #[derive(Clone, Debug, Serialize, serde::Deserialize, Default)]
@@ -228,8 +231,15 @@ pub fn run(scenario: &Scenario, cache: &Path) -> Outcome {
     let join = super::wait_for(Duration::from_secs(20), "the probe's first frame", || {
         probe.received.lock().unwrap().first_frame.ok_or("none")
     }) - probe.posted_at;
-    let counting: Vec<Viewer> =
-        (0..scenario.counting_receivers).map(|_| Viewer::start_counting(server.addr, "bench-0", scenario.viewer_codec)).collect();
+    let counting: Vec<Viewer> = (0..scenario.counting_receivers)
+        .map(|i| {
+            let room = match scenario.receiver_queries.get(i % scenario.receiver_queries.len().max(1)) {
+                Some(q) if !q.is_empty() => format!("bench-0?{q}"),
+                _ => "bench-0".to_string(),
+            };
+            Viewer::start_counting(server.addr, &room, scenario.viewer_codec)
+        })
+        .collect();
     std::thread::sleep(Duration::from_secs(3));
 
     let (cpu0, t0) = (cpu_seconds(&pid.to_string()), Instant::now());
