@@ -12,15 +12,13 @@ mod support;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::analysis::{coverage, PRESENT, TOLERANCE};
+use support::browser::{number, Script};
 use support::client::{self, Rgb, Viewer};
 use support::fixtures::{self, Fake};
-use support::server::Server;
+use support::server::{Server, OPEN_TEST_ARGS};
 use support::shaper::{Shaper, PORTS};
 use support::wait_for;
 
@@ -28,9 +26,6 @@ const ROOM: &str = "uplink";
 const RED: Rgb = client::RED;
 const CAP_KBIT: u32 = 500;
 const CAPPED_FOR: Duration = Duration::from_secs(30);
-
-/// What the browser printed, with when.
-type Lines = Arc<Mutex<Vec<(Instant, String)>>>;
 
 /// The browser's view of its sending, once a second.
 #[derive(Debug, Default, Clone, Copy)]
@@ -42,15 +37,16 @@ struct Sending {
     fraction_lost: f64,
 }
 
-fn sending(lines: &Lines) -> Vec<Sending> {
-    lines
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|(at, l)| {
-            let v: serde_json::Value = serde_json::from_str(l.strip_prefix("stats ")?).ok()?;
-            let n = |k: &str| v.get(k).and_then(|x| x.as_f64()).unwrap_or(f64::NAN);
-            Some(Sending { at: Some(*at), estimate: n("estimate"), bytes_sent: n("bytesSent"), height: n("frameHeight"), fraction_lost: n("fractionLost") })
+fn sending(script: &Script) -> Vec<Sending> {
+    script
+        .stats()
+        .into_iter()
+        .map(|(at, v)| Sending {
+            at: Some(at),
+            estimate: number(&v, "estimate"),
+            bytes_sent: number(&v, "bytesSent"),
+            height: number(&v, "frameHeight"),
+            fraction_lost: number(&v, "fractionLost"),
         })
         .collect()
 }
@@ -84,32 +80,13 @@ fn a_browser_behind_a_slow_uplink_lowers_its_sending_and_stays_in_the_picture() 
     let dir = std::env::temp_dir().join(format!("plenum-uplink-{}", std::process::id()));
     fixtures::make(&dir, &[Fake { argb: 0xffe6_1e1e, tone_hz: 500, width: 640, height: 360, snow: true }]);
     let ports = format!("{}-{}", PORTS.0, PORTS.1);
-    let server = Server::start_with(&["--open-media", "--rtp-ports", &ports]);
+    let server = Server::start_with(&[OPEN_TEST_ARGS, &["--rtp-ports", &ports]].concat());
     let shaper = Shaper::install();
 
     let seconds = (CAPPED_FOR + Duration::from_secs(40)).as_secs().to_string();
-    let script = format!("{}/tests/browser/weak_uplink.mjs", env!("CARGO_MANIFEST_DIR"));
-    let mut node = Command::new("node")
-        .args([script.as_str(), &format!("http://{}", server.addr), dir.to_str().unwrap(), ROOM, &seconds])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("node runs (./dev test installs it)");
-    let lines: Lines = Arc::default();
-    let sink = lines.clone();
-    let stdout = node.stdout.take().expect("node's stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            eprintln!("[browser] {line}");
-            sink.lock().unwrap().push((Instant::now(), line));
-        }
-    });
-    let said = |what: &str| lines.lock().unwrap().iter().any(|(_, l)| l.starts_with(what));
-    wait_for(Duration::from_secs(30), "the browser in the room", || {
-        if said("FAIL") {
-            panic!("the browser failed: {:?}", lines.lock().unwrap());
-        }
-        if said("ready") { Ok(()) } else { Err("not yet") }
-    });
+    let base = format!("http://{}", server.addr);
+    let script = Script::start("weak_uplink.mjs", &[&base, dir.to_str().unwrap(), ROOM, &seconds]);
+    script.wait_ready(Duration::from_secs(30));
 
     let viewer = Viewer::start(server.addr, ROOM, None);
     wait_for(Duration::from_secs(15), "the browser's camera in the viewer's picture", || {
@@ -125,9 +102,8 @@ fn a_browser_behind_a_slow_uplink_lowers_its_sending_and_stays_in_the_picture() 
     let (early_rate, early_still) = motion(&viewer, Duration::from_secs(10));
     let (late_rate, late_still) = motion(&viewer, CAPPED_FOR - Duration::from_secs(10));
     shaper.lift();
-    let log = sending(&lines);
-    let _ = node.kill();
-    let _ = node.wait();
+    let log = sending(&script);
+    drop(script);
     let _ = std::fs::remove_dir_all(&dir);
 
     let before: Vec<&Sending> = log.iter().filter(|s| s.at.is_some_and(|t| t < capped)).collect();

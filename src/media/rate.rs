@@ -84,7 +84,7 @@ const REPORT_GAPS: usize = 8;
 const QUEUE_READS: u32 = 2;
 /// A probe that feedback undid cost a fraction of a second of queue, not lost packets: the
 /// clean stretch before the next one grows only up to this, so a lifted cap is found soon.
-pub const FEEDBACK_MAX_HOLD: Duration = Duration::from_secs(5);
+pub const FEEDBACK_MAX_HOLD: Duration = Duration::from_secs(4);
 /// After a move down, feedback describes the old rung until the new one's keyframe.
 const ARRIVALS_SETTLE: Duration = Duration::from_millis(1000);
 
@@ -323,15 +323,19 @@ impl RungPolicy {
             return None;
         }
         self.queue_reads += 1;
-        let failed_probe = self.probe.is_some();
-        if !(failed_probe || self.queue_reads >= QUEUE_READS) || self.current >= self.rungs {
+        if !(self.probe.is_some() || self.queue_reads >= QUEUE_READS) || self.current >= self.rungs {
             return None;
         }
-        if self.probe.take().is_some() {
+        let failed_probe = self.probe.take().is_some();
+        if failed_probe {
             self.hold = (self.hold * 2).min(FEEDBACK_MAX_HOLD).max(self.hold);
         }
         let moved = self.move_to(self.current + 1, now);
         self.start_draining(now);
+        if failed_probe {
+            // Undone within a quarter second: its queue is gone as soon as feedback says so.
+            self.settle_until = now + ARRIVALS_SETTLE;
+        }
         Some(moved)
     }
 
@@ -476,11 +480,11 @@ mod tests {
         assert_eq!(run(&mut p, 2, 6, |_| lossy(0.0)), vec![(5, 0)], "the probe");
         assert_eq!(p.observe_arrivals(arrivals(4200, 0.8), ms(5250)), Some(1), "undone at the first read");
         let moves = run(&mut p, 6, 14, |_| lossy(0.0));
-        assert_eq!(moves, vec![(13, 0)], "the next probe waits longer (2 s settle, then 5 s clean instead of 3)");
-        for t in [13, 21, 29] {
+        assert_eq!(moves, vec![(11, 0)], "the next probe waits longer (1 s settle, then 4 s clean instead of 3)");
+        for t in [11, 17, 23] {
             assert_eq!(p.observe_arrivals(arrivals(4200, 0.8), ms(t * 1000 + 250)), Some(1), "undone again");
-            let moves = run(&mut p, t + 1, t + 9, |_| lossy(0.0));
-            assert_eq!(moves, vec![(t + 8, 0)], "cheap failures back off to {FEEDBACK_MAX_HOLD:?} only");
+            let moves = run(&mut p, t + 1, t + 7, |_| lossy(0.0));
+            assert_eq!(moves, vec![(t + 6, 0)], "cheap failures back off to {FEEDBACK_MAX_HOLD:?} only");
         }
 
         let mut p = RungPolicy::new(3, 3, 0, s(0));

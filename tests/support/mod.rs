@@ -4,6 +4,7 @@
 
 pub mod analysis;
 pub mod bench;
+pub mod browser;
 pub mod client;
 pub mod fixtures;
 pub mod http;

@@ -38,17 +38,27 @@ fn nft(args: &[&str]) -> Result<(), String> {
 }
 
 impl Shaper {
-    /// Installs the classes with the receiver's link unlimited.
+    /// Installs the classes with the receiver's link unlimited: what is sent *to* `PORTS`.
     pub fn install() -> Self {
+        Self::install_matching("dport")
+    }
+
+    /// The same for what is sent *from* `PORTS` (a server whose media ports they are, to a
+    /// receiver whose own ports are not known, such as a browser).
+    pub fn install_from_ports() -> Self {
+        Self::install_matching("sport")
+    }
+
+    fn install_matching(field: &str) -> Self {
         let _ = tc("qdisc del dev lo root");
         let setup = [
             "qdisc add dev lo root handle 1: htb default 1 r2q 1000".to_string(),
             "class add dev lo parent 1: classid 1:1 htb rate 10gbit".to_string(),
             "class add dev lo parent 1: classid 1:2 htb rate 10gbit".to_string(),
             format!("qdisc add dev lo parent 1:2 handle 20: bfifo limit {QUEUE_BYTES}"),
-            format!("filter add dev lo parent 1: protocol ip prio 1 u32 match ip protocol 17 0xff match ip dport {} 0xff80 flowid 1:2", PORTS.0),
+            format!("filter add dev lo parent 1: protocol ip prio 1 u32 match ip protocol 17 0xff match ip {field} {} 0xff80 flowid 1:2", PORTS.0),
             // Browsers prefer IPv6 loopback when the server offers it.
-            format!("filter add dev lo parent 1: protocol ipv6 prio 2 u32 match ip6 protocol 17 0xff match ip6 dport {} 0xff80 flowid 1:2", PORTS.0),
+            format!("filter add dev lo parent 1: protocol ipv6 prio 2 u32 match ip6 protocol 17 0xff match ip6 {field} {} 0xff80 flowid 1:2", PORTS.0),
         ];
         let shaper = Self { _private: () };
         for step in setup {
