@@ -199,8 +199,10 @@ impl Publisher {
         } else {
             format!("videotestsrc is-live=true pattern=solid-color foreground-color={argb} ! {raw}")
         };
+        // A named size stage: a test may change the picture's size mid-stream (as a browser
+        // does when its link gets slower).
         let video_branch = format!(
-            "{picture} ! videoconvert ! {enc} ! {pay} pt={pt} \
+            "{picture} ! videoscale ! capsfilter name=size caps=\"{raw}\" ! videoconvert ! {enc} ! {pay} pt={pt} \
                ! application/x-rtp,media=video,encoding-name={name},payload={pt},clock-rate=90000 ! w. "
         );
         let audio_branch = format!(
@@ -245,6 +247,19 @@ impl Publisher {
         let r = http::request(self.addr, "DELETE", &self.location, &[], b"");
         let _ = self.pipeline.set_state(gst::State::Null);
         r.status
+    }
+
+    /// From now on sends pictures `width` x `height` (same frame rate), mid-stream.
+    pub fn resize(&self, width: u32, height: u32) {
+        let size = self.pipeline.by_name("size").expect("the publisher's size stage");
+        let caps = size.property::<gst::Caps>("caps");
+        let mut caps = caps.copy();
+        {
+            let s = caps.get_mut().expect("caps writable").structure_mut(0).expect("a structure");
+            s.set("width", width as i32);
+            s.set("height", height as i32);
+        }
+        size.set_property("caps", &caps);
     }
 
     /// Sends DELETE but keeps sending media, as a misbehaving or slow client would.
