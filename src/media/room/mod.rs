@@ -42,8 +42,10 @@ pub const PUBLISHER_SILENCE_TIMEOUT: Duration = Duration::from_secs(4);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often liveness and emptiness are checked.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(250);
-/// A second keyframe request after a viewer connects, in case the first raced DTLS.
-const SECOND_KEYFRAME_DELAY: Duration = Duration::from_millis(600);
+/// More keyframe requests after a viewer connects: the first may race DTLS, the next the
+/// receiver's own decoder setup (a loaded machine takes seconds). A receiver that lost them
+/// all would otherwise wait for its PLI or the encoder's next regular keyframe (10 s).
+const LATER_KEYFRAME_DELAYS: [Duration; 3] = [Duration::from_millis(600), Duration::from_millis(1500), Duration::from_millis(3000)];
 /// Viewers' link statistics are read every this many housekeeping ticks (once a second).
 const LINK_POLL_TICKS: u64 = 4;
 /// How long tearing down the pipeline may take before the task gives up waiting.
@@ -485,8 +487,12 @@ impl RoomTask {
                     self.pipe.force_keyframe(codec, rung);
                     let events = self.events.clone();
                     tokio::spawn(async move {
-                        tokio::time::sleep(SECOND_KEYFRAME_DELAY).await;
-                        let _ = events.send(Event::Keyframe(codec, rung));
+                        let mut waited = Duration::ZERO;
+                        for delay in LATER_KEYFRAME_DELAYS {
+                            tokio::time::sleep(delay - waited).await;
+                            waited = delay;
+                            let _ = events.send(Event::Keyframe(codec, rung));
+                        }
                     });
                 }
             }
