@@ -40,11 +40,24 @@ fn wait_external(c: &mut Control, what: &str, check: impl Fn(&[Value]) -> bool) 
     })
 }
 
-fn new_key(moderator: &mut Control, kind: &str) -> String {
+/// Creates a room key of `kind`; the key, and the room settings that say it exists (the
+/// server sends both; their order is not fixed).
+fn new_key(moderator: &mut Control, kind: &str) -> (String, Value) {
     moderator.send_json(&json!({"type": "create_key", "kind": kind}));
-    let key = moderator.expect_type("key", T);
+    let (mut key, mut settings) = (None, None);
+    wait_for(T, "the key and the room settings with it", || {
+        if let Some(m) = moderator.next(Duration::from_millis(200)) {
+            if m["type"] == "key" {
+                key = Some(m);
+            } else if m["type"] == "room" && m["settings"][format!("{kind}_key")] == true {
+                settings = Some(m);
+            }
+        }
+        if key.is_some() && settings.is_some() { Ok(()) } else { Err(format!("key {}, settings {}", key.is_some(), settings.is_some())) }
+    });
+    let (key, settings) = (key.expect("the key"), settings.expect("the settings"));
     assert_eq!(key["kind"], kind);
-    key["key"].as_str().expect("the key").to_string()
+    (key["key"].as_str().expect("the key").to_string(), settings)
 }
 
 /// Whether `viewer` sees `colour` and hears `tone` (`on`), or neither.
@@ -105,7 +118,7 @@ fn a_viewer_key_lets_a_listed_viewer_in_until_ended_or_revoked() {
 
     bo.send_json(&json!({"type": "create_key", "kind": "viewer"}));
     assert_eq!(bo.expect_type("error", T)["code"], "forbidden", "a guest cannot make keys");
-    let key = new_key(&mut ada, "viewer");
+    let (key, _) = new_key(&mut ada, "viewer");
     assert!(key.starts_with("whep-") && key.len() == 37, "{key}");
     assert_eq!(post(&server, "/whep/sprechstunde", None).status, 401, "still no anonymous viewers");
     assert_eq!(post(&server, "/whip/sprechstunde", Some(&key)).status, 401, "a viewer key does not publish");
@@ -152,12 +165,8 @@ fn a_publisher_key_lets_obs_send_and_it_is_listed() {
     let room = "ratssitzung";
     let (mut ada, _, ada_token) = Control::join(server.addr, room, "Ada");
     let ada_view = Viewer::start(server.addr, room, Some(&ada_token));
-    let key = new_key(&mut ada, "publisher");
+    let (key, settings) = new_key(&mut ada, "publisher");
     assert!(key.starts_with("whip-"), "{key}");
-    let settings = wait_for(T, "the room settings with the key", || {
-        let m = ada.next(Duration::from_millis(200)).ok_or("nothing")?;
-        if m["type"] == "room" && m["settings"]["publisher_key"] == true { Ok(m) } else { Err("not yet") }
-    });
     assert_eq!(settings["settings"]["viewer_key"], false);
 
     let obs = Publisher::try_start_at(server.addr, "/whip/ratssitzung?label=Saalkamera", Source::new(BLUE, 880), Some(&key))
