@@ -145,6 +145,11 @@ fn the_waiting_room_keeps_newcomers_out_until_admitted() {
     let room = "lobby";
     let (mut ada, _, _) = Control::join(server.addr, room, "Ada");
     ada.send_json(&json!({"type": "set_waiting_room", "on": true}));
+    // Only once the room says so: a newcomer who joined before the switch was applied is in.
+    support::wait_for(T, "the waiting room on", || {
+        let m = ada.next(Duration::from_millis(200)).ok_or("nothing")?;
+        if m["type"] == "room" && m["settings"]["waiting_room"] == true { Ok(()) } else { Err("not yet") }
+    });
     let (mut bo, bo_id, bo_token) = Control::join(server.addr, room, "Bo");
     bo.expect_type("waiting", T);
     // Waiting: no media, no chat, not listed.
