@@ -2,7 +2,7 @@
 //! publishers through the web client (picture "automatic") and the link from the server to it
 //! is capped at 500 kbit/s. It sends transport-wide feedback and asks for lost packets again,
 //! as browsers do: the server moves it to the 180p rung, its picture keeps its frame rate,
-//! its sound conceals no more than on a free link, and it climbs back when the cap is lifted. Measured by
+//! its sound is not concealed, and it climbs back when the cap is lifted. Measured by
 //! chromium itself (`getStats`: frames decoded, freezes, frame height, concealed samples).
 //!
 //! The cap is real: the server's media ports are 20480-20607 and `tc` slows everything sent
@@ -119,8 +119,10 @@ fn a_browser_on_a_slow_downlink_gets_a_smaller_picture_and_all_its_sound() {
     assert!(low.is_some_and(|d| d <= Duration::from_secs(5)), "the 180p rung within 5 s of the cap: {low:?}");
     assert!(settled.0 >= 13.5, "frames per second under the cap: {settled:?}");
     assert!(settled.2 < 1.0, "freezes under the cap: {settled:?}");
-    // Headless chromium conceals about a third of the samples already on a free link with no
-    // packet lost (its fake audio output's clock; see the issue note): the cap must add none.
-    assert!(settled.3 < free.3 + 0.03, "concealed sound under the cap: {settled:?}, free {free:?}");
+    // Chromium conceals what it lacks at its playout time: lost packets, packets too late, and
+    // gaps between RTP timestamps (mix packets once came 950..970 samples apart for 960 and a
+    // third of all it played was concealed).
+    assert!(free.3 < 0.01, "concealed sound on the free link: {free:?}");
+    assert!(settled.3 < 0.02, "concealed sound under the cap: {settled:?}");
     assert!(back.is_some_and(|d| d <= Duration::from_secs(10)), "back on the top rung within 10 s of the cap's end: {back:?}");
 }

@@ -48,6 +48,26 @@ fn each_participant_hears_the_others_but_not_themselves() {
         wait_for(Duration::from_secs(15), &format!("participant {i} hears the others only"), || check(viewer, expect));
     }
 
+    // Each mix packet holds 20 ms: its RTP timestamp is 960 after the one before, exactly (a
+    // browser conceals any gap between two packets' samples: a few samples off each time made
+    // it conceal a third of all it played). Judged after the first second, in which the room
+    // is still being built around the mix (a stalled tick is a real gap, and the encoder's
+    // first packet is shifted by its look-ahead).
+    wait_for(Duration::from_secs(10), "three seconds of Ada's mix on the wire", || {
+        let n = people[0].1.received.lock().unwrap().opus_stamps.len();
+        if n >= 150 { Ok(()) } else { Err(format!("{n} Opus packets")) }
+    });
+    let stamps = people[0].1.received.lock().unwrap().opus_stamps.clone();
+    let steps: Vec<(usize, u32)> = stamps
+        .windows(2)
+        .enumerate()
+        .skip(50)
+        .filter(|(_, w)| w[1].0 == w[0].0.wrapping_add(1))
+        .map(|(i, w)| (i, w[1].1.wrapping_sub(w[0].1)))
+        .collect();
+    let off: Vec<(usize, u32)> = steps.iter().copied().filter(|(_, d)| *d != 960).collect();
+    assert!(steps.len() >= 90 && off.is_empty(), "RTP timestamp steps other than 960 among {}: {off:?}", steps.len());
+
     // Cem's control connection goes away (tab closed): tile and voice leave within 5 s.
     let (control, _, _) = people.pop().expect("three people");
     let gone = Instant::now();

@@ -33,7 +33,7 @@ pub type LevelSink = Box<dyn Fn(Vec<(Voice, f32)>) + Send>;
 
 /// If the tick thread falls this far behind (machine overloaded), it skips ahead instead of
 /// bursting to catch up.
-const MAX_LAG: Duration = Duration::from_millis(100);
+pub const MAX_LAG: Duration = Duration::from_millis(100);
 
 /// Which mix an output carries: everybody, or everybody but one participant.
 pub type MixKey = Option<Voice>;

@@ -168,7 +168,8 @@ impl RoomPipeline {
             )
             .is_live(true)
             .format(gst::Format::Time)
-            .do_timestamp(true)
+            // Stamped by `AppSrcSink` from the samples it counted.
+            .do_timestamp(false)
             .min_latency(0)
             .max_latency(gst::ClockTime::SECOND.nseconds() as i64)
             .max_time(Some(gst::ClockTime::from_mseconds(200)))
@@ -186,7 +187,7 @@ impl RoomPipeline {
         for e in &elements {
             e.sync_state_with_parent().map_err(gst_err)?;
         }
-        self.mixer.add_output(key.clone(), Box::new(AppSrcSink(appsrc)));
+        self.mixer.add_output(key.clone(), Box::new(AppSrcSink::new(appsrc)));
         self.audio_outs.insert(key, AudioOut { encoder, tee: tee.clone(), elements, users: 1 });
         Ok(tee)
     }
@@ -233,13 +234,60 @@ impl RoomPipeline {
     }
 }
 
-struct AppSrcSink(gst_app::AppSrc);
+/// One mix into its Opus encoder, stamped from the samples counted since the first push.
+///
+/// Not with the clock's time at each push (appsrc's `do-timestamp`): the mixer's 10 ms ticks
+/// come a fraction of a millisecond early or late, the Opus packets then had RTP timestamps
+/// 950..970 apart for 960 samples, and a browser conceals every gap between two packets'
+/// samples: headless chromium concealed a third of all it played. The mixer keeps its ticks
+/// in step with the clock (it catches up when late), so counted time stays with real time;
+/// when it gives up catching up (samples skipped), the stamps start again from the clock.
+struct AppSrcSink {
+    src: gst_app::AppSrc,
+    /// Running time of the first sample since the last resynchronisation, and samples since.
+    base: std::cell::Cell<Option<gst::ClockTime>>,
+    counted: std::cell::Cell<u64>,
+}
+
+/// Counted time this far from the clock means samples were skipped: start again.
+const RESYNC_AFTER: std::time::Duration = super::mixer::MAX_LAG.saturating_add(std::time::Duration::from_millis(50));
+
+impl AppSrcSink {
+    fn new(src: gst_app::AppSrc) -> Self {
+        Self { src, base: std::cell::Cell::new(None), counted: std::cell::Cell::new(0) }
+    }
+
+    fn samples_time(n: u64) -> gst::ClockTime {
+        gst::ClockTime::from_nseconds(n * 1_000_000_000 / u64::from(super::audio_mix::SAMPLE_RATE))
+    }
+}
 
 impl MixSink for AppSrcSink {
     fn push(&self, samples: &[i16]) {
+        // Not playing yet: nobody listens, nothing to stamp against.
+        let Some(now) = self.src.current_running_time() else { return };
+        let expected = self.base.get().map(|b| b + Self::samples_time(self.counted.get()));
+        let in_step = expected.is_some_and(|e| e.nseconds().abs_diff(now.nseconds()) <= RESYNC_AFTER.as_nanos() as u64);
+        if !in_step {
+            self.base.set(Some(now));
+            self.counted.set(0);
+        }
+        let Some(base) = self.base.get() else { return };
+        let start = base + Self::samples_time(self.counted.get());
+        self.counted.set(self.counted.get() + samples.len() as u64);
+        let end = base + Self::samples_time(self.counted.get());
         let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let mut buffer = gst::Buffer::from_mut_slice(bytes);
+        {
+            let b = buffer.get_mut().expect("a new buffer is writable");
+            b.set_pts(start);
+            b.set_duration(end - start);
+            if !in_step {
+                b.set_flags(gst::BufferFlags::DISCONT);
+            }
+        }
         // Flushing (room shutting down) is the only expected failure; nothing to do about it.
-        let _ = self.0.push_buffer(gst::Buffer::from_mut_slice(bytes));
+        let _ = self.src.push_buffer(buffer);
     }
 }
 

@@ -33,7 +33,10 @@ try {
           if (s.kind === "audio" && s.totalSamplesReceived > 0) {
             Object.assign(out, {
               samples: s.totalSamplesReceived, concealed: s.concealedSamples, silentConcealed: s.silentConcealedSamples,
-              audioLost: s.packetsLost,
+              audioLost: s.packetsLost, concealmentEvents: s.concealmentEvents, audioPackets: s.packetsReceived,
+              jitterMs: s.jitterBufferEmittedCount ? 1000 * s.jitterBufferDelay / s.jitterBufferEmittedCount : null,
+              jitterTargetMs: s.jitterBufferEmittedCount ? 1000 * s.jitterBufferTargetDelay / s.jitterBufferEmittedCount : null,
+              accel: s.removedSamplesForAcceleration, decel: s.insertedSamplesForDeceleration,
             });
           }
         });

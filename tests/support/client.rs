@@ -293,6 +293,9 @@ pub struct Received {
     pub audio_times: Vec<Instant>,
     /// RTP and RTCP bytes received on the wire (SRTP, before decryption), all streams.
     pub bytes: u64,
+    /// Sequence number and RTP timestamp of the first Opus packets on the wire (the header
+    /// is not encrypted in SRTP).
+    pub opus_stamps: Vec<(u16, u32)>,
     /// Latency probes: when this colour appears (coverage rising past the threshold)...
     pub watch_colour: Option<(Rgb, f64)>,
     pub colour_onsets: Vec<Instant>,
@@ -548,6 +551,11 @@ impl Drop for Viewer {
 /// and DTLS and answers the server's RTCP like any viewer (or the server would rightly take it
 /// for gone), but spends nothing on decryption, jitterbuffers or depayloading, so hundreds of
 /// them fit beside the server on a small machine.
+/// The payload type this client offers for Opus.
+const OPUS_PT: u8 = 111;
+/// How many Opus packets' stamps a viewer keeps (20 s).
+const OPUS_STAMPS_KEPT: usize = 1000;
+
 fn count_on_the_wire(pipeline: &gst::Pipeline, received: Arc<Mutex<Received>>, drop_rtp: bool) {
     pipeline.connect_deep_element_added(move |_, _, element| {
         if element.factory().is_none_or(|f| f.name() != "nicesrc") {
@@ -566,10 +574,15 @@ fn count_on_the_wire(pipeline: &gst::Pipeline, received: Arc<Mutex<Received>>, d
                 }
             };
             let (mut bytes, mut rtp_only) = (0u64, true);
+            let mut stamps = Vec::new();
             let mut count = |b: &gst::BufferRef| match kind(b) {
                 Some(rtcp) => {
                     bytes += b.size() as u64;
                     rtp_only &= !rtcp;
+                    let mut head = [0u8; 8];
+                    if !rtcp && b.copy_to_slice(0, &mut head).is_ok() && head[1] & 0x7f == OPUS_PT {
+                        stamps.push((u16::from_be_bytes([head[2], head[3]]), u32::from_be_bytes([head[4], head[5], head[6], head[7]])));
+                    }
                 }
                 None => rtp_only = false,
             };
@@ -578,7 +591,12 @@ fn count_on_the_wire(pipeline: &gst::Pipeline, received: Arc<Mutex<Received>>, d
                 Some(gst::PadProbeData::BufferList(list)) => list.iter().for_each(&mut count),
                 _ => rtp_only = false,
             }
-            received.lock().unwrap().bytes += bytes;
+            let mut r = received.lock().unwrap();
+            r.bytes += bytes;
+            if r.opus_stamps.len() < OPUS_STAMPS_KEPT {
+                r.opus_stamps.extend(stamps);
+            }
+            drop(r);
             if drop_rtp && rtp_only {
                 gst::PadProbeReturn::Drop
             } else {
