@@ -15,7 +15,10 @@
 //! out against sendings, and less arrives than was sent. The room task reads that a few times
 //! a second ([`RungPolicy::observe_arrivals`]); two such reads in a row move the receiver down,
 //! one undoes a probe, long before a receiver report could show it and before the queue
-//! overflows into the sound.
+//! overflows into the sound. A queue that overflows all the same (it filled faster than
+//! feedback could say) shows as loss well above random loss, read after read: a second and a
+//! half of it moves the receiver down too, whose receiver reports may show little (it asks for
+//! lost packets again and gets most of them, while the retransmissions fill its link further).
 
 use std::time::Duration;
 
@@ -51,6 +54,10 @@ pub const MAX_HOLD: Duration = Duration::from_secs(30);
 pub const FIRST_HOLD_FROM_AUDIO: Duration = Duration::from_secs(8);
 /// A probe that stays clean this long has held.
 const PROBE_WINDOW: Duration = Duration::from_secs(4);
+/// With transport-wide feedback (which undoes a failing probe within half a second) a probe
+/// has held after this, and the next rung is tried at once: from sound only back to the top
+/// in three steps well within ten seconds of a lifted cap.
+const FEEDBACK_PROBE_WINDOW: Duration = Duration::from_secs(2);
 /// After a move down, reports still describe the old rung for about this long: not judged...
 const SETTLE: Duration = Duration::from_millis(2000);
 /// ...and the queue the old rung built up drains for up to this long: round trips are not
@@ -82,6 +89,15 @@ const PROBE_REPORTS_MISSING: Duration = Duration::from_secs(2);
 const REPORT_GAPS: usize = 8;
 /// Consecutive such reads that move a receiver down (one undoes a probe).
 const QUEUE_READS: u32 = 2;
+/// A share of lost packets in a feedback window this high, read after read, is a queue that
+/// overflows (random loss is rarely this high in a quarter second, and never for long)...
+const OVERFLOW_LOSS: f64 = 0.12;
+/// ...for this many reads in a row (a second and a half): one rung down. (A browser asks for
+/// what it lost again, and gets most of it: its receiver reports then show little loss while
+/// its link is full, the picture stalls on retransmissions and the round trip no longer grows.)
+const OVERFLOW_READS: u32 = 6;
+/// During a probe, two such reads undo it.
+const PROBE_OVERFLOW_READS: u32 = 2;
 /// A probe that feedback undid cost a fraction of a second of queue, not lost packets: the
 /// clean stretch before the next one grows only up to this, so a lifted cap is found soon.
 pub const FEEDBACK_MAX_HOLD: Duration = Duration::from_secs(4);
@@ -100,6 +116,11 @@ pub struct Arrivals {
 }
 
 impl Arrivals {
+    /// More lost than random loss explains: a queue overflows.
+    fn overflowing(&self) -> bool {
+        self.lost >= OVERFLOW_LOSS
+    }
+
     /// A queue filling up: arrivals spread out and fall behind, and nothing is lost yet. (A
     /// window with a lost packet says nothing about a queue: random loss thins the arrivals
     /// and packets sent again arrive out of their turn. A queue that overflows shows in the
@@ -140,8 +161,9 @@ pub struct RungPolicy {
     /// The round trip of the previous report.
     last_rtt: Option<Duration>,
     best_rtt: Option<Duration>,
-    /// Consecutive feedback reads that showed a queue filling.
+    /// Consecutive feedback reads that showed a queue filling, and one overflowing.
     queue_reads: u32,
+    overflow_reads: u32,
     /// Until when feedback is not judged (after a move down).
     arrivals_settle_until: Duration,
     /// Each rung's bitrate (kbit/s), if known: a very bad second then moves to the highest
@@ -172,6 +194,7 @@ impl RungPolicy {
             last_rtt: None,
             best_rtt: None,
             queue_reads: 0,
+            overflow_reads: 0,
             arrivals_settle_until: now + ARRIVALS_SETTLE,
             rates: None,
             feedback_seen: false,
@@ -295,9 +318,13 @@ impl RungPolicy {
             self.clean_since = None;
             return None;
         }
-        if self.probe.is_some_and(|p| now.saturating_sub(p) >= PROBE_WINDOW) {
+        let window = if self.feedback_seen { FEEDBACK_PROBE_WINDOW } else { PROBE_WINDOW };
+        if self.probe.is_some_and(|p| now.saturating_sub(p) >= window) {
             self.probe = None;
             self.hold = FIRST_HOLD;
+            if self.feedback_seen {
+                self.clean_since = Some(now.saturating_sub(FIRST_HOLD));
+            }
         }
         let since = *self.clean_since.get_or_insert(now);
         let hold = if self.current == self.rungs && !self.feedback_seen { self.hold.max(FIRST_HOLD_FROM_AUDIO) } else { self.hold };
@@ -314,16 +341,26 @@ impl RungPolicy {
     /// when it changed); `Some(rung)` when the receiver should move down.
     pub fn observe_arrivals(&mut self, arrivals: Arrivals, now: Duration) -> Option<usize> {
         self.feedback_seen = true;
-        if !arrivals.queueing() {
+        let (queueing, overflowing) = (arrivals.queueing(), arrivals.overflowing());
+        if !queueing {
             self.queue_reads = 0;
+        }
+        if !overflowing {
+            self.overflow_reads = 0;
+        }
+        if !(queueing || overflowing) {
             return None;
         }
         self.clean_since = None;
         if now < self.arrivals_settle_until {
             return None;
         }
-        self.queue_reads += 1;
-        if !(self.probe.is_some() || self.queue_reads >= QUEUE_READS) || self.current >= self.rungs {
+        self.queue_reads += u32::from(queueing);
+        self.overflow_reads += u32::from(overflowing);
+        let probing = self.probe.is_some();
+        let queue_verdict = probing || self.queue_reads >= QUEUE_READS;
+        let overflow_verdict = self.overflow_reads >= if probing { PROBE_OVERFLOW_READS } else { OVERFLOW_READS };
+        if !(queueing && queue_verdict || overflowing && overflow_verdict) || self.current >= self.rungs {
             return None;
         }
         let failed_probe = self.probe.take().is_some();
@@ -353,6 +390,7 @@ impl RungPolicy {
         self.clean_since = None;
         self.settle_until = if down { now + SETTLE } else { now };
         self.queue_reads = 0;
+        self.overflow_reads = 0;
         if down {
             self.arrivals_settle_until = now + ARRIVALS_SETTLE;
         }
@@ -464,7 +502,7 @@ mod tests {
         assert!(moves.is_empty(), "isolated reads do not move: {moves:?}");
         let burst = arrivals(6000, 1.0);
         let jitter = arrivals(300, 0.7);
-        let resent = Arrivals { lost: 0.25, ..full };
+        let resent = Arrivals { lost: 0.05, ..full };
         for i in 30..40 {
             assert_eq!(p.observe_arrivals(resent, ms(i * 250)), None, "random loss and packets sent again are no queue");
         }
@@ -475,11 +513,33 @@ mod tests {
     }
 
     #[test]
+    fn feedback_of_an_overflowing_queue_moves_down_and_random_loss_does_not() {
+        // 5 % random loss: a quarter second of 40 packets loses 0 to 5 of them.
+        let random = [0, 2, 1, 4, 2, 0, 3, 5, 1, 2, 2, 4, 0, 1, 3, 2];
+        let mut p = RungPolicy::new(3, 0, 0, s(0));
+        for i in 8..200u64 {
+            let lost = f64::from(random[i as usize % random.len()]) / 40.0;
+            let a = Arrivals { delay_growth: Duration::from_micros(i % 3 * 900), delivered: 1.0 - lost, lost };
+            assert_eq!(p.observe_arrivals(a, ms(i * 250)), None, "random loss at {i}");
+        }
+        // A full link: what does not fit is dropped, read after read; retransmissions keep the
+        // receiver reports almost clean.
+        let overflow = Arrivals { delay_growth: Duration::from_micros(200), delivered: 0.82, lost: 0.16 };
+        let mut p = RungPolicy::new(3, 0, 0, s(0));
+        let moves: Vec<u64> = (8..16).filter(|i| p.observe_arrivals(overflow, ms(i * 250)).is_some()).collect();
+        assert_eq!(moves, vec![13], "six reads in a row: a second and a half");
+        let mut p = RungPolicy::new(3, 1, 0, s(0));
+        assert_eq!(run(&mut p, 2, 6, |_| lossy(0.0)), vec![(5, 0)], "the probe");
+        assert_eq!(p.observe_arrivals(overflow, ms(5250)), None);
+        assert_eq!(p.observe_arrivals(overflow, ms(5500)), Some(1), "a probe that overflows the link is undone after two reads");
+    }
+
+    #[test]
     fn feedback_undoes_a_probe_at_once_and_backs_off() {
         let mut p = RungPolicy::new(3, 1, 0, s(0));
         assert_eq!(run(&mut p, 2, 6, |_| lossy(0.0)), vec![(5, 0)], "the probe");
         assert_eq!(p.observe_arrivals(arrivals(4200, 0.8), ms(5250)), Some(1), "undone at the first read");
-        let moves = run(&mut p, 6, 14, |_| lossy(0.0));
+        let moves = run(&mut p, 6, 12, |_| lossy(0.0));
         assert_eq!(moves, vec![(11, 0)], "the next probe waits longer (1 s settle, then 4 s clean instead of 3)");
         for t in [11, 17, 23] {
             assert_eq!(p.observe_arrivals(arrivals(4200, 0.8), ms(t * 1000 + 250)), Some(1), "undone again");
@@ -492,6 +552,12 @@ mod tests {
         let moves = run(&mut p, 2, 6, |_| lossy(0.0));
         assert_eq!(moves, vec![(5, 2)], "from sound only, a probe after the usual hold: feedback makes it cheap");
         assert_eq!(p.observe_arrivals(arrivals(22000, 0.5), ms(5250)), Some(3), "a link that cannot carry it says so at once");
+
+        // The cap lifted: from sound only, each probe that holds for 2 s is followed by the next.
+        let mut p = RungPolicy::new(3, 3, 0, s(0));
+        p.observe_arrivals(arrivals(0, 1.0), ms(1500));
+        let moves = run(&mut p, 2, 20, |_| lossy(0.0));
+        assert_eq!(moves, vec![(5, 2), (7, 1), (9, 0)], "the top 7 s after the first clean second");
     }
 
     #[test]
