@@ -13,6 +13,7 @@ pub mod rate;
 mod mixer;
 mod peer;
 mod pipeline;
+mod retransmit;
 mod room;
 mod tile;
 pub mod sdp;

@@ -250,6 +250,10 @@ struct VideoOut {
     old_rung_until: Option<(u16, Duration)>,
     /// Loss on this link, smoothed over the last several seconds (0..=1).
     loss: f64,
+    /// What its retransmissions may take, once its session is connected (`None` when it asks
+    /// for none), and whether that was looked for.
+    retransmit: Option<super::retransmit::RetransmitBudget>,
+    retransmit_looked: bool,
 }
 
 enum Kind {

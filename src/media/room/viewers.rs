@@ -4,6 +4,7 @@
 use super::super::ladder::{self, ReceiverCap, RungIndex};
 use super::super::link_stats::{LinkCounts, LinkReader};
 use super::super::rate::{Arrivals, Signals};
+use super::super::retransmit::RetransmitBudget;
 use super::{Kind, RoomTask, Session, VideoOut};
 use crate::ids::SessionId;
 
@@ -51,6 +52,10 @@ impl RoomTask {
                 if let Some((_, since)) = v.old_rung_until {
                     v.old_rung_until = Some((v.link.sent().1, since));
                 }
+            }
+            if s.connected && !v.retransmit_looked {
+                v.retransmit_looked = true;
+                v.retransmit = RetransmitBudget::attach(&s.webrtc, video_kbps(self.pipe.rungs(v.codec), v.rung));
             }
             if let Some(reader) = reader_of(v, &s.webrtc, s.connected) {
                 reports.push((*id, reader.counts()));
@@ -159,10 +164,21 @@ impl RoomTask {
             self.pipe.force_keyframe(v.codec, rung);
         }
         let rungs = self.pipe.rungs(v.codec);
+        if let Some(budget) = &v.retransmit {
+            budget.set_video_kbps(video_kbps(rungs, target));
+        }
+        let refused = v.retransmit.as_ref().map(|b| b.refused());
         let label = |r: RungIndex| r.and_then(|i| rungs.get(i)).map_or("audio only".to_string(), |r| r.name.clone());
-        tracing::debug!(room = %self.room, session = %name, from = %label(v.rung), to = %label(target), "viewer changed rung");
+        tracing::debug!(room = %self.room, session = %name, from = %label(v.rung), to = %label(target), ?refused, "viewer changed rung");
         v.rung = target;
     }
+}
+
+/// A viewer's video bitrate on `rung` (0 for sound only; a profile without a ladder counts as
+/// its usual top rate).
+fn video_kbps(rungs: &[ladder::LiveRung], rung: RungIndex) -> u32 {
+    const UNSTATED_KBPS: u32 = 1500;
+    rung.and_then(|i| rungs.get(i)).map_or(0, |r| r.kbps.unwrap_or(UNSTATED_KBPS))
 }
 
 /// The viewer's link reader, found once its session is connected.
@@ -178,5 +194,5 @@ pub(super) fn video_out(link: super::TeeLink, codec: crate::profiles::VideoCodec
     let rates: Option<Vec<u32>> = rungs.iter().map(|r| r.kbps).collect();
     let rungs = rungs.len();
     let start = index(rung, rungs);
-    VideoOut { link, codec, rung, policy: super::super::rate::RungPolicy::new(rungs, start, start, now).with_rates(rates.unwrap_or_default()), counts: None, reader: None, old_rung_until: None, loss: 0.0 }
+    VideoOut { link, codec, rung, policy: super::super::rate::RungPolicy::new(rungs, start, start, now).with_rates(rates.unwrap_or_default()), counts: None, reader: None, old_rung_until: None, loss: 0.0, retransmit: None, retransmit_looked: false }
 }
