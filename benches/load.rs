@@ -11,7 +11,10 @@
 //! from /proc; the engine limit is the same decode + composite + encode work as a plain local
 //! pipeline without network.
 //!
-//! Arguments: scenario names to run only those (default: all), e.g. `./dev bench n2 n5`.
+//! Besides the scenarios, `rungs` measures what each rung of the encoding ladder costs (scale +
+//! encode from a camera-like 720p30 canvas) and sends, into `benches/results/rungs.{json,md}`.
+//!
+//! Arguments: scenario names to run only those (default: all), e.g. `./dev bench n2 n5 rungs`.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -84,6 +87,14 @@ fn main() {
         outcomes.push(outcome);
     }
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/results");
-    let md = report(&dir, &machine(), &outcomes);
-    println!("{}", std::fs::read_to_string(md).unwrap_or_default());
+    if !outcomes.is_empty() {
+        let md = report(&dir, &machine(), &outcomes);
+        println!("{}", std::fs::read_to_string(md).unwrap_or_default());
+    }
+    if wanted.is_empty() || wanted.iter().any(|w| w == "rungs") {
+        eprintln!("running rungs ...");
+        let costs = support::bench_rungs::rung_costs(Duration::from_secs(8));
+        let md = support::bench_rungs::report(&dir, &machine(), &costs);
+        println!("{}", std::fs::read_to_string(md).unwrap_or_default());
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod analysis;
 pub mod bench;
+pub mod bench_rungs;
 pub mod browser;
 pub mod client;
 pub mod fixtures;
