@@ -14,6 +14,9 @@
 //! Besides the scenarios, `rungs` measures what each rung of the encoding ladder costs (scale +
 //! encode from a camera-like 720p30 canvas) and sends, into `benches/results/rungs.{json,md}`.
 //!
+//! `adapt` caps one receiver's downlink with `tc` (root only) and measures how fast its picture
+//! follows, into `benches/results/adapt.{json,md}`.
+//!
 //! Arguments: scenario names to run only those (default: all), e.g. `./dev bench n2 n5 rungs`.
 
 #[path = "../tests/support/mod.rs"]
@@ -90,6 +93,14 @@ fn main() {
     if !outcomes.is_empty() {
         let md = report(&dir, &machine(), &outcomes);
         println!("{}", std::fs::read_to_string(md).unwrap_or_default());
+    }
+    if wanted.is_empty() || wanted.iter().any(|w| w == "adapt") {
+        eprintln!("running adapt ...");
+        let rows = support::bench_adapt::adaptations();
+        if !rows.is_empty() {
+            let md = support::bench_adapt::report(&dir, &machine(), &rows);
+            println!("{}", std::fs::read_to_string(md).unwrap_or_default());
+        }
     }
     if wanted.is_empty() || wanted.iter().any(|w| w == "rungs") {
         eprintln!("running rungs ...");

@@ -9,6 +9,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::analysis::{coverage, PRESENT, TOLERANCE};
+use support::link_watch::{self, height, mark, reaches, window};
 use support::client::{self, Publisher, Rgb, Source, Viewer, BLUE, GREEN, RED};
 use support::server::Server;
 use support::shaper::{Shaper, PORTS};
@@ -21,80 +22,15 @@ const LOW: i32 = 180;
 const FPS: f64 = 15.0;
 const COLOURS: [Rgb; 3] = [RED, GREEN, BLUE];
 
-/// What a receiver got between two instants: decoded frames per second, the longest time
-/// without a new frame, the share of audio packets that arrived, and the longest time
-/// without decoded audio.
-#[derive(Debug)]
-struct Window {
-    fps: f64,
-    longest_freeze: Duration,
-    audio: f64,
-    longest_silence: Duration,
-    /// Decoded (or concealed) audio over the window's length.
-    decoded: f64,
-}
-
-/// A mark to measure a window from: the instant and the audio packet counts then.
-struct Mark {
-    at: Instant,
-    audio: (u64, i64),
-}
-
-fn mark(v: &Viewer) -> Mark {
-    Mark { at: Instant::now(), audio: v.audio_packets() }
-}
-
-fn longest_gap(from: Instant, to: Instant, times: impl Iterator<Item = Instant>) -> Duration {
-    let mut edges = vec![from];
-    edges.extend(times.filter(|t| *t >= from && *t <= to));
-    edges.push(to);
-    edges.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default()
-}
-
-fn window(v: &Viewer, from: &Mark) -> Window {
-    let to = mark(v);
-    let r = v.received.lock().unwrap();
-    let frames = r.frame_times.iter().filter(|t| **t >= from.at && **t <= to.at).count();
-    let secs = (to.at - from.at).as_secs_f64();
-    let received = to.audio.0.saturating_sub(from.audio.0) as f64;
-    let lost = (to.audio.1 - from.audio.1).max(0) as f64;
-    Window {
-        fps: frames as f64 / secs,
-        longest_freeze: longest_gap(from.at, to.at, r.frame_times.iter().copied()),
-        audio: if received + lost > 0.0 { received / (received + lost) } else { 0.0 },
-        longest_silence: longest_gap(from.at, to.at, r.audio_log.iter().map(|(t, _)| *t)),
-        decoded: r.audio_log.iter().filter(|(t, _)| *t >= from.at && *t <= to.at).map(|(_, n)| *n).sum::<u64>() as f64 / (48_000.0 * secs),
-    }
-}
-
 /// Waits until `v` shows moving pictures `TOP` tall again (after `since`); how long it took.
 fn back_on_top(v: &Viewer, since: Instant, within: Duration, what: &str) -> Duration {
-    wait_for(within, what, || {
-        let r = v.received.lock().unwrap();
-        let recent = r.frame_times.iter().filter(|t| t.elapsed() < Duration::from_secs(1)).count();
-        let last_change_top = r.height_changes.iter().rev().find(|(t, _)| *t >= since).is_none_or(|(_, h)| *h == TOP);
-        if recent >= 10 && r.decoded_height == Some(TOP) && last_change_top {
-            Ok(since.elapsed())
-        } else {
-            Err(format!("{recent} frames in the last second at height {:?}", r.decoded_height))
-        }
-    })
-}
-
-fn height(v: &Viewer) -> Option<i32> {
-    v.received.lock().unwrap().decoded_height
+    link_watch::back_to(v, TOP, since, within, what)
 }
 
 fn sees_everyone(v: &Viewer) -> Result<(), String> {
     let f = v.frame().ok_or("no frame")?;
     let seen: Vec<f64> = COLOURS.iter().map(|c| coverage(&f, *c, TOLERANCE)).collect();
     if seen.iter().all(|s| *s >= PRESENT) { Ok(()) } else { Err(format!("colour coverage {seen:?}")) }
-}
-
-/// Waits until `v` decodes pictures `want` tall; returns how long that took.
-fn reaches(v: &Viewer, want: i32, within: Duration, what: &str) -> Duration {
-    let start = Instant::now();
-    wait_for(within, what, || if height(v) == Some(want) { Ok(start.elapsed()) } else { Err(format!("height {:?}", height(v))) })
 }
 
 /// A room of three camera-like publishers, a receiver on an unshaped link, and one on the

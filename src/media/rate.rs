@@ -87,22 +87,36 @@ const REPORTS_MISSING: Duration = Duration::from_secs(3);
 const PROBE_REPORTS_MISSING: Duration = Duration::from_secs(2);
 /// How many recent gaps between reports are remembered.
 const REPORT_GAPS: usize = 8;
-/// Consecutive such reads that move a receiver down (one undoes a probe).
+/// This many such reads move a receiver down (one undoes a probe)...
 const QUEUE_READS: u32 = 2;
+/// ...among the last this many (a browser's feedback windows alternate while a queue fills:
+/// one spreads out, the next catches up on a burst).
+const QUEUE_WINDOW: u32 = 3;
 /// A share of lost packets in a feedback window this high, read after read, is a queue that
 /// overflows (random loss is rarely this high in a quarter second, and never for long)...
 const OVERFLOW_LOSS: f64 = 0.12;
-/// ...for this many reads in a row (a second and a half): one rung down. (A browser asks for
-/// what it lost again, and gets most of it: its receiver reports then show little loss while
-/// its link is full, the picture stalls on retransmissions and the round trip no longer grows.)
+/// ...and so is at most this share of the sent bitrate arriving, read after read, when the
+/// queue stands full (its delay no longer grows; seen with GStreamer's NACK receiver behind
+/// 500 kbit/s: 0.70-0.78 for fifteen seconds, no loss in the feedback, no report blocks).
+const DELIVERED_SATURATED: f64 = 0.8;
+/// ...in this many of the last [`OVERFLOW_WINDOW`] reads (a second and a half of two): one
+/// rung down. (A browser asks for what it lost again, and gets most of it: its receiver reports
+/// then show little loss while its link is full, the picture stalls on retransmissions and
+/// the round trip no longer grows. Its retransmissions arrive between the losses, so a read
+/// now and then looks clean: not all of them need to overflow.)
 const OVERFLOW_READS: u32 = 6;
-/// During a probe, two such reads undo it.
+const OVERFLOW_WINDOW: u32 = 8;
+/// During a probe, the last two reads overflowing undo it.
 const PROBE_OVERFLOW_READS: u32 = 2;
 /// A probe that feedback undid cost a fraction of a second of queue, not lost packets: the
 /// clean stretch before the next one grows only up to this, so a lifted cap is found soon.
 pub const FEEDBACK_MAX_HOLD: Duration = Duration::from_secs(4);
 /// After a move down, feedback describes the old rung until the new one's keyframe.
 const ARRIVALS_SETTLE: Duration = Duration::from_millis(1000);
+/// After an undone probe, longer: the queue the probe filled drains behind the rung that
+/// carried the link before it (read as a queue, it once sent a receiver from 180p, which
+/// fitted, to sound only 1.5 s after the undo).
+const ARRIVALS_SETTLE_AFTER_PROBE: Duration = Duration::from_millis(2500);
 
 /// What the receiver's transport-wide feedback showed over its last few packets.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -116,9 +130,12 @@ pub struct Arrivals {
 }
 
 impl Arrivals {
-    /// More lost than random loss explains: a queue overflows.
+    /// More lost than random loss explains, far less arriving than was sent, or less arriving
+    /// while packets are lost or arrivals spread out: a queue that overflows, or stands full in
+    /// front of a link slower than the rung.
     fn overflowing(&self) -> bool {
-        self.lost >= OVERFLOW_LOSS
+        let short = self.delivered <= DELIVERED_SHORT && (self.lost > 0.0 || self.delay_growth >= GROWTH_QUEUEING);
+        self.lost >= OVERFLOW_LOSS || self.delivered <= DELIVERED_SATURATED || short
     }
 
     /// A queue filling up: arrivals spread out and fall behind, and nothing is lost yet. (A
@@ -161,7 +178,8 @@ pub struct RungPolicy {
     /// The round trip of the previous report.
     last_rtt: Option<Duration>,
     best_rtt: Option<Duration>,
-    /// Consecutive feedback reads that showed a queue filling, and one overflowing.
+    /// Which of the recent feedback reads showed a queue filling, and which one overflowing
+    /// (a bit per read, the newest lowest).
     queue_reads: u32,
     overflow_reads: u32,
     /// Until when feedback is not judged (after a move down).
@@ -307,6 +325,7 @@ impl RungPolicy {
                 if failed_probe {
                     // The loss the probe caused is reported over the next seconds.
                     self.settle_until = now + SETTLE_AFTER_PROBE;
+                    self.arrivals_settle_until = now + ARRIVALS_SETTLE_AFTER_PROBE;
                 }
                 return Some(moved);
             }
@@ -342,24 +361,25 @@ impl RungPolicy {
     pub fn observe_arrivals(&mut self, arrivals: Arrivals, now: Duration) -> Option<usize> {
         self.feedback_seen = true;
         let (queueing, overflowing) = (arrivals.queueing(), arrivals.overflowing());
-        if !queueing {
-            self.queue_reads = 0;
-        }
-        if !overflowing {
-            self.overflow_reads = 0;
+        let judged = now >= self.arrivals_settle_until;
+        if judged {
+            self.queue_reads = ((self.queue_reads << 1) | u32::from(queueing)) & ((1 << QUEUE_WINDOW) - 1);
+            self.overflow_reads = ((self.overflow_reads << 1) | u32::from(overflowing)) & ((1 << OVERFLOW_WINDOW) - 1);
         }
         if !(queueing || overflowing) {
             return None;
         }
         self.clean_since = None;
-        if now < self.arrivals_settle_until {
+        if !judged {
             return None;
         }
-        self.queue_reads += u32::from(queueing);
-        self.overflow_reads += u32::from(overflowing);
         let probing = self.probe.is_some();
-        let queue_verdict = probing || self.queue_reads >= QUEUE_READS;
-        let overflow_verdict = self.overflow_reads >= if probing { PROBE_OVERFLOW_READS } else { OVERFLOW_READS };
+        let queue_verdict = probing || self.queue_reads.count_ones() >= QUEUE_READS;
+        let overflow_verdict = if probing {
+            self.overflow_reads & ((1 << PROBE_OVERFLOW_READS) - 1) == (1 << PROBE_OVERFLOW_READS) - 1
+        } else {
+            self.overflow_reads.count_ones() >= OVERFLOW_READS
+        };
         if !(queueing && queue_verdict || overflowing && overflow_verdict) || self.current >= self.rungs {
             return None;
         }
@@ -372,6 +392,7 @@ impl RungPolicy {
         if failed_probe {
             // Undone within a quarter second: its queue is gone as soon as feedback says so.
             self.settle_until = now + ARRIVALS_SETTLE;
+            self.arrivals_settle_until = now + ARRIVALS_SETTLE_AFTER_PROBE;
         }
         Some(moved)
     }
@@ -495,14 +516,19 @@ mod tests {
         let mut p = RungPolicy::new(3, 0, 0, s(0));
         let moves: Vec<_> = (8..30)
             .filter_map(|i| {
-                let a = if i % 2 == 0 { full } else { arrivals(0, 1.0) };
+                let a = if i % 3 == 0 { full } else { arrivals(0, 1.0) };
                 p.observe_arrivals(a, ms(i * 250))
             })
             .collect();
         assert!(moves.is_empty(), "isolated reads do not move: {moves:?}");
+        let mut q = RungPolicy::new(3, 0, 0, s(0));
+        let moves: Vec<u64> = (8..14)
+            .filter(|i| q.observe_arrivals(if i % 2 == 0 { full } else { arrivals(0, 1.05) }, ms(i * 250)).is_some())
+            .collect();
+        assert_eq!(moves, vec![10], "every other read spreading out (a browser's windows while a queue fills): down");
         let burst = arrivals(6000, 1.0);
         let jitter = arrivals(300, 0.7);
-        let resent = Arrivals { lost: 0.05, ..full };
+        let resent = Arrivals { lost: 0.05, delivered: 0.95, ..full };
         for i in 30..40 {
             assert_eq!(p.observe_arrivals(resent, ms(i * 250)), None, "random loss and packets sent again are no queue");
         }
@@ -528,10 +554,31 @@ mod tests {
         let mut p = RungPolicy::new(3, 0, 0, s(0));
         let moves: Vec<u64> = (8..16).filter(|i| p.observe_arrivals(overflow, ms(i * 250)).is_some()).collect();
         assert_eq!(moves, vec![13], "six reads in a row: a second and a half");
+        let standing = Arrivals { delay_growth: Duration::ZERO, delivered: 0.72, lost: 0.0 };
+        let mut p = RungPolicy::new(3, 0, 0, s(0));
+        let moves: Vec<u64> = (8..16).filter(|i| p.observe_arrivals(standing, ms(i * 250)).is_some()).collect();
+        assert_eq!(moves, vec![13], "a full queue that no longer grows: the same");
+        let mut p = RungPolicy::new(3, 0, 0, s(0));
+        let clean = Arrivals { delay_growth: Duration::ZERO, delivered: 0.97, lost: 0.0 };
+        let moves: Vec<u64> = (8..20)
+            .filter(|i| p.observe_arrivals(if i % 4 == 3 { clean } else { overflow }, ms(i * 250)).is_some())
+            .collect();
+        assert_eq!(moves, vec![14], "retransmissions between the losses: a clean read now and then does not hide it");
         let mut p = RungPolicy::new(3, 1, 0, s(0));
         assert_eq!(run(&mut p, 2, 6, |_| lossy(0.0)), vec![(5, 0)], "the probe");
         assert_eq!(p.observe_arrivals(overflow, ms(5250)), None);
         assert_eq!(p.observe_arrivals(overflow, ms(5500)), Some(1), "a probe that overflows the link is undone after two reads");
+    }
+
+    #[test]
+    fn the_queue_an_undone_probe_left_is_not_read_as_a_new_one() {
+        let mut p = RungPolicy::new(3, 1, 0, s(0));
+        assert_eq!(run(&mut p, 2, 6, |_| lossy(0.0)), vec![(5, 0)], "the probe");
+        let full = arrivals(6000, 0.5);
+        assert_eq!(p.observe_arrivals(full, ms(5250)), Some(1), "undone");
+        for t in [5500, 5750, 6000, 6500, 7000, 7500] {
+            assert_eq!(p.observe_arrivals(full, ms(t)), None, "its queue drains behind the rung that fitted");
+        }
     }
 
     #[test]

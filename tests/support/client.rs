@@ -379,6 +379,16 @@ impl Viewer {
         })
     }
 
+    /// An H.264 viewer on `ports` (the codec browsers get): with `feedback` like a browser
+    /// (transport-wide feedback and NACK), else a player with receiver reports only.
+    pub fn start_on_ports_h264(addr: SocketAddr, room: &str, (min, max): (u32, u32), feedback: bool) -> Self {
+        Self::start_inner_with(addr, room, None, Codec::H264, true, true, |r| {
+            r.ports = Some((min, max));
+            r.twcc = feedback;
+            r.nack = feedback;
+        })
+    }
+
     /// The same, but a player that sends receiver reports only (no transport-wide feedback).
     pub fn start_on_ports_reports_only(addr: SocketAddr, room: &str, (min, max): (u32, u32)) -> Self {
         Self::start_inner_with(addr, room, None, Codec::Vp8, true, true, |r| r.ports = Some((min, max)))

@@ -4,11 +4,13 @@
 
 pub mod analysis;
 pub mod bench;
+pub mod bench_adapt;
 pub mod bench_rungs;
 pub mod browser;
 pub mod client;
 pub mod fixtures;
 pub mod http;
+pub mod link_watch;
 pub mod replay;
 pub mod server;
 pub mod shaper;
