@@ -46,6 +46,10 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(250);
 /// receiver's own decoder setup (a loaded machine takes seconds). A receiver that lost them
 /// all would otherwise wait for its PLI or the encoder's next regular keyframe (10 s).
 const LATER_KEYFRAME_DELAYS: [Duration; 3] = [Duration::from_millis(600), Duration::from_millis(1500), Duration::from_millis(3000)];
+/// After a viewer moved down, its new rung's first keyframe went into the queue the old rung
+/// filled and is often lost there (headless chromium then asked again only 2.5 s later and
+/// the picture stood still 3.4 s): two more once that queue has drained.
+const KEYFRAMES_AFTER_MOVE_DOWN: [Duration; 2] = [Duration::from_millis(700), Duration::from_millis(1500)];
 /// Viewers' link statistics are read every this many housekeeping ticks (once a second).
 const LINK_POLL_TICKS: u64 = 4;
 /// How long tearing down the pipeline may take before the task gives up waiting.
@@ -479,6 +483,19 @@ impl RoomTask {
         }
     }
 
+    /// Asks rung `rung` of `codec` for a keyframe after each of `delays` (from now).
+    fn keyframes_later(&self, codec: VideoCodec, rung: usize, delays: &'static [Duration]) {
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let mut waited = Duration::ZERO;
+            for delay in delays {
+                tokio::time::sleep(*delay - waited).await;
+                waited = *delay;
+                let _ = events.send(Event::Keyframe(codec, rung));
+            }
+        });
+    }
+
     fn on_connection_state(&mut self, id: SessionId, state: WebRTCPeerConnectionState) {
         let Some(session) = self.sessions.get_mut(&id) else { return };
         tracing::debug!(room = %self.room, session = %session.name, ?state, "connection state");
@@ -489,15 +506,7 @@ impl RoomTask {
                 tracing::debug!(room = %self.room, session = %session.name, "connected");
                 if let Kind::Viewer { video: Some(VideoOut { codec, rung: Some(rung), .. }), .. } = session.kind {
                     self.pipe.force_keyframe(codec, rung);
-                    let events = self.events.clone();
-                    tokio::spawn(async move {
-                        let mut waited = Duration::ZERO;
-                        for delay in LATER_KEYFRAME_DELAYS {
-                            tokio::time::sleep(delay - waited).await;
-                            waited = delay;
-                            let _ = events.send(Event::Keyframe(codec, rung));
-                        }
-                    });
+                    self.keyframes_later(codec, rung, &LATER_KEYFRAME_DELAYS);
                 }
             }
             WebRTCPeerConnectionState::Failed | WebRTCPeerConnectionState::Closed => {

@@ -160,10 +160,11 @@ impl RoomTask {
         }
         let down = target.is_none_or(|t| v.rung.is_some_and(|o| t > o));
         v.old_rung_until = down.then(|| (v.link.sent().1, self.epoch.elapsed()));
+        let codec = v.codec;
         if let Some(rung) = target {
-            self.pipe.force_keyframe(v.codec, rung);
+            self.pipe.force_keyframe(codec, rung);
         }
-        let rungs = self.pipe.rungs(v.codec);
+        let rungs = self.pipe.rungs(codec);
         if let Some(budget) = &v.retransmit {
             budget.set_video_kbps(video_kbps(rungs, target));
         }
@@ -171,6 +172,9 @@ impl RoomTask {
         let label = |r: RungIndex| r.and_then(|i| rungs.get(i)).map_or("audio only".to_string(), |r| r.name.clone());
         tracing::debug!(room = %self.room, session = %name, from = %label(v.rung), to = %label(target), ?refused, "viewer changed rung");
         v.rung = target;
+        if let (Some(rung), true) = (target, down) {
+            self.keyframes_later(codec, rung, &super::KEYFRAMES_AFTER_MOVE_DOWN);
+        }
     }
 }
 
