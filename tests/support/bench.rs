@@ -74,7 +74,8 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 }
 
 /// CPU seconds (user + system) of a process, from /proc.
-fn cpu_seconds(pid: &str) -> f64 {
+/// CPU seconds (user + system) that process `pid` (or "self") has used.
+pub fn cpu_seconds(pid: &str) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::bench::cpu_seconds;
+
 /// One rung's cost.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RungCost {
@@ -39,13 +41,6 @@ fn canvas() -> String {
     )
 }
 
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 /// Runs `canvas ! chain ! fakesink` for `measure` after a warm-up: (CPU % of one core, kbit/s
 /// that reached the sink).
 fn run(chain: &str, measure: Duration) -> (f64, f64) {
@@ -62,10 +57,10 @@ fn run(chain: &str, measure: Duration) -> (f64, f64) {
     });
     pipeline.set_state(gst::State::Playing).expect("rung pipeline plays");
     std::thread::sleep(Duration::from_secs(2));
-    let (cpu0, bytes0, t0) = (cpu_seconds(), bytes.load(Ordering::Relaxed), Instant::now());
+    let (cpu0, bytes0, t0) = (cpu_seconds("self"), bytes.load(Ordering::Relaxed), Instant::now());
     std::thread::sleep(measure);
     let secs = t0.elapsed().as_secs_f64();
-    let cpu = (cpu_seconds() - cpu0) / secs * 100.0;
+    let cpu = (cpu_seconds("self") - cpu0) / secs * 100.0;
     let kbps = (bytes.load(Ordering::Relaxed) - bytes0) as f64 * 8.0 / 1000.0 / secs;
     pipeline.set_state(gst::State::Null).expect("rung pipeline stops");
     (cpu, kbps)
