@@ -19,6 +19,9 @@
 //! feedback could say) shows as loss well above random loss, read after read: a second and a
 //! half of it moves the receiver down too, whose receiver reports may show little (it asks for
 //! lost packets again and gets most of them, while the retransmissions fill its link further).
+//! A full link delivers what it can carry: such a verdict moves the receiver to the highest rung
+//! that what arrived carries (a 100 kbit/s line under the top rung to sound only at once, not a
+//! rung every two seconds while the sound drowns in the queue).
 
 use std::time::Duration;
 
@@ -110,6 +113,12 @@ const OVERFLOW_READS: u32 = 6;
 const OVERFLOW_WINDOW: u32 = 8;
 /// During a probe, the last two reads overflowing undo it.
 const PROBE_OVERFLOW_READS: u32 = 2;
+/// A read of a queue in which less than this share of what the current rung (with its sound)
+/// needs arrived, while at least as much was sent, is short of the rung: the link carries
+/// less than it needs. Two in a row move the receiver to what fits (right after a move down,
+/// when the old rung's queue still overflows and the new rung cannot fit either).
+const SHORT_OF_RUNG: f64 = 0.8;
+const SHORT_READS: u32 = 2;
 /// A probe that feedback undid cost a fraction of a second of queue, not lost packets: the
 /// clean stretch before the next one grows only up to this, so a lifted cap is found soon.
 pub const FEEDBACK_MAX_HOLD: Duration = Duration::from_secs(4);
@@ -119,6 +128,11 @@ const ARRIVALS_SETTLE: Duration = Duration::from_millis(1000);
 /// carried the link before it (read as a queue, it once sent a receiver from 180p, which
 /// fitted, to sound only 1.5 s after the undo).
 const ARRIVALS_SETTLE_AFTER_PROBE: Duration = Duration::from_millis(2500);
+/// After a move down, for this long, the queue the old rung filled still overflows at every
+/// burst of the new one (a keyframe) while it drains: only a link that carries less than the
+/// new rung needs moves the receiver further down then (with each rung's rate known). Read
+/// as overflow, a 250 kbit/s link whose 180p fitted went on to sound only 2.3 s after 180p.
+const OLD_QUEUE_DRAINS: Duration = Duration::from_secs(4);
 
 /// What the receiver's transport-wide feedback showed over its last few packets.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -129,6 +143,8 @@ pub struct Arrivals {
     pub delivered: f64,
     /// Share of the window's packets that never arrived.
     pub lost: f64,
+    /// What arrived, sound and picture (kbit/s; 0: not known).
+    pub received_kbps: u32,
 }
 
 impl Arrivals {
@@ -186,8 +202,14 @@ pub struct RungPolicy {
     /// (a bit per read, the newest lowest).
     queue_reads: u32,
     overflow_reads: u32,
+    short_reads: u32,
+    /// What arrived in each of the recent reads that showed trouble (newest last; `None` for
+    /// the others): a full link delivers what it carries.
+    arrived: std::collections::VecDeque<Option<u32>>,
     /// Until when feedback is not judged (after a move down).
     arrivals_settle_until: Duration,
+    /// Until when the old rung's queue drains after a move down (see [`OLD_QUEUE_DRAINS`]).
+    old_queue_until: Duration,
     /// Each rung's bitrate (kbit/s), if known: a very bad second then moves to the highest
     /// rung that what still arrived would carry, instead of two rungs down.
     rates: Option<Vec<u32>>,
@@ -217,7 +239,10 @@ impl RungPolicy {
             best_rtt: None,
             queue_reads: 0,
             overflow_reads: 0,
+            short_reads: 0,
+            arrived: std::collections::VecDeque::with_capacity(OVERFLOW_WINDOW as usize),
             arrivals_settle_until: now + ARRIVALS_SETTLE,
+            old_queue_until: now,
             rates: None,
             feedback_seen: false,
             last_report: None,
@@ -324,7 +349,10 @@ impl RungPolicy {
             self.bad_streak += 1;
             let failed_probe = self.probe.take().is_some();
             if failed_probe {
-                self.hold = (self.hold * 2).min(MAX_HOLD);
+                // A receiver with feedback undoes a probe within a quarter second: probing
+                // is cheap, so a lifted cap is found soon (as in `observe_arrivals`).
+                let longest = if self.feedback_seen { FEEDBACK_MAX_HOLD } else { MAX_HOLD };
+                self.hold = (self.hold * 2).min(longest);
             }
             // A failed probe goes back to where it came from, however bad its report.
             let steps = if signals.loss >= LOSS_SEVERE && !failed_probe { self.severe_steps(signals.loss) } else { 1 };
@@ -376,6 +404,13 @@ impl RungPolicy {
         if judged {
             self.queue_reads = ((self.queue_reads << 1) | u32::from(queueing)) & ((1 << QUEUE_WINDOW) - 1);
             self.overflow_reads = ((self.overflow_reads << 1) | u32::from(overflowing)) & ((1 << OVERFLOW_WINDOW) - 1);
+            if self.arrived.len() == OVERFLOW_WINDOW as usize {
+                self.arrived.pop_front();
+            }
+            let full = (queueing || overflowing) && self.sent_the_rung(&arrivals);
+            self.arrived.push_back(full.then_some(arrivals.received_kbps));
+            let short = full && f64::from(arrivals.received_kbps) < self.need() * SHORT_OF_RUNG;
+            self.short_reads = ((self.short_reads << 1) | u32::from(short)) & ((1 << SHORT_READS) - 1);
         }
         if !(queueing || overflowing) {
             return None;
@@ -391,14 +426,18 @@ impl RungPolicy {
         } else {
             self.overflow_reads.count_ones() >= OVERFLOW_READS
         };
-        if !(queueing && queue_verdict || overflowing && overflow_verdict) || self.current >= self.rungs {
+        let short_verdict = self.short_reads == (1 << SHORT_READS) - 1;
+        let old_queue = self.rates.is_some() && !probing && now < self.old_queue_until;
+        let full_verdict = !old_queue && (queueing && queue_verdict || overflowing && overflow_verdict);
+        if !(full_verdict || short_verdict) || self.current >= self.rungs {
             return None;
         }
         let failed_probe = self.probe.take().is_some();
         if failed_probe {
             self.hold = (self.hold * 2).min(FEEDBACK_MAX_HOLD).max(self.hold);
         }
-        let moved = self.move_to(self.current + 1, now);
+        let target = if failed_probe { self.current + 1 } else { self.fitting_below() };
+        let moved = self.move_to(target, now);
         self.start_draining(now);
         if failed_probe {
             // Undone within a quarter second: its queue is gone as soon as feedback says so.
@@ -406,6 +445,30 @@ impl RungPolicy {
             self.arrivals_settle_until = now + ARRIVALS_SETTLE_AFTER_PROBE;
         }
         Some(moved)
+    }
+
+    /// What the current rung and its sound need (kbit/s; 0 when not known).
+    fn need(&self) -> f64 {
+        self.rates.as_ref().and_then(|r| r.get(self.current)).map_or(0.0, |rate| f64::from(rate + AUDIO_KBPS))
+    }
+
+    /// Whether the sender sent about what the current rung needs in the read's window: only
+    /// then is what arrived the link's measure (a still picture that needs little says
+    /// nothing about the link).
+    fn sent_the_rung(&self, a: &Arrivals) -> bool {
+        let sent = if a.delivered > 0.0 { f64::from(a.received_kbps) / a.delivered } else { 0.0 };
+        a.received_kbps > 0 && self.need() > 0.0 && sent >= self.need() * SHORT_OF_RUNG
+    }
+
+    /// Where a receiver goes whose link is full: the highest rung below the current one that
+    /// what arrived carries (a saturated link delivers its capacity; the most any recent read
+    /// of a queue that the rung filled saw, so that one short read does not count), sound only when none does; one rung down
+    /// when nothing is known. A 100 kbit/s link under the top rung goes to sound only at once
+    /// instead of one rung every two seconds while the sound drowns in the queue.
+    fn fitting_below(&self) -> usize {
+        let next = (self.current + 1).min(self.rungs);
+        let (Some(rates), Some(arrived)) = (&self.rates, self.arrived.iter().flatten().max()) else { return next };
+        (next..self.rungs).find(|r| rates[*r] + AUDIO_KBPS <= *arrived).unwrap_or(self.rungs)
     }
 
     fn start_draining(&mut self, now: Duration) {
@@ -423,8 +486,11 @@ impl RungPolicy {
         self.settle_until = if down { now + SETTLE } else { now };
         self.queue_reads = 0;
         self.overflow_reads = 0;
+        self.short_reads = 0;
+        self.arrived.clear();
         if down {
             self.arrivals_settle_until = now + ARRIVALS_SETTLE;
+            self.old_queue_until = now + OLD_QUEUE_DRAINS;
         }
         target
     }
@@ -506,7 +572,7 @@ mod tests {
     /// Transport-wide feedback: arrival gaps growing by `growth_us` per packet, `delivered`
     /// of the sent bitrate arriving.
     fn arrivals(growth_us: u64, delivered: f64) -> Arrivals {
-        Arrivals { delay_growth: Duration::from_micros(growth_us), delivered, lost: 0.0 }
+        Arrivals { delay_growth: Duration::from_micros(growth_us), delivered, lost: 0.0, received_kbps: 0 }
     }
 
     #[test]
@@ -556,7 +622,7 @@ mod tests {
         let mut p = RungPolicy::new(3, 0, 0, s(0));
         for i in 8..200u64 {
             let lost = f64::from(random[i as usize % random.len()]) / 40.0;
-            let a = Arrivals { delay_growth: Duration::from_micros(i % 3 * 900), delivered: 1.0 - lost, lost };
+            let a = Arrivals { delay_growth: Duration::from_micros(i % 3 * 900), delivered: 1.0 - lost, lost, received_kbps: 0 };
             assert_eq!(p.observe_arrivals(a, ms(i * 250)), None, "random loss at {i}");
         }
         // The same on a 500 kbit/s rung: a dozen packets a window, one or two of them lost.
@@ -564,21 +630,21 @@ mod tests {
         let mut p = RungPolicy::new(3, 0, 0, s(0));
         for i in 8..200u64 {
             let lost = f64::from(few[i as usize % few.len()]) / 12.0;
-            let a = Arrivals { delay_growth: Duration::from_micros(i % 2 * 400), delivered: 1.0 - lost, lost };
+            let a = Arrivals { delay_growth: Duration::from_micros(i % 2 * 400), delivered: 1.0 - lost, lost, received_kbps: 0 };
             assert_eq!(p.observe_arrivals(a, ms(i * 250)), None, "random loss in small windows at {i}");
         }
         // A full link: what does not fit is dropped, read after read; retransmissions keep the
         // receiver reports almost clean.
-        let overflow = Arrivals { delay_growth: Duration::from_micros(200), delivered: 0.82, lost: 0.22 };
+        let overflow = Arrivals { delay_growth: Duration::from_micros(200), delivered: 0.82, lost: 0.22, received_kbps: 0 };
         let mut p = RungPolicy::new(3, 0, 0, s(0));
         let moves: Vec<u64> = (8..16).filter(|i| p.observe_arrivals(overflow, ms(i * 250)).is_some()).collect();
         assert_eq!(moves, vec![13], "six reads in a row: a second and a half");
-        let standing = Arrivals { delay_growth: Duration::ZERO, delivered: 0.72, lost: 0.0 };
+        let standing = Arrivals { delay_growth: Duration::ZERO, delivered: 0.72, lost: 0.0, received_kbps: 0 };
         let mut p = RungPolicy::new(3, 0, 0, s(0));
         let moves: Vec<u64> = (8..16).filter(|i| p.observe_arrivals(standing, ms(i * 250)).is_some()).collect();
         assert_eq!(moves, vec![13], "a full queue that no longer grows: the same");
         let mut p = RungPolicy::new(3, 0, 0, s(0));
-        let clean = Arrivals { delay_growth: Duration::ZERO, delivered: 0.97, lost: 0.0 };
+        let clean = Arrivals { delay_growth: Duration::ZERO, delivered: 0.97, lost: 0.0, received_kbps: 0 };
         let moves: Vec<u64> = (8..20)
             .filter(|i| p.observe_arrivals(if i % 4 == 3 { clean } else { overflow }, ms(i * 250)).is_some())
             .collect();
@@ -640,6 +706,45 @@ mod tests {
     }
 
     #[test]
+    fn a_full_link_moves_to_the_rung_that_what_arrives_carries() {
+        // The top rung sends 1600 kbit/s with its sound; `kbps` of it arrive.
+        let full = |kbps| Arrivals { delay_growth: ms(4), delivered: f64::from(kbps) / 1600.0, lost: 0.0, received_kbps: kbps };
+        let verdict = |kbps: &[u32]| {
+            let mut p = RungPolicy::new(3, 0, 0, s(0)).with_rates(vec![1500, 500, 150]);
+            kbps.iter().enumerate().find_map(|(i, k)| p.observe_arrivals(full(*k), ms(2000 + i as u64 * 250)))
+        };
+        assert_eq!(verdict(&[95, 104]), Some(3), "100 kbit/s: sound only at once, not a rung every two seconds");
+        assert_eq!(verdict(&[240, 262]), Some(2), "250 kbit/s: 180p (150 + sound)");
+        assert_eq!(verdict(&[980, 1010]), Some(1), "1 Mbit/s: 360p");
+        assert_eq!(verdict(&[1400, 1420]), Some(1), "at least one rung down");
+        assert_eq!(verdict(&[60, 700]), Some(1), "the most a read of the queue saw: one short window does not drop the picture");
+        let mut p = RungPolicy::new(3, 0, 0, s(0));
+        let moved = [95, 104].iter().enumerate().find_map(|(i, k)| p.observe_arrivals(full(*k), ms(2000 + i as u64 * 250)));
+        assert_eq!(moved, Some(1), "rates unknown: one rung");
+        let mut p = RungPolicy::new(3, 1, 0, s(0)).with_rates(vec![1500, 500, 150]);
+        assert_eq!(run(&mut p, 2, 6, |_| lossy(0.0)), vec![(5, 0)], "the probe");
+        assert_eq!(p.observe_arrivals(full(100), ms(5250)), Some(1), "a failed probe goes back where it came from");
+
+        // The first verdict came while the queue still delivered its burst: 360p. There, what
+        // arrives stays far below what 360p needs: on to what fits, as soon as that is judged.
+        let mut p = RungPolicy::new(3, 0, 0, s(0)).with_rates(vec![1500, 500, 150]);
+        assert_eq!(p.observe_arrivals(full(640), ms(2000)), None);
+        assert_eq!(p.observe_arrivals(full(640), ms(2250)), Some(1), "360p first");
+        let overflow = |kbps| Arrivals { delay_growth: ms(0), delivered: 0.1, lost: 0.6, received_kbps: kbps };
+        assert_eq!(p.observe_arrivals(overflow(70), ms(3250)), None, "one read is no verdict");
+        assert_eq!(p.observe_arrivals(overflow(65), ms(3500)), Some(3), "two reads of 70 kbit/s on 360p: sound only");
+        let mut p = RungPolicy::new(3, 0, 0, s(0)).with_rates(vec![1500, 500, 150]);
+        assert_eq!(p.observe_arrivals(full(240), ms(2000)), None);
+        assert_eq!(p.observe_arrivals(full(250), ms(2250)), Some(2), "180p");
+        let moves: Vec<u64> = (13..30).filter(|i| p.observe_arrivals(overflow(240), ms(i * 250)).is_some()).collect();
+        assert_eq!(moves, vec![25], "the old queue overflows while it drains behind a rung that fits: no move for {OLD_QUEUE_DRAINS:?}, then a verdict as usual");
+        let mut p = RungPolicy::new(3, 1, 0, s(0)).with_rates(vec![1500, 500, 150]);
+        let still = Arrivals { delay_growth: ms(2), delivered: 0.85, lost: 0.0, received_kbps: 90 };
+        let first = (8..40).find_map(|i| p.observe_arrivals(still, ms(i * 250)));
+        assert_eq!(first, Some(2), "a still picture sends little: the usual queue verdict, one rung down, not to what arrived of a rung that was not filled");
+    }
+
+    #[test]
     fn a_failed_probe_goes_back_one_rung_however_bad() {
         let mut p = RungPolicy::new(3, 1, 0, s(0));
         assert_eq!(run(&mut p, 2, 6, |_| lossy(0.0)), vec![(5, 0)], "the probe");
@@ -690,7 +795,7 @@ mod tests {
         let moves = run(&mut p, 1, 60, |t| if [7, 12, 19, 24, 31, 38, 44, 50, 57].contains(&t) { lossy(0.0) } else { quiet });
         assert!(moves.is_empty(), "{moves:?}");
         let mut p = RungPolicy::new(3, 0, 0, s(0));
-        p.observe_arrivals(Arrivals { delay_growth: Duration::ZERO, delivered: 1.0, lost: 0.0 }, s(1));
+        p.observe_arrivals(Arrivals { delay_growth: Duration::ZERO, delivered: 1.0, lost: 0.0, received_kbps: 0 }, s(1));
         assert!(run(&mut p, 2, 30, |_| quiet).is_empty(), "feedback says more than reports");
     }
 

@@ -77,7 +77,7 @@ impl RoomTask {
             if f.sent_bps == 0 {
                 continue;
             }
-            let arrivals = Arrivals { delay_growth: f.delay_growth, delivered: f.received_bps as f64 / f.sent_bps as f64, lost: f.loss };
+            let arrivals = Arrivals { delay_growth: f.delay_growth, delivered: f.received_bps as f64 / f.sent_bps as f64, lost: f.loss, received_kbps: (f.received_bps / 1000) as u32 };
             tracing::trace!(room = %self.room, session = %s.name, ?arrivals, "viewer feedback");
             if let Some(target) = v.policy.observe_arrivals(arrivals, now) {
                 tracing::debug!(room = %self.room, session = %s.name, ?arrivals, "feedback says: a queue fills, one rung down");
