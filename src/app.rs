@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::control::RoomRules;
 use crate::http::{router, AppState, WebFiles};
 use crate::media::MediaConfig;
+use crate::outputs::recording::Recordings;
 use crate::profiles::{Profiles, VideoCodec};
 use crate::rooms::Rooms;
 
@@ -29,6 +30,9 @@ const REQUIRED_ELEMENTS: &[(&str, &str)] = &[
     ("nicesrc", "gstreamer1.0-nice"),
     ("textoverlay", "gstreamer1.0-x"),
     ("videobalance", "gstreamer1.0-plugins-good"),
+    ("avenc_aac", "gstreamer1.0-libav"),
+    ("aacparse", "gstreamer1.0-plugins-good"),
+    ("mpegtsmux", "gstreamer1.0-plugins-bad"),
 ];
 
 fn check_elements() -> anyhow::Result<()> {
@@ -55,6 +59,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ice: config.ice.clone(),
         vp8_profile: profiles.select(&config.vp8_profile, VideoCodec::Vp8)?,
         h264_profile: profiles.select(&config.h264_profile, VideoCodec::H264)?,
+        recordings: Some(Recordings::new(config.recordings_dir.clone())),
     };
     tracing::info!(
         profiles = %profiles.names().collect::<Vec<_>>().join(","),

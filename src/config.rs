@@ -23,6 +23,7 @@ pub const DEFAULT_H264_PROFILE: &str = "h264-x264";
 /// Receive jitterbuffer. webrtcbin's own default (200 ms) adds too much delay for conversation.
 pub const DEFAULT_JITTERBUFFER_MS: u32 = 60;
 pub const DEFAULT_EMPTY_ROOM_GRACE: Duration = Duration::from_secs(5);
+pub const DEFAULT_RECORDINGS_DIR: &str = "recordings";
 
 #[derive(Parser, Debug)]
 #[command(name = "plenum", version, about = "Self-hosted MCU video conferencing on GStreamer")]
@@ -108,6 +109,10 @@ pub struct ServeArgs {
     /// Seconds an empty room is kept before its pipeline is torn down [default: 5].
     #[arg(long, env = "PLENUM_EMPTY_ROOM_GRACE_SECS")]
     pub empty_room_grace_secs: Option<u64>,
+    /// Where moderators' recordings are written (created when the first one starts)
+    /// [default: recordings, in the working directory].
+    #[arg(long, env = "PLENUM_RECORDINGS_DIR")]
+    pub recordings_dir: Option<PathBuf>,
 }
 
 /// The same settings as they may appear in the `--config` file.
@@ -138,6 +143,7 @@ struct FileConfig {
     open_media: bool,
     web_dir: Option<PathBuf>,
     empty_room_grace_secs: Option<u64>,
+    recordings_dir: Option<PathBuf>,
 }
 
 fn parse_codec(s: &str) -> Result<VideoCodec, String> {
@@ -213,6 +219,7 @@ pub struct Config {
     pub open_media: bool,
     pub web_dir: Option<PathBuf>,
     pub empty_room_grace: Duration,
+    pub recordings_dir: PathBuf,
 }
 
 impl Config {
@@ -270,6 +277,7 @@ impl Config {
                 .or(file.empty_room_grace_secs)
                 .map(Duration::from_secs)
                 .unwrap_or(DEFAULT_EMPTY_ROOM_GRACE),
+            recordings_dir: args.recordings_dir.or(file.recordings_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_RECORDINGS_DIR)),
         })
     }
 }

@@ -18,6 +18,7 @@ pub mod control;
 pub mod http;
 pub mod ids;
 pub mod media;
+pub mod outputs;
 pub mod profiles;
 pub mod protocol;
 pub mod room;

@@ -16,7 +16,8 @@
 //!   `set_presentation {on}`, `set_presenter {id, on}`, `set_audience_chat {on}`,
 //!   `allow_multiple_shares {on}`, `create_key {kind}` (a key for external publishers or
 //!   viewers; the answer `key` goes to this moderator only), `revoke_key {kind}` (the key stops
-//!   working and the sessions it let in end), `end_external {id}` (ends one external session).
+//!   working and the sessions it let in end), `end_external {id}` (ends one external session),
+//!   `set_recording {on}` (the room's recording; everyone sees `room.settings.recording`).
 //!
 //! Server → client:
 //! - `joined` with the participant's `id` and `token`. The token authorises WHIP and WHEP
@@ -75,6 +76,7 @@ pub enum ClientMessage {
     CreateKey { kind: ExternalKind },
     RevokeKey { kind: ExternalKind },
     EndExternal { id: String },
+    SetRecording { on: bool },
 }
 
 /// A receiver's own choice of picture: as much as its link carries, the lowest rung, or none.
@@ -140,6 +142,8 @@ pub struct RoomSettings {
     pub publisher_key: bool,
     /// Whether a key for external viewers exists.
     pub viewer_key: bool,
+    /// The room is being recorded: every client shows it for as long as it lasts.
+    pub recording: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,6 +234,8 @@ pub enum ErrorCode {
     WrongPassword,
     /// Media without a participant token or a key from a moderator (HTTP 401).
     Unauthorized,
+    /// The server could not do it (a recording that cannot be written).
+    Unavailable,
 }
 
 impl ServerMessage {

@@ -227,6 +227,21 @@ impl Rooms {
         control.existing_media().await?.trickle(session, candidates).await
     }
 
+    /// For a script with the room's moderator key: the recording switched (`on`) or only
+    /// looked at; the file being written back. A room that is not live has no key.
+    pub async fn automate(&self, room: &RoomId, key: SessionId, on: Option<bool>) -> Result<Option<String>, MediaError> {
+        let control = self.get(room).ok_or_else(|| MediaError::Policy(crate::room::participants::RoomError {
+            code: crate::protocol::ErrorCode::Forbidden,
+            message: "the room is not live: its moderator key is gone".into(),
+        }))?;
+        control.automate(key, on).await.map_err(MediaError::Policy)
+    }
+
+    /// Where recordings are written, if this server records.
+    pub fn recordings(&self) -> Option<&crate::outputs::recording::Recordings> {
+        self.cfg.recordings.as_ref()
+    }
+
     /// A live room's settings, without creating the room.
     pub async fn info(&self, room: &RoomId) -> Option<crate::protocol::RoomSettings> {
         self.get(room)?.info().await

@@ -135,7 +135,28 @@ function button(label, onClick) {
   return b;
 }
 
+/// A short cue when a recording starts (rising) or stops (falling), made here: nothing is loaded.
+function cue(rising) {
+  try {
+    const ctx = new AudioContext();
+    const tones = rising ? [660, 880] : [880, 660];
+    tones.forEach((hz, i) => {
+      const osc = ctx.createOscillator();
+      const gain = ctx.createGain();
+      osc.frequency.value = hz;
+      gain.gain.value = 0.08;
+      osc.connect(gain).connect(ctx.destination);
+      osc.start(ctx.currentTime + i * 0.18);
+      osc.stop(ctx.currentTime + i * 0.18 + 0.15);
+    });
+    setTimeout(() => ctx.close().catch(() => {}), 1000);
+  } catch {
+    // No audio output: the banner and the notice still say it.
+  }
+}
+
 function render() {
+  $("recording-banner").hidden = !state.settings.recording;
   const sending = Boolean(state.whip);
   const mic = $("toggle-mic");
   mic.textContent = t(state.audioMuted ? "unmute" : "mute");
@@ -213,6 +234,7 @@ function render() {
     $("set-presentation").checked = Boolean(state.settings.presentation);
     $("set-audience-chat").checked = Boolean(state.settings.audience_chat);
     $("set-shares").checked = Boolean(state.settings.multiple_shares);
+    $("set-recording").checked = Boolean(state.settings.recording);
     $("set-layout").value = state.settings.layout || "grid";
     $("clear-password").disabled = !state.settings.password;
     for (const kind of ["publisher", "viewer"]) {
@@ -372,7 +394,14 @@ function onControl(control) {
     render();
   });
   control.addEventListener("room", (ev) => {
+    const was = Boolean(state.settings.recording);
     state.settings = ev.detail.settings;
+    const now = Boolean(state.settings.recording);
+    if (now !== was && state.joinedOnce) {
+      notice(now ? "recording_started" : "recording_stopped");
+      cue(now);
+    }
+    state.joinedOnce = true;
     render();
   });
   control.addEventListener("lobby", (ev) => {
@@ -563,6 +592,7 @@ for (const [id, type, key] of [
   ["set-presentation", "set_presentation", "presentation"],
   ["set-audience-chat", "set_audience_chat", "audience_chat"],
   ["set-shares", "allow_multiple_shares", "multiple_shares"],
+  ["set-recording", "set_recording", "recording"],
 ]) {
   $(id).addEventListener("change", (ev) => {
     state.settings = { ...state.settings, [key]: ev.target.checked };
@@ -614,6 +644,12 @@ render();
 state.acquiring = roomInfo(room).then(async (info) => {
   state.info = info;
   if (info.password) $("password-row").hidden = false;
+  if (info.recording) {
+    // Before anyone enters a recorded meeting, they know.
+    state.settings = { ...state.settings, recording: true };
+    $("recording-note").hidden = false;
+    render();
+  }
   if (info.presentation && !sessionStorage.getItem(keyKey)) {
     // The audience of a presentation sends nothing: no camera or microphone requested.
     $("device-note").textContent = t("audience_note");

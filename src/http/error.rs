@@ -37,6 +37,7 @@ impl From<MediaError> for ApiError {
                 ErrorCode::PasswordRequired | ErrorCode::WrongPassword | ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
                 ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
                 ErrorCode::RoomFull => StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::BAD_REQUEST,
             },
             M::Negotiation(_) => StatusCode::BAD_REQUEST,

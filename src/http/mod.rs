@@ -2,6 +2,7 @@
 //! a one-line reason here and nowhere else.
 
 mod error;
+mod recordings;
 mod web;
 mod ws;
 
@@ -76,6 +77,9 @@ pub fn router(state: AppState) -> Router {
         .route("/r/{room}", get(web::room_page))
         .route("/assets/{*path}", get(web::asset))
         .route("/api/rooms/{room}", get(room_info))
+        .route("/api/rooms/{room}/recording", post(recordings::switch))
+        .route("/api/rooms/{room}/recordings", get(recordings::list))
+        .route("/api/rooms/{room}/recordings/{name}", get(recordings::download))
         .route("/whip/{room}", post(whip_post).options(preflight))
         .route("/whep/{room}", post(whep_post).options(preflight))
         .route("/whip/{room}/{session}", axum::routing::delete(end_session).patch(trickle).options(preflight))
@@ -240,6 +244,7 @@ async fn room_info(State(state): State<AppState>, Path(room): Path<String>) -> R
             "password": s.password,
             "waiting_room": s.waiting_room,
             "presentation": s.presentation,
+            "recording": s.recording,
         }),
         None => serde_json::json!({ "live": false }),
     };

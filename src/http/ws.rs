@@ -247,6 +247,7 @@ async fn handle(control: &RoomControl, id: ParticipantId, msg: ClientMessage) ->
         ClientMessage::AllowMultipleShares { on } => ModAction::AllowMultipleShares(on),
         ClientMessage::CreateKey { kind } => ModAction::CreateKey(kind),
         ClientMessage::RevokeKey { kind } => ModAction::RevokeKey(kind),
+        ClientMessage::SetRecording { on } => ModAction::SetRecording(on),
         ClientMessage::EndExternal { id } => match ExternalId::parse(&id) {
             Some(x) => ModAction::EndExternal(x),
             None => return Some(ServerMessage::error(ErrorCode::BadMessage, "no external session with that id")),

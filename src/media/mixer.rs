@@ -104,6 +104,8 @@ struct Output {
 struct MixState {
     inputs: BTreeMap<Voice, InputQueue>,
     outputs: Vec<Output>,
+    /// The full mix once more, for the room's broadcast outputs (recording, live streams).
+    broadcast: Option<Box<dyn MixSink>>,
     /// Voices that are read (so their queues stay fresh) but not mixed.
     silenced: std::collections::BTreeSet<Voice>,
 }
@@ -173,6 +175,11 @@ impl Mixer {
     pub fn remove_output(&self, key: &MixKey) {
         lock(&self.state).outputs.retain(|o| &o.key != key);
     }
+
+    /// The full mix also into `sink` (the broadcast's own encode), or no longer.
+    pub fn set_broadcast(&self, sink: Option<Box<dyn MixSink>>) {
+        lock(&self.state).broadcast = sink;
+    }
 }
 
 impl Drop for Mixer {
@@ -222,6 +229,10 @@ fn tick_loop(state: &Mutex<MixState>, stop: &AtomicBool, levels: &LevelSink) {
             audio_mix::mix_minus(&full, &own, &mut minus);
             audio_mix::render(&minus, &mut out);
             output.sink.push(&out);
+        }
+        if let Some(sink) = &guard.broadcast {
+            audio_mix::render(&full, &mut out);
+            sink.push(&out);
         }
         ticks += 1;
         if ticks % LEVEL_TICKS == 0 && !guard.inputs.is_empty() {

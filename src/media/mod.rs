@@ -5,6 +5,7 @@
 //! forward). Nothing outside this module holds an element.
 
 pub mod audio_mix;
+mod broadcast;
 mod egress;
 mod ingest;
 pub mod ladder;
@@ -77,6 +78,8 @@ pub enum MediaEvent {
     ExternalEnded { session: SessionId },
     /// Audio levels (dBFS) of the participants that publish audio, every 100 ms.
     Levels(Vec<(ParticipantId, f32)>),
+    /// The recording stopped by itself (its pipeline failed: a full disk).
+    RecordingStopped { reason: String },
 }
 
 /// Settings every room's pipeline is built with.
@@ -92,6 +95,8 @@ pub struct MediaConfig {
     pub ice: IceConfig,
     pub vp8_profile: EncoderProfile,
     pub h264_profile: EncoderProfile,
+    /// Where recordings are written (`None`: recording is off on this server).
+    pub recordings: Option<crate::outputs::recording::Recordings>,
 }
 
 pub type SharedMediaConfig = Arc<MediaConfig>;

@@ -156,25 +156,7 @@ impl RoomPipeline {
         }
         self.outputs_built += 1;
         let n = self.outputs_built;
-        let appsrc = gst_app::AppSrc::builder()
-            .name(format!("amix-src-{n}"))
-            .caps(
-                &gst::Caps::builder("audio/x-raw")
-                    .field("format", "S16LE")
-                    .field("layout", "interleaved")
-                    .field("rate", super::audio_mix::SAMPLE_RATE as i32)
-                    .field("channels", 1)
-                    .build(),
-            )
-            .is_live(true)
-            .format(gst::Format::Time)
-            // Stamped by `AppSrcSink` from the samples it counted.
-            .do_timestamp(false)
-            .min_latency(0)
-            .max_latency(gst::ClockTime::SECOND.nseconds() as i64)
-            .max_time(Some(gst::ClockTime::from_mseconds(200)))
-            .leaky_type(gst_app::AppLeakyType::Downstream)
-            .build();
+        let appsrc = mix_appsrc(&format!("amix-src-{n}"));
         let encoder = make("opusenc", &format!("amix-enc-{n}"))?;
         encoder.set_property("bitrate", OPUS_BITRATE);
         encoder.set_property("inband-fec", true);
@@ -234,7 +216,31 @@ impl RoomPipeline {
     }
 }
 
-/// One mix into its Opus encoder, stamped from the samples counted since the first push.
+/// A live source of one mix (48 kHz mono S16), stamped by [`AppSrcSink`]; it drops rather
+/// than blocks the mixer when its branch falls behind.
+pub(super) fn mix_appsrc(name: &str) -> gst_app::AppSrc {
+    gst_app::AppSrc::builder()
+        .name(name)
+        .caps(
+            &gst::Caps::builder("audio/x-raw")
+                .field("format", "S16LE")
+                .field("layout", "interleaved")
+                .field("rate", super::audio_mix::SAMPLE_RATE as i32)
+                .field("channels", 1)
+                .build(),
+        )
+        .is_live(true)
+        .format(gst::Format::Time)
+        // Stamped by `AppSrcSink` from the samples it counted.
+        .do_timestamp(false)
+        .min_latency(0)
+        .max_latency(gst::ClockTime::SECOND.nseconds() as i64)
+        .max_time(Some(gst::ClockTime::from_mseconds(200)))
+        .leaky_type(gst_app::AppLeakyType::Downstream)
+        .build()
+}
+
+/// One mix into its encoder, stamped from the samples counted since the first push.
 ///
 /// Not with the clock's time at each push (appsrc's `do-timestamp`): the mixer's 10 ms ticks
 /// come a fraction of a millisecond early or late, the Opus packets then had RTP timestamps
@@ -242,7 +248,7 @@ impl RoomPipeline {
 /// samples: headless chromium concealed a third of all it played. The mixer keeps its ticks
 /// in step with the clock (it catches up when late), so counted time stays with real time;
 /// when it gives up catching up (samples skipped), the stamps start again from the clock.
-struct AppSrcSink {
+pub(super) struct AppSrcSink {
     src: gst_app::AppSrc,
     /// Running time of the first sample since the last resynchronisation, and samples since.
     base: std::cell::Cell<Option<gst::ClockTime>>,
@@ -253,7 +259,7 @@ struct AppSrcSink {
 const RESYNC_AFTER: std::time::Duration = super::mixer::MAX_LAG.saturating_add(std::time::Duration::from_millis(50));
 
 impl AppSrcSink {
-    fn new(src: gst_app::AppSrc) -> Self {
+    pub(super) fn new(src: gst_app::AppSrc) -> Self {
         Self { src, base: std::cell::Cell::new(None), counted: std::cell::Cell::new(0) }
     }
 

@@ -29,6 +29,8 @@ pub enum ModAction {
     RevokeKey(ExternalKind),
     /// Ends one external session.
     EndExternal(ExternalId),
+    /// Starts or stops the room's recording.
+    SetRecording(bool),
 }
 
 /// What the control task must do after an action.
@@ -48,6 +50,9 @@ pub enum Effect {
     KeyCreated { to: ParticipantId, kind: ExternalKind, key: String },
     /// End this WHIP/WHEP session (an external client).
     EndSession(SessionId),
+    /// Start or stop the room's recording (the media says whether it could); `by` hears of a
+    /// failure.
+    Record { on: bool, by: ParticipantId },
 }
 
 impl Room {
@@ -119,6 +124,7 @@ impl Room {
                 effects.push(Effect::KeyCreated { to: actor, kind, key });
             }
             ModAction::RevokeKey(kind) => effects.extend(self.access.revoke_key(kind).into_iter().map(Effect::EndSession)),
+            ModAction::SetRecording(on) => effects.push(Effect::Record { on, by: actor }),
             ModAction::EndExternal(id) => {
                 let session = self
                     .access

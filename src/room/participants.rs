@@ -108,6 +108,8 @@ pub(super) struct Settings {
     pub(super) audience_chat: bool,
     pub(super) layout: LayoutMode,
     pub(super) multiple_shares: bool,
+    /// A recording of the room is being written (everyone is told).
+    pub(super) recording: bool,
 }
 
 /// The outcome of a join.
@@ -311,7 +313,18 @@ impl Room {
             multiple_shares: self.settings.multiple_shares,
             publisher_key: self.access.has_key(crate::protocol::ExternalKind::Publisher),
             viewer_key: self.access.has_key(crate::protocol::ExternalKind::Viewer),
+            recording: self.settings.recording,
         }
+    }
+
+    /// Whether `key` is this room's moderator key (compared in constant time).
+    pub fn is_moderator_key(&self, key: SessionId) -> bool {
+        self.moderator_key.is_some_and(|k| same_secret(k, key))
+    }
+
+    /// Whether the room is being recorded, as its media says.
+    pub fn set_recording(&mut self, on: bool) {
+        self.settings.recording = on;
     }
 
     /// Who waits for admission (shown to moderators).

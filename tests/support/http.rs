@@ -9,6 +9,8 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// The body as sent (`body` is its lossy text).
+    pub bytes: Vec<u8>,
 }
 
 impl Response {
@@ -34,6 +36,8 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &st
 }
 
 fn parse(raw: &[u8]) -> Option<Response> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let bytes = raw[split + 4..].to_vec();
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text.split_once("\r\n\r\n")?;
     let mut lines = head.split("\r\n");
@@ -42,5 +46,5 @@ fn parse(raw: &[u8]) -> Option<Response> {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
-    Some(Response { status, headers, body: body.to_string() })
+    Some(Response { status, headers, body: body.to_string(), bytes })
 }

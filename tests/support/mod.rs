@@ -8,6 +8,7 @@ pub mod bench_adapt;
 pub mod bench_rungs;
 pub mod browser;
 pub mod client;
+pub mod ffmpeg;
 pub mod fixtures;
 pub mod http;
 pub mod link_watch;

@@ -113,4 +113,9 @@ export default {
   quality_audio: "Nur Ton",
   quality_now_audio: "nur Ton",
   quality_weak: "schwache Verbindung",
+  recording_banner: "Diese Sitzung wird aufgezeichnet.",
+  recording_prejoin: "Diese Sitzung wird aufgezeichnet. Wenn Sie beitreten, werden Ihr Bild, Ihre Stimme und Ihr Name aufgezeichnet.",
+  recording_started: "Die Aufzeichnung hat begonnen.",
+  recording_stopped: "Die Aufzeichnung ist beendet.",
+  record_meeting: "Sitzung aufzeichnen (alle werden informiert)",
 };

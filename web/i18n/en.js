@@ -113,4 +113,9 @@ export default {
   quality_audio: "Audio only",
   quality_now_audio: "audio only",
   quality_weak: "weak connection",
+  recording_banner: "This meeting is being recorded.",
+  recording_prejoin: "This meeting is being recorded. By joining, your picture, voice and name are part of the recording.",
+  recording_started: "The recording has started.",
+  recording_stopped: "The recording has stopped.",
+  record_meeting: "Record the meeting (everyone is told)",
 };

@@ -12,6 +12,7 @@ use super::ladder::{ReceiverCap, RungIndex};
 use super::link_stats::LinkCounts;
 use super::rate::RungPolicy;
 
+mod outputs;
 mod sessions;
 mod viewers;
 use super::ingest;
@@ -82,6 +83,8 @@ enum Command {
     EndParticipant { participant: ParticipantId, publishers_only: bool },
     End { session: SessionId, reply: Reply<()> },
     Trickle { session: SessionId, candidates: Vec<String>, reply: Reply<()> },
+    /// Start (the new file's name back) or stop the room's recording.
+    Record { on: bool, reply: Reply<Option<String>> },
     Shutdown { reply: oneshot::Sender<()> },
 }
 
@@ -151,6 +154,8 @@ impl RoomMedia {
             stage: Stage::default(),
             out,
             ticks: 0,
+            broadcast: None,
+            recording: None,
         };
         tokio::spawn(task.run(rx, events_rx, on_idle));
         Ok(Self { tx })
@@ -217,6 +222,12 @@ impl RoomMedia {
 
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
+    }
+
+    /// Starts the room's recording (the file's name back; the one running if one does) or
+    /// stops it (`None`).
+    pub async fn record(&self, on: bool) -> Result<Option<String>, MediaError> {
+        self.call(|reply| Command::Record { on, reply }).await
     }
 
     /// Ends every session and stops the pipeline; returns when done.
@@ -317,6 +328,9 @@ struct RoomTask {
     stage: Stage,
     out: mpsc::UnboundedSender<MediaEvent>,
     ticks: u64,
+    /// The broadcast encode, while an output uses it, and the recording being written.
+    broadcast: Option<super::broadcast::Broadcast>,
+    recording: Option<crate::outputs::recording::Recording>,
 }
 
 impl RoomTask {
@@ -339,6 +353,7 @@ impl RoomTask {
                 Some(event) = events.recv() => self.handle_event(event),
                 _ = housekeeping.tick() => {
                     self.check_liveness();
+                    self.check_outputs();
                     self.pipe.reap_rungs();
                     self.ticks += 1;
                     self.read_feedback();
@@ -355,6 +370,10 @@ impl RoomTask {
                     }
                 }
             }
+        }
+        if self.recording.is_some() {
+            let _ = self.set_recording(false);
+            let _ = self.out.send(MediaEvent::RecordingStopped { reason: "the room's media closed".into() });
         }
         let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
         for id in ids {
@@ -457,6 +476,9 @@ impl RoomTask {
                     self.remove(id, "participant left");
                 }
                 self.labels.remove(&participant);
+            }
+            Command::Record { on, reply } => {
+                let _ = reply.send(self.set_recording(on));
             }
             Command::Shutdown { .. } => unreachable!("handled in run()"),
         }
@@ -730,6 +752,9 @@ fn reject(cmd: Command) {
             let _ = reply.send(Err(MediaError::RoomClosed));
         }
         Command::End { reply, .. } | Command::Trickle { reply, .. } => {
+            let _ = reply.send(Err(MediaError::RoomClosed));
+        }
+        Command::Record { reply, .. } => {
             let _ = reply.send(Err(MediaError::RoomClosed));
         }
         Command::Shutdown { reply } => {

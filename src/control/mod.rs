@@ -5,6 +5,8 @@
 //! handle to the room's media task, which it starts on demand and restarts if the media task
 //! closed while the room had no media.
 
+mod recording;
+
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -96,6 +98,9 @@ enum Command {
     Media { create: bool, reply: oneshot::Sender<Result<MediaAccess, MediaError>> },
     Publishing { id: ParticipantId, screen: bool },
     Info { reply: oneshot::Sender<RoomSettings> },
+    /// A script with the room's moderator key: the recording started or stopped (`on`), or
+    /// only asked for; the file being written back.
+    Automate { key: SessionId, on: Option<bool>, reply: oneshot::Sender<Result<Option<String>, RoomError>> },
     Shutdown { reply: oneshot::Sender<()> },
 }
 
@@ -130,6 +135,7 @@ impl RoomControl {
             shares: HashMap::new(),
             epoch: Instant::now(),
             empty_since: Some(Instant::now()),
+            recording: None,
         };
         tokio::spawn(task.run(rx, media_rx, on_idle));
         Self { tx }
@@ -221,6 +227,12 @@ impl RoomControl {
         self.ask(|reply| Command::Info { reply }).await
     }
 
+    /// For scripts holding the room's moderator key: starts or stops the recording (`on`) or
+    /// only says which file is being written.
+    pub async fn automate(&self, key: SessionId, on: Option<bool>) -> Result<Option<String>, RoomError> {
+        self.ask(|reply| Command::Automate { key, on, reply }).await.unwrap_or_else(|| Err(closed()))
+    }
+
     pub async fn shutdown(&self) {
         let _ = self.ask(|reply| Command::Shutdown { reply }).await;
     }
@@ -244,6 +256,8 @@ struct ControlTask {
     shares: HashMap<ParticipantId, usize>,
     epoch: Instant,
     empty_since: Option<Instant>,
+    /// The file the room's recording is being written to.
+    recording: Option<String>,
 }
 
 fn wall_ms() -> u64 {
@@ -380,6 +394,10 @@ impl ControlTask {
             Command::Info { reply } => {
                 let _ = reply.send(self.state.settings());
             }
+            Command::Automate { key, on, reply } => {
+                let result = self.automate(key, on).await;
+                let _ = reply.send(result);
+            }
             Command::Shutdown { .. } => unreachable!("handled in run()"),
             cmd => self.handle_media_access(cmd).await,
         }
@@ -513,6 +531,7 @@ impl ControlTask {
                 }
                 Effect::KeyCreated { to, kind, key } => self.send_to(to, Direct::Message(ServerMessage::Key { kind, key })),
                 Effect::EndSession(session) => self.end_external(session).await,
+                Effect::Record { on, by } => self.record(on, by).await,
             }
         }
     }
@@ -564,6 +583,7 @@ impl ControlTask {
                     self.changed().await;
                 }
             }
+            MediaEvent::RecordingStopped { reason } => self.recording_stopped(reason).await,
         }
     }
 
@@ -634,6 +654,9 @@ fn refuse(cmd: Command) {
             let _ = reply.send(Err(closed()));
         }
         Command::Admit { reply, .. } => {
+            let _ = reply.send(Err(closed()));
+        }
+        Command::Automate { reply, .. } => {
             let _ = reply.send(Err(closed()));
         }
         Command::Media { reply, .. } => {
