@@ -25,7 +25,11 @@ fn run_browser_script(script: &str) {
     gst::init().unwrap();
     let dir = std::env::temp_dir().join(format!("plenum-e2e-{}-{script}", std::process::id()));
     make_fixtures(&dir);
-    let server = Server::start();
+    // Recordings (the moderation script starts one) go to the test's own directory.
+    let recordings = dir.join("recordings");
+    let mut args = support::server::TEST_ARGS.to_vec();
+    args.extend(["--recordings-dir", recordings.to_str().expect("a UTF-8 temp dir")]);
+    let server = Server::start_with(&args);
     let path = format!("{}/tests/browser/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("node")
         .arg(path)

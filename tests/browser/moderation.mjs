@@ -142,6 +142,22 @@ try {
   await bo.page.waitForFunction(() => document.getElementById("notice").textContent.includes("nicht mehr verbunden"));
   await player.waitForFunction(() => ["failed", "disconnected", "closed"].includes(window.__player.connectionState), null, { timeout: 20_000 });
   console.log("ok the moderator ended the external viewer");
+
+  // Consent: the moderator records; everyone's page says so for as long as it runs.
+  await ada.page.click("#set-recording");
+  await bo.page
+    .waitForFunction(() => {
+      const banner = document.getElementById("recording-banner");
+      return !banner.hidden && banner.textContent.includes("aufgezeichnet");
+    }, null, { timeout: 10_000 })
+    .catch(() => fail("the newcomer's page shows no recording banner"));
+  await bo.page.waitForFunction(() => document.getElementById("notice").textContent.includes("Aufzeichnung hat begonnen"));
+  if (!(await ada.page.isVisible("#recording-banner"))) fail("the moderator's page shows no recording banner");
+  await ada.page.click("#set-recording");
+  await bo.page
+    .waitForFunction(() => document.getElementById("recording-banner").hidden, null, { timeout: 10_000 })
+    .catch(() => fail("the banner stays after the recording stopped"));
+  console.log("ok the moderator records: the banner and a notice on every page while it runs");
   console.log("RESULT moderation ok");
 } finally {
   await Promise.all(people.map((p) => p.browser.close().catch(() => {})));
