@@ -17,7 +17,9 @@
 //!   `allow_multiple_shares {on}`, `create_key {kind}` (a key for external publishers or
 //!   viewers; the answer `key` goes to this moderator only), `revoke_key {kind}` (the key stops
 //!   working and the sessions it let in end), `end_external {id}` (ends one external session),
-//!   `set_recording {on}` (the room's recording; everyone sees `room.settings.recording`).
+//!   `set_recording {on}` (the room's recording; everyone sees `room.settings.recording`),
+//!   `start_stream {url}` (`rtmp[s]://host/app/key` or `srt://host:port?streamid=…&passphrase=…`;
+//!   everyone sees `room.settings.streaming`, moderators get `streams`), `stop_stream {id}`.
 //!
 //! Server → client:
 //! - `joined` with the participant's `id` and `token`. The token authorises WHIP and WHEP
@@ -77,6 +79,8 @@ pub enum ClientMessage {
     RevokeKey { kind: ExternalKind },
     EndExternal { id: String },
     SetRecording { on: bool },
+    StartStream { url: String },
+    StopStream { id: String },
 }
 
 /// A receiver's own choice of picture: as much as its link carries, the lowest rung, or none.
@@ -144,6 +148,17 @@ pub struct RoomSettings {
     pub viewer_key: bool,
     /// The room is being recorded: every client shows it for as long as it lasts.
     pub recording: bool,
+    /// The room is streamed live (a moderator started a stream; it may be reconnecting).
+    pub streaming: bool,
+}
+
+/// A live stream of the room, as its moderators see it (the target without its key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamInfo {
+    pub id: String,
+    pub target: String,
+    #[serde(flatten)]
+    pub state: crate::outputs::live::StreamState,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,6 +218,8 @@ pub enum ServerMessage {
     ExternalLeft { session: ExternalInfo },
     /// A new room key, to the moderator who made it; shown once.
     Key { kind: ExternalKind, key: String },
+    /// To moderators: the room's live streams and what each is doing, on every change.
+    Streams { streams: Vec<StreamInfo> },
     Chat(ChatLine),
     ChatHistory { messages: Vec<ChatLine> },
     Pong,

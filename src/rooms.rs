@@ -227,14 +227,14 @@ impl Rooms {
         control.existing_media().await?.trickle(session, candidates).await
     }
 
-    /// For a script with the room's moderator key: the recording switched (`on`) or only
-    /// looked at; the file being written back. A room that is not live has no key.
-    pub async fn automate(&self, room: &RoomId, key: SessionId, on: Option<bool>) -> Result<Option<String>, MediaError> {
+    /// For a script with the room's moderator key: recordings and live streams. A room that
+    /// is not live has no key.
+    pub async fn automate(&self, room: &RoomId, key: SessionId, action: crate::control::Automation) -> Result<crate::control::Automated, MediaError> {
         let control = self.get(room).ok_or_else(|| MediaError::Policy(crate::room::participants::RoomError {
             code: crate::protocol::ErrorCode::Forbidden,
             message: "the room is not live: its moderator key is gone".into(),
         }))?;
-        control.automate(key, on).await.map_err(MediaError::Policy)
+        control.automate(key, action).await.map_err(MediaError::Policy)
     }
 
     /// Where recordings are written, if this server records.

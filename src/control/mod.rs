@@ -5,7 +5,9 @@
 //! handle to the room's media task, which it starts on demand and restarts if the media task
 //! closed while the room had no media.
 
-mod recording;
+mod outputs;
+
+pub use outputs::{Automated, Automation};
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -98,9 +100,8 @@ enum Command {
     Media { create: bool, reply: oneshot::Sender<Result<MediaAccess, MediaError>> },
     Publishing { id: ParticipantId, screen: bool },
     Info { reply: oneshot::Sender<RoomSettings> },
-    /// A script with the room's moderator key: the recording started or stopped (`on`), or
-    /// only asked for; the file being written back.
-    Automate { key: SessionId, on: Option<bool>, reply: oneshot::Sender<Result<Option<String>, RoomError>> },
+    /// A script with the room's moderator key: what the outputs API asks.
+    Automate { key: SessionId, action: Automation, reply: oneshot::Sender<Result<Automated, RoomError>> },
     Shutdown { reply: oneshot::Sender<()> },
 }
 
@@ -136,6 +137,8 @@ impl RoomControl {
             epoch: Instant::now(),
             empty_since: Some(Instant::now()),
             recording: None,
+            streams: Default::default(),
+            last_stream: 0,
         };
         tokio::spawn(task.run(rx, media_rx, on_idle));
         Self { tx }
@@ -227,10 +230,9 @@ impl RoomControl {
         self.ask(|reply| Command::Info { reply }).await
     }
 
-    /// For scripts holding the room's moderator key: starts or stops the recording (`on`) or
-    /// only says which file is being written.
-    pub async fn automate(&self, key: SessionId, on: Option<bool>) -> Result<Option<String>, RoomError> {
-        self.ask(|reply| Command::Automate { key, on, reply }).await.unwrap_or_else(|| Err(closed()))
+    /// For scripts holding the room's moderator key: recordings and live streams.
+    pub async fn automate(&self, key: SessionId, action: Automation) -> Result<Automated, RoomError> {
+        self.ask(|reply| Command::Automate { key, action, reply }).await.unwrap_or_else(|| Err(closed()))
     }
 
     pub async fn shutdown(&self) {
@@ -258,6 +260,9 @@ struct ControlTask {
     empty_since: Option<Instant>,
     /// The file the room's recording is being written to.
     recording: Option<String>,
+    /// The room's live streams by id, as the media last reported them, and the last id given.
+    streams: std::collections::BTreeMap<String, crate::protocol::StreamInfo>,
+    last_stream: u32,
 }
 
 fn wall_ms() -> u64 {
@@ -359,6 +364,7 @@ impl ControlTask {
         ];
         if self.state.is_moderator(id) {
             msgs.push(ServerMessage::Lobby { waiting: self.state.lobby() });
+            msgs.push(ServerMessage::Streams { streams: self.streams.values().cloned().collect() });
         }
         msgs
     }
@@ -394,8 +400,8 @@ impl ControlTask {
             Command::Info { reply } => {
                 let _ = reply.send(self.state.settings());
             }
-            Command::Automate { key, on, reply } => {
-                let result = self.automate(key, on).await;
+            Command::Automate { key, action, reply } => {
+                let result = self.automate(key, action).await;
                 let _ = reply.send(result);
             }
             Command::Shutdown { .. } => unreachable!("handled in run()"),
@@ -532,6 +538,12 @@ impl ControlTask {
                 Effect::KeyCreated { to, kind, key } => self.send_to(to, Direct::Message(ServerMessage::Key { kind, key })),
                 Effect::EndSession(session) => self.end_external(session).await,
                 Effect::Record { on, by } => self.record(on, by).await,
+                Effect::StartStream { url, by } => {
+                    if let Err(e) = self.start_stream(&url).await {
+                        self.send_to(by, Direct::Message(ServerMessage::error(e.code, e.message)));
+                    }
+                }
+                Effect::StopStream(id) => self.stop_stream(&id).await,
             }
         }
     }
@@ -584,6 +596,7 @@ impl ControlTask {
                 }
             }
             MediaEvent::RecordingStopped { reason } => self.recording_stopped(reason).await,
+            MediaEvent::Stream { id, target, state } => self.stream_changed(id, target, state),
         }
     }
 

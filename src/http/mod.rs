@@ -2,7 +2,7 @@
 //! a one-line reason here and nowhere else.
 
 mod error;
-mod recordings;
+mod outputs;
 mod web;
 mod ws;
 
@@ -77,9 +77,11 @@ pub fn router(state: AppState) -> Router {
         .route("/r/{room}", get(web::room_page))
         .route("/assets/{*path}", get(web::asset))
         .route("/api/rooms/{room}", get(room_info))
-        .route("/api/rooms/{room}/recording", post(recordings::switch))
-        .route("/api/rooms/{room}/recordings", get(recordings::list))
-        .route("/api/rooms/{room}/recordings/{name}", get(recordings::download))
+        .route("/api/rooms/{room}/recording", post(outputs::switch))
+        .route("/api/rooms/{room}/recordings", get(outputs::list))
+        .route("/api/rooms/{room}/recordings/{name}", get(outputs::download))
+        .route("/api/rooms/{room}/streams", get(outputs::streams).post(outputs::start_stream))
+        .route("/api/rooms/{room}/streams/{id}", axum::routing::delete(outputs::stop_stream))
         .route("/whip/{room}", post(whip_post).options(preflight))
         .route("/whep/{room}", post(whep_post).options(preflight))
         .route("/whip/{room}/{session}", axum::routing::delete(end_session).patch(trickle).options(preflight))

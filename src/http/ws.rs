@@ -248,6 +248,8 @@ async fn handle(control: &RoomControl, id: ParticipantId, msg: ClientMessage) ->
         ClientMessage::CreateKey { kind } => ModAction::CreateKey(kind),
         ClientMessage::RevokeKey { kind } => ModAction::RevokeKey(kind),
         ClientMessage::SetRecording { on } => ModAction::SetRecording(on),
+        ClientMessage::StartStream { url } => ModAction::StartStream(url),
+        ClientMessage::StopStream { id } => ModAction::StopStream(id),
         ClientMessage::EndExternal { id } => match ExternalId::parse(&id) {
             Some(x) => ModAction::EndExternal(x),
             None => return Some(ServerMessage::error(ErrorCode::BadMessage, "no external session with that id")),

@@ -22,12 +22,16 @@ use crate::profiles::VideoCodec;
 const AAC_BITRATE: i32 = 96_000;
 /// Pictures queued for the outputs before the oldest are dropped (the room never waits).
 const QUEUE_BUFFERS: u32 = 60;
+/// A keyframe at least this often while outputs run: HLS segments and a player joining a live
+/// stream start at one (the WebRTC viewers of the same encode get them too).
+pub const GOP: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct Broadcast {
     elements: Vec<gst::Element>,
     tee_pad: gst::Pad,
     tee: gst::Element,
     pub fanout: Arc<Fanout>,
+    last_keyframe: std::time::Instant,
 }
 
 /// The rung the broadcast takes: the top one (the canvas).
@@ -42,7 +46,7 @@ impl Broadcast {
         match Self::build(pipe, &tee, fanout.clone()) {
             Ok((elements, tee_pad)) => {
                 pipe.force_keyframe(VideoCodec::H264, RUNG);
-                Ok(Self { elements, tee_pad, tee, fanout })
+                Ok(Self { elements, tee_pad, tee, fanout, last_keyframe: std::time::Instant::now() })
             }
             Err(e) => {
                 pipe.release_video(VideoCodec::H264, RUNG);
@@ -79,8 +83,16 @@ impl Broadcast {
     }
 
     /// Asks for a keyframe (a new output starts with one).
-    pub fn keyframe(&self, pipe: &RoomPipeline) {
+    pub fn keyframe(&mut self, pipe: &RoomPipeline) {
         pipe.force_keyframe(VideoCodec::H264, RUNG);
+        self.last_keyframe = std::time::Instant::now();
+    }
+
+    /// On the housekeeping tick: a keyframe every [`GOP`].
+    pub fn tick(&mut self, pipe: &RoomPipeline) {
+        if self.last_keyframe.elapsed() >= GOP {
+            self.keyframe(pipe);
+        }
     }
 
     /// Takes the broadcast out of the room (no output left).

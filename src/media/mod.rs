@@ -80,6 +80,8 @@ pub enum MediaEvent {
     Levels(Vec<(ParticipantId, f32)>),
     /// The recording stopped by itself (its pipeline failed: a full disk).
     RecordingStopped { reason: String },
+    /// A live stream connected, went live, or dropped and will be tried again.
+    Stream { id: String, target: String, state: crate::outputs::live::StreamState },
 }
 
 /// Settings every room's pipeline is built with.

@@ -11,6 +11,7 @@
 //!                                                  │ appsrc (audio) ─▶ aacparse  ─┴─▶ mux ─▶ sink
 //! ```
 
+pub mod live;
 pub mod recording;
 
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -31,6 +31,9 @@ pub enum ModAction {
     EndExternal(ExternalId),
     /// Starts or stops the room's recording.
     SetRecording(bool),
+    /// Starts a live stream to a target URL (checked by the control task), or stops one.
+    StartStream(String),
+    StopStream(String),
 }
 
 /// What the control task must do after an action.
@@ -53,6 +56,9 @@ pub enum Effect {
     /// Start or stop the room's recording (the media says whether it could); `by` hears of a
     /// failure.
     Record { on: bool, by: ParticipantId },
+    /// Start a live stream to this target; `by` hears why not.
+    StartStream { url: String, by: ParticipantId },
+    StopStream(String),
 }
 
 impl Room {
@@ -125,6 +131,8 @@ impl Room {
             }
             ModAction::RevokeKey(kind) => effects.extend(self.access.revoke_key(kind).into_iter().map(Effect::EndSession)),
             ModAction::SetRecording(on) => effects.push(Effect::Record { on, by: actor }),
+            ModAction::StartStream(url) => effects.push(Effect::StartStream { url, by: actor }),
+            ModAction::StopStream(id) => effects.push(Effect::StopStream(id)),
             ModAction::EndExternal(id) => {
                 let session = self
                     .access

@@ -110,6 +110,8 @@ pub(super) struct Settings {
     pub(super) multiple_shares: bool,
     /// A recording of the room is being written (everyone is told).
     pub(super) recording: bool,
+    /// The room is streamed live (everyone is told).
+    pub(super) streaming: bool,
 }
 
 /// The outcome of a join.
@@ -314,7 +316,13 @@ impl Room {
             publisher_key: self.access.has_key(crate::protocol::ExternalKind::Publisher),
             viewer_key: self.access.has_key(crate::protocol::ExternalKind::Viewer),
             recording: self.settings.recording,
+            streaming: self.settings.streaming,
         }
+    }
+
+    /// Whether the room is streamed live.
+    pub fn set_streaming(&mut self, on: bool) {
+        self.settings.streaming = on;
     }
 
     /// Whether `key` is this room's moderator key (compared in constant time).

@@ -6,8 +6,15 @@ use std::process::Command;
 
 use super::client::{VIEW_H, VIEW_W};
 
+/// Longest a reader may take: a live URL that never delivers must not hang the test.
+const READ_LIMIT_S: &str = "30";
+
 fn run(program: &str, args: &[&str]) -> Result<Vec<u8>, String> {
-    let out = Command::new(program).args(args).output().map_err(|e| format!("{program} not runnable (Debian package ffmpeg): {e}"))?;
+    let out = Command::new("timeout")
+        .args(["-s", "KILL", READ_LIMIT_S, program])
+        .args(args)
+        .output()
+        .map_err(|e| format!("{program} not runnable (Debian package ffmpeg): {e}"))?;
     if out.status.success() {
         Ok(out.stdout)
     } else {

@@ -13,6 +13,7 @@ pub mod fixtures;
 pub mod http;
 pub mod link_watch;
 pub mod replay;
+pub mod rtmp_server;
 pub mod server;
 pub mod shaper;
 pub mod ws;

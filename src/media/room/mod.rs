@@ -85,6 +85,9 @@ enum Command {
     Trickle { session: SessionId, candidates: Vec<String>, reply: Reply<()> },
     /// Start (the new file's name back) or stop the room's recording.
     Record { on: bool, reply: Reply<Option<String>> },
+    /// Start a live stream to a target under an id, or stop one.
+    StartStream { id: String, target: crate::outputs::live::Target, reply: Reply<()> },
+    StopStream { id: String },
     Shutdown { reply: oneshot::Sender<()> },
 }
 
@@ -156,6 +159,7 @@ impl RoomMedia {
             ticks: 0,
             broadcast: None,
             recording: None,
+            streams: Default::default(),
         };
         tokio::spawn(task.run(rx, events_rx, on_idle));
         Ok(Self { tx })
@@ -228,6 +232,15 @@ impl RoomMedia {
     /// stops it (`None`).
     pub async fn record(&self, on: bool) -> Result<Option<String>, MediaError> {
         self.call(|reply| Command::Record { on, reply }).await
+    }
+
+    /// Starts a live stream of the room to `target` under `id`; it reconnects by itself.
+    pub async fn start_stream(&self, id: String, target: crate::outputs::live::Target) -> Result<(), MediaError> {
+        self.call(|reply| Command::StartStream { id, target, reply }).await
+    }
+
+    pub async fn stop_stream(&self, id: String) {
+        let _ = self.tx.send(Command::StopStream { id }).await;
     }
 
     /// Ends every session and stops the pipeline; returns when done.
@@ -331,6 +344,7 @@ struct RoomTask {
     /// The broadcast encode, while an output uses it, and the recording being written.
     broadcast: Option<super::broadcast::Broadcast>,
     recording: Option<crate::outputs::recording::Recording>,
+    streams: std::collections::BTreeMap<String, crate::outputs::live::LiveStream>,
 }
 
 impl RoomTask {
@@ -371,10 +385,7 @@ impl RoomTask {
                 }
             }
         }
-        if self.recording.is_some() {
-            let _ = self.set_recording(false);
-            let _ = self.out.send(MediaEvent::RecordingStopped { reason: "the room's media closed".into() });
-        }
+        self.stop_outputs();
         let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
         for id in ids {
             self.remove(id, "room closing");
@@ -480,6 +491,10 @@ impl RoomTask {
             Command::Record { on, reply } => {
                 let _ = reply.send(self.set_recording(on));
             }
+            Command::StartStream { id, target, reply } => {
+                let _ = reply.send(self.start_stream(id, target));
+            }
+            Command::StopStream { id } => self.stop_stream(&id),
             Command::Shutdown { .. } => unreachable!("handled in run()"),
         }
     }
@@ -757,6 +772,10 @@ fn reject(cmd: Command) {
         Command::Record { reply, .. } => {
             let _ = reply.send(Err(MediaError::RoomClosed));
         }
+        Command::StartStream { reply, .. } => {
+            let _ = reply.send(Err(MediaError::RoomClosed));
+        }
+        Command::StopStream { .. } => {}
         Command::Shutdown { reply } => {
             let _ = reply.send(());
         }

@@ -1,9 +1,11 @@
-//! The recording API for a room's moderators and their scripts, authorised by the room's
+//! The outputs API for a room's moderators and their scripts, authorised by the room's
 //! moderator key (`Authorization: Bearer <key>`):
 //!
 //! - `POST /api/rooms/{room}/recording` with `{"on": true|false}`: starts or stops it;
 //! - `GET /api/rooms/{room}/recordings`: the room's recordings with size and duration;
-//! - `GET /api/rooms/{room}/recordings/{name}`: one of them, as a download.
+//! - `GET /api/rooms/{room}/recordings/{name}`: one of them, as a download;
+//! - `POST /api/rooms/{room}/streams` with `{"url": "rtmp://…"|"srt://…"}`: a live stream
+//!   (`201 {"id"}`); `GET` lists them with their state; `DELETE …/streams/{id}` stops one.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -12,20 +14,29 @@ use axum::response::{IntoResponse, Response};
 use tokio::io::AsyncReadExt;
 
 use super::{room_id, ApiError, AppState};
+use crate::control::{Automated, Automation};
 use crate::ids::{RoomId, SessionId};
 
 /// How much of a recording is read per chunk of the download.
 const CHUNK: usize = 256 * 1024;
 
-/// The moderator key from the request, checked by the room.
-async fn authorised(state: &AppState, room: &RoomId, headers: &HeaderMap, on: Option<bool>) -> Result<Option<String>, ApiError> {
+/// The moderator key from the request, checked by the room, which then does `action`.
+async fn authorised(state: &AppState, room: &RoomId, headers: &HeaderMap, action: Automation) -> Result<Automated, ApiError> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| ApiError::unauthorized("the room's moderator key is needed (Authorization: Bearer <key>)"))?;
     let key = SessionId::parse(bearer.trim()).ok_or_else(|| ApiError::unauthorized("the moderator key is not valid for this room"))?;
-    Ok(state.rooms.automate(room, key, on).await?)
+    Ok(state.rooms.automate(room, key, action).await?)
+}
+
+/// The file being written, from the room's answer.
+fn recording_of(done: Automated) -> Option<String> {
+    match done {
+        Automated::Recording(file) => file,
+        _ => None,
+    }
 }
 
 fn json(value: serde_json::Value) -> Response {
@@ -43,20 +54,20 @@ pub(super) struct Switch {
 pub(super) async fn switch(State(state): State<AppState>, Path(room): Path<String>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
     let Switch { on } = serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("expected {{\"on\": true|false}}: {e}")))?;
-    let file = authorised(&state, &room, &headers, Some(on)).await?;
+    let file = recording_of(authorised(&state, &room, &headers, Automation::Recording(Some(on))).await?);
     Ok(json(serde_json::json!({ "recording": file.is_some(), "file": file })))
 }
 
 pub(super) async fn list(State(state): State<AppState>, Path(room): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
-    let current = authorised(&state, &room, &headers, None).await?;
+    let current = recording_of(authorised(&state, &room, &headers, Automation::Recording(None)).await?);
     let list = state.rooms.recordings().map(|r| r.list(&room, current.as_deref())).unwrap_or_default();
     Ok(json(serde_json::json!({ "recordings": list })))
 }
 
 pub(super) async fn download(State(state): State<AppState>, Path((room, name)): Path<(String, String)>, headers: HeaderMap) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
-    authorised(&state, &room, &headers, None).await?;
+    authorised(&state, &room, &headers, Automation::Recording(None)).await?;
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "no recording of this room by that name");
     let path = state.rooms.recordings().and_then(|r| r.path_of(&room, &name)).ok_or_else(not_found)?;
     let file = tokio::fs::File::open(&path).await.map_err(|_| not_found())?;
@@ -83,4 +94,38 @@ pub(super) async fn download(State(state): State<AppState>, Path((room, name)): 
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     }
     Ok(r)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewStream {
+    url: String,
+}
+
+pub(super) async fn start_stream(State(state): State<AppState>, Path(room): Path<String>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let room = room_id(&room)?;
+    let NewStream { url } =
+        serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("expected {{\"url\": \"rtmp://…\" or \"srt://…\"}}: {e}")))?;
+    match authorised(&state, &room, &headers, Automation::StartStream(url)).await? {
+        Automated::Started(id) => {
+            let mut r = json(serde_json::json!({ "id": id }));
+            *r.status_mut() = StatusCode::CREATED;
+            Ok(r)
+        }
+        _ => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer")),
+    }
+}
+
+pub(super) async fn streams(State(state): State<AppState>, Path(room): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let room = room_id(&room)?;
+    match authorised(&state, &room, &headers, Automation::Streams).await? {
+        Automated::Streams(list) => Ok(json(serde_json::json!({ "streams": list }))),
+        _ => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer")),
+    }
+}
+
+pub(super) async fn stop_stream(State(state): State<AppState>, Path((room, id)): Path<(String, String)>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+    let room = room_id(&room)?;
+    authorised(&state, &room, &headers, Automation::StopStream(id)).await?;
+    Ok(StatusCode::OK)
 }
