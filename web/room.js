@@ -35,6 +35,7 @@ const state = {
   hand: false,
   mayPublish: true,
   settings: {},
+  streams: [],
   people: [],
   external: [], // WHIP/WHEP sessions that are not participants (OBS, hall displays, players)
   audience: 0, // presentation mode: participants watching as audience
@@ -155,8 +156,26 @@ function cue(rising) {
   }
 }
 
+function renderStreams() {
+  const list = $("streams");
+  list.replaceChildren();
+  for (const s of state.streams) {
+    const li = document.createElement("li");
+    const target = document.createElement("code");
+    target.textContent = s.target;
+    const what = document.createElement("span");
+    what.className = "state";
+    what.textContent = s.state === "retrying" ? t("stream_retrying").replace("{s}", s.in_s) + ` (${s.error})` : t(`stream_${s.state}`);
+    li.append(target, " ", what, button(t("stop_stream"), () => state.control.send({ type: "stop_stream", id: s.id })));
+    list.append(li);
+  }
+}
+
 function render() {
-  $("recording-banner").hidden = !state.settings.recording;
+  const { recording, streaming } = state.settings;
+  $("recording-banner").hidden = !recording && !streaming;
+  $("recording-text").textContent = t(recording && streaming ? "recorded_and_streamed" : recording ? "recording_banner" : "streaming_banner");
+  if (state.moderator) renderStreams();
   const sending = Boolean(state.whip);
   const mic = $("toggle-mic");
   mic.textContent = t(state.audioMuted ? "unmute" : "mute");
@@ -394,14 +413,20 @@ function onControl(control) {
     render();
   });
   control.addEventListener("room", (ev) => {
-    const was = Boolean(state.settings.recording);
+    const was = { recording: Boolean(state.settings.recording), streaming: Boolean(state.settings.streaming) };
     state.settings = ev.detail.settings;
-    const now = Boolean(state.settings.recording);
-    if (now !== was && state.joinedOnce) {
-      notice(now ? "recording_started" : "recording_stopped");
-      cue(now);
+    for (const what of ["recording", "streaming"]) {
+      const now = Boolean(state.settings[what]);
+      if (now !== was[what] && state.joinedOnce) {
+        notice(`${what}_${now ? "started" : "stopped"}`);
+        cue(now);
+      }
     }
     state.joinedOnce = true;
+    render();
+  });
+  control.addEventListener("streams", (ev) => {
+    state.streams = ev.detail.streams ?? [];
     render();
   });
   control.addEventListener("lobby", (ev) => {
@@ -626,6 +651,13 @@ $("key-close").addEventListener("click", () => {
 // Shown once: the key is gone from the page when the dialog closes (button or Escape).
 $("keydialog").addEventListener("close", () => ($("key-value").textContent = ""));
 $("mute-all").addEventListener("click", () => state.control?.send({ type: "mute_all" }));
+$("stream-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const url = $("stream-url").value.trim();
+  if (url) state.control?.send({ type: "start_stream", url });
+  // The key is not kept in the page: the list shows the server only.
+  $("stream-url").value = "";
+});
 $("end-meeting").addEventListener("click", () => state.control?.send({ type: "end_meeting" }));
 document.addEventListener("keydown", (ev) => {
   // Alt+M / Alt+V / Alt+H: microphone, camera, hand, from anywhere on the page.
@@ -644,10 +676,13 @@ render();
 state.acquiring = roomInfo(room).then(async (info) => {
   state.info = info;
   if (info.password) $("password-row").hidden = false;
-  if (info.recording) {
+  if (info.recording || info.streaming) {
     // Before anyone enters a recorded meeting, they know.
-    state.settings = { ...state.settings, recording: true };
-    $("recording-note").hidden = false;
+    state.settings = { ...state.settings, recording: Boolean(info.recording), streaming: Boolean(info.streaming) };
+    const note = $("recording-note");
+    note.dataset.i18n = info.recording ? "recording_prejoin" : "streaming_prejoin";
+    note.textContent = t(note.dataset.i18n);
+    note.hidden = false;
     render();
   }
   if (info.presentation && !sessionStorage.getItem(keyKey)) {

@@ -247,6 +247,7 @@ async fn room_info(State(state): State<AppState>, Path(room): Path<String>) -> R
             "waiting_room": s.waiting_room,
             "presentation": s.presentation,
             "recording": s.recording,
+            "streaming": s.streaming,
         }),
         None => serde_json::json!({ "live": false }),
     };
