@@ -60,6 +60,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         vp8_profile: profiles.select(&config.vp8_profile, VideoCodec::Vp8)?,
         h264_profile: profiles.select(&config.h264_profile, VideoCodec::H264)?,
         recordings: Some(Recordings::new(config.recordings_dir.clone())),
+        hls: Default::default(),
     };
     tracing::info!(
         profiles = %profiles.names().collect::<Vec<_>>().join(","),

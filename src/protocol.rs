@@ -19,7 +19,8 @@
 //!   working and the sessions it let in end), `end_external {id}` (ends one external session),
 //!   `set_recording {on}` (the room's recording; everyone sees `room.settings.recording`),
 //!   `start_stream {url}` (`rtmp[s]://host/app/key` or `srt://host:port?streamid=…&passphrase=…`;
-//!   everyone sees `room.settings.streaming`, moderators get `streams`), `stop_stream {id}`.
+//!   everyone sees `room.settings.streaming`, moderators get `streams`), `stop_stream {id}`,
+//!   `set_broadcast {on}` (public HLS at `/watch/{room}`; everyone sees `room.settings.broadcast`).
 //!
 //! Server → client:
 //! - `joined` with the participant's `id` and `token`. The token authorises WHIP and WHEP
@@ -81,6 +82,7 @@ pub enum ClientMessage {
     SetRecording { on: bool },
     StartStream { url: String },
     StopStream { id: String },
+    SetBroadcast { on: bool },
 }
 
 /// A receiver's own choice of picture: as much as its link carries, the lowest rung, or none.
@@ -150,6 +152,8 @@ pub struct RoomSettings {
     pub recording: bool,
     /// The room is streamed live (a moderator started a stream; it may be reconnecting).
     pub streaming: bool,
+    /// The room is broadcast publicly: anyone may watch `/watch/{room}` (HLS).
+    pub broadcast: bool,
 }
 
 /// A live stream of the room, as its moderators see it (the target without its key).

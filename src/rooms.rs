@@ -237,6 +237,11 @@ impl Rooms {
         control.automate(key, action).await.map_err(MediaError::Policy)
     }
 
+    /// A room's public broadcast, while it is on.
+    pub fn hls(&self, room: &RoomId) -> Option<std::sync::Arc<crate::outputs::hls::HlsStore>> {
+        self.cfg.hls.get(room)
+    }
+
     /// Where recordings are written, if this server records.
     pub fn recordings(&self) -> Option<&crate::outputs::recording::Recordings> {
         self.cfg.recordings.as_ref()

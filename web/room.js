@@ -172,7 +172,8 @@ function renderStreams() {
 }
 
 function render() {
-  const { recording, streaming } = state.settings;
+  const { recording } = state.settings;
+  const streaming = state.settings.streaming || state.settings.broadcast;
   $("recording-banner").hidden = !recording && !streaming;
   $("recording-text").textContent = t(recording && streaming ? "recorded_and_streamed" : recording ? "recording_banner" : "streaming_banner");
   if (state.moderator) renderStreams();
@@ -254,6 +255,10 @@ function render() {
     $("set-audience-chat").checked = Boolean(state.settings.audience_chat);
     $("set-shares").checked = Boolean(state.settings.multiple_shares);
     $("set-recording").checked = Boolean(state.settings.recording);
+    $("set-broadcast").checked = Boolean(state.settings.broadcast);
+    $("watch-link").hidden = !state.settings.broadcast;
+    $("watch-link").href = `/watch/${room}`;
+    $("watch-link").textContent = `/watch/${room}`;
     $("set-layout").value = state.settings.layout || "grid";
     $("clear-password").disabled = !state.settings.password;
     for (const kind of ["publisher", "viewer"]) {
@@ -413,10 +418,11 @@ function onControl(control) {
     render();
   });
   control.addEventListener("room", (ev) => {
-    const was = { recording: Boolean(state.settings.recording), streaming: Boolean(state.settings.streaming) };
+    const live = (s) => Boolean(s.streaming || s.broadcast);
+    const was = { recording: Boolean(state.settings.recording), streaming: live(state.settings) };
     state.settings = ev.detail.settings;
     for (const what of ["recording", "streaming"]) {
-      const now = Boolean(state.settings[what]);
+      const now = what === "streaming" ? live(state.settings) : Boolean(state.settings.recording);
       if (now !== was[what] && state.joinedOnce) {
         notice(`${what}_${now ? "started" : "stopped"}`);
         cue(now);
@@ -618,6 +624,7 @@ for (const [id, type, key] of [
   ["set-audience-chat", "set_audience_chat", "audience_chat"],
   ["set-shares", "allow_multiple_shares", "multiple_shares"],
   ["set-recording", "set_recording", "recording"],
+  ["set-broadcast", "set_broadcast", "broadcast"],
 ]) {
   $(id).addEventListener("change", (ev) => {
     state.settings = { ...state.settings, [key]: ev.target.checked };
@@ -676,9 +683,9 @@ render();
 state.acquiring = roomInfo(room).then(async (info) => {
   state.info = info;
   if (info.password) $("password-row").hidden = false;
-  if (info.recording || info.streaming) {
+  if (info.recording || info.streaming || info.broadcast) {
     // Before anyone enters a recorded meeting, they know.
-    state.settings = { ...state.settings, recording: Boolean(info.recording), streaming: Boolean(info.streaming) };
+    state.settings = { ...state.settings, recording: Boolean(info.recording), streaming: Boolean(info.streaming || info.broadcast) };
     const note = $("recording-note");
     note.dataset.i18n = info.recording ? "recording_prejoin" : "streaming_prejoin";
     note.textContent = t(note.dataset.i18n);

@@ -544,6 +544,11 @@ impl ControlTask {
                     }
                 }
                 Effect::StopStream(id) => self.stop_stream(&id).await,
+                Effect::PublicBroadcast { on, by } => {
+                    if let Err(e) = self.public_broadcast(on).await {
+                        self.send_to(by, Direct::Message(ServerMessage::error(e.code, e.message)));
+                    }
+                }
             }
         }
     }
@@ -597,6 +602,7 @@ impl ControlTask {
             }
             MediaEvent::RecordingStopped { reason } => self.recording_stopped(reason).await,
             MediaEvent::Stream { id, target, state } => self.stream_changed(id, target, state),
+            MediaEvent::BroadcastStopped { reason } => self.broadcast_stopped(reason).await,
         }
     }
 

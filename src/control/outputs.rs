@@ -21,6 +21,8 @@ pub enum Automation {
     StartStream(String),
     StopStream(String),
     Streams,
+    /// The public broadcast (HLS) on or off.
+    Broadcast(bool),
 }
 
 /// What it gets back.
@@ -127,6 +129,32 @@ impl ControlTask {
         }
     }
 
+    /// The public broadcast (HLS) on or off; the room's state follows what the media did.
+    pub(super) async fn public_broadcast(&mut self, on: bool) -> Result<(), RoomError> {
+        let result = match self.media(on) {
+            Ok(media) => media.public_broadcast(on).await,
+            Err(_) => Ok(()),
+        };
+        result.map_err(|e| refused(ErrorCode::Unavailable, format!("the public broadcast could not start: {e}")))?;
+        if self.state.settings().broadcast != on {
+            tracing::info!(room = %self.room, on, "public broadcast");
+            self.state.set_broadcast(on);
+            self.changed().await;
+        }
+        Ok(())
+    }
+
+    /// The media ended the public broadcast by itself.
+    pub(super) async fn broadcast_stopped(&mut self, reason: String) {
+        tracing::warn!(room = %self.room, %reason, "public broadcast ended by itself");
+        self.state.set_broadcast(false);
+        let message = ServerMessage::error(ErrorCode::Unavailable, format!("the public broadcast stopped: {reason}"));
+        for id in self.state.ids().into_iter().filter(|id| self.state.is_moderator(*id)) {
+            self.send_to(id, Direct::Message(message.clone()));
+        }
+        self.changed().await;
+    }
+
     /// A script with the moderator key.
     pub(super) async fn automate(&mut self, key: SessionId, action: Automation) -> Result<Automated, RoomError> {
         if !self.state.is_moderator_key(key) {
@@ -148,6 +176,7 @@ impl ControlTask {
                 Ok(Automated::Stopped)
             }
             Automation::Streams => Ok(Automated::Streams(self.streams.values().cloned().collect())),
+            Automation::Broadcast(on) => self.public_broadcast(on).await.map(|_| Automated::Stopped),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! a one-line reason here and nowhere else.
 
 mod error;
+mod hls;
 mod outputs;
 mod web;
 mod ws;
@@ -81,6 +82,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/rooms/{room}/recordings", get(outputs::list))
         .route("/api/rooms/{room}/recordings/{name}", get(outputs::download))
         .route("/api/rooms/{room}/streams", get(outputs::streams).post(outputs::start_stream))
+        .route("/api/rooms/{room}/broadcast", post(outputs::broadcast))
+        .route("/hls/{room}/index.m3u8", get(hls::playlist))
+        .route("/hls/{room}/{segment}", get(hls::segment))
+        .route("/watch/{room}", get(web::watch_page))
         .route("/api/rooms/{room}/streams/{id}", axum::routing::delete(outputs::stop_stream))
         .route("/whip/{room}", post(whip_post).options(preflight))
         .route("/whep/{room}", post(whep_post).options(preflight))
@@ -248,6 +253,7 @@ async fn room_info(State(state): State<AppState>, Path(room): Path<String>) -> R
             "presentation": s.presentation,
             "recording": s.recording,
             "streaming": s.streaming,
+            "broadcast": s.broadcast,
         }),
         None => serde_json::json!({ "live": false }),
     };

@@ -96,6 +96,13 @@ pub(super) async fn download(State(state): State<AppState>, Path((room, name)): 
     Ok(r)
 }
 
+pub(super) async fn broadcast(State(state): State<AppState>, Path(room): Path<String>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let room = room_id(&room)?;
+    let Switch { on } = serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("expected {{\"on\": true|false}}: {e}")))?;
+    authorised(&state, &room, &headers, Automation::Broadcast(on)).await?;
+    Ok(json(serde_json::json!({ "broadcast": on, "watch": format!("/watch/{room}"), "hls": format!("/hls/{room}/index.m3u8") })))
+}
+
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewStream {

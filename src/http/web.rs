@@ -14,6 +14,8 @@ use super::{ApiError, AppState};
 const FILES: &[(&str, &str, &[u8])] = &[
     ("index.html", "text/html; charset=utf-8", include_bytes!("../../web/index.html")),
     ("room.html", "text/html; charset=utf-8", include_bytes!("../../web/room.html")),
+    ("watch.html", "text/html; charset=utf-8", include_bytes!("../../web/watch.html")),
+    ("watch.js", "text/javascript; charset=utf-8", include_bytes!("../../web/watch.js")),
     ("style.css", "text/css; charset=utf-8", include_bytes!("../../web/style.css")),
     ("landing.js", "text/javascript; charset=utf-8", include_bytes!("../../web/landing.js")),
     ("room.js", "text/javascript; charset=utf-8", include_bytes!("../../web/room.js")),
@@ -69,6 +71,12 @@ pub async fn landing(State(state): State<AppState>) -> Response {
 pub async fn room_page(State(state): State<AppState>, Path(room): Path<String>) -> Result<Response, ApiError> {
     super::room_id(&room)?;
     Ok(file(&state, "room.html").await)
+}
+
+/// The public watch page of a room's broadcast.
+pub async fn watch_page(State(state): State<AppState>, Path(room): Path<String>) -> Result<Response, ApiError> {
+    super::room_id(&room)?;
+    Ok(file(&state, "watch.html").await)
 }
 
 pub async fn asset(State(state): State<AppState>, Path(path): Path<String>) -> Response {

@@ -250,6 +250,7 @@ async fn handle(control: &RoomControl, id: ParticipantId, msg: ClientMessage) ->
         ClientMessage::SetRecording { on } => ModAction::SetRecording(on),
         ClientMessage::StartStream { url } => ModAction::StartStream(url),
         ClientMessage::StopStream { id } => ModAction::StopStream(id),
+        ClientMessage::SetBroadcast { on } => ModAction::SetBroadcast(on),
         ClientMessage::EndExternal { id } => match ExternalId::parse(&id) {
             Some(x) => ModAction::EndExternal(x),
             None => return Some(ServerMessage::error(ErrorCode::BadMessage, "no external session with that id")),

@@ -80,6 +80,8 @@ pub enum MediaEvent {
     Levels(Vec<(ParticipantId, f32)>),
     /// The recording stopped by itself (its pipeline failed: a full disk).
     RecordingStopped { reason: String },
+    /// The public broadcast stopped by itself (its pipeline failed).
+    BroadcastStopped { reason: String },
     /// A live stream connected, went live, or dropped and will be tried again.
     Stream { id: String, target: String, state: crate::outputs::live::StreamState },
 }
@@ -99,6 +101,8 @@ pub struct MediaConfig {
     pub h264_profile: EncoderProfile,
     /// Where recordings are written (`None`: recording is off on this server).
     pub recordings: Option<crate::outputs::recording::Recordings>,
+    /// The rooms whose broadcast is public over HLS, read by the HTTP edge.
+    pub hls: Arc<crate::outputs::hls::HlsDirectory>,
 }
 
 pub type SharedMediaConfig = Arc<MediaConfig>;

@@ -11,6 +11,7 @@
 //!                                                  │ appsrc (audio) ─▶ aacparse  ─┴─▶ mux ─▶ sink
 //! ```
 
+pub mod hls;
 pub mod live;
 pub mod recording;
 

@@ -34,6 +34,8 @@ pub enum ModAction {
     /// Starts a live stream to a target URL (checked by the control task), or stops one.
     StartStream(String),
     StopStream(String),
+    /// The room's public broadcast (HLS at `/watch/{room}`) on or off.
+    SetBroadcast(bool),
 }
 
 /// What the control task must do after an action.
@@ -59,6 +61,8 @@ pub enum Effect {
     /// Start a live stream to this target; `by` hears why not.
     StartStream { url: String, by: ParticipantId },
     StopStream(String),
+    /// Public broadcast on or off; `by` hears why not.
+    PublicBroadcast { on: bool, by: ParticipantId },
 }
 
 impl Room {
@@ -133,6 +137,7 @@ impl Room {
             ModAction::SetRecording(on) => effects.push(Effect::Record { on, by: actor }),
             ModAction::StartStream(url) => effects.push(Effect::StartStream { url, by: actor }),
             ModAction::StopStream(id) => effects.push(Effect::StopStream(id)),
+            ModAction::SetBroadcast(on) => effects.push(Effect::PublicBroadcast { on, by: actor }),
             ModAction::EndExternal(id) => {
                 let session = self
                     .access

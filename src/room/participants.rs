@@ -112,6 +112,8 @@ pub(super) struct Settings {
     pub(super) recording: bool,
     /// The room is streamed live (everyone is told).
     pub(super) streaming: bool,
+    /// The room is broadcast publicly over HLS (everyone is told).
+    pub(super) broadcast: bool,
 }
 
 /// The outcome of a join.
@@ -317,7 +319,13 @@ impl Room {
             viewer_key: self.access.has_key(crate::protocol::ExternalKind::Viewer),
             recording: self.settings.recording,
             streaming: self.settings.streaming,
+            broadcast: self.settings.broadcast,
         }
+    }
+
+    /// Whether the room's public broadcast (HLS) is on.
+    pub fn set_broadcast(&mut self, on: bool) {
+        self.settings.broadcast = on;
     }
 
     /// Whether the room is streamed live.

@@ -130,4 +130,9 @@ export default {
   stream_connecting: "verbindet",
   stream_live: "live",
   stream_retrying: "unterbrochen, neuer Versuch in {s} s",
+  public_broadcast: "Öffentliche Übertragung: alle dürfen zusehen",
+  watch_live: "Live.",
+  watch_not_live: "Derzeit keine Übertragung. Diese Seite beginnt von selbst, sobald sie läuft.",
+  watch_no_hls: "Dieser Browser kann die Übertragung nicht selbst abspielen.",
+  watch_fallback: "Öffnen Sie diese Adresse in einem Player wie VLC:",
 };

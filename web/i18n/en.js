@@ -130,4 +130,9 @@ export default {
   stream_connecting: "connecting",
   stream_live: "live",
   stream_retrying: "dropped, trying again in {s} s",
+  public_broadcast: "Public broadcast: anyone may watch",
+  watch_live: "Live.",
+  watch_not_live: "Not broadcast at the moment. This page starts playing by itself when it is.",
+  watch_no_hls: "This browser cannot play the broadcast by itself.",
+  watch_fallback: "Open this address in a player such as VLC:",
 };

@@ -88,6 +88,8 @@ enum Command {
     /// Start a live stream to a target under an id, or stop one.
     StartStream { id: String, target: crate::outputs::live::Target, reply: Reply<()> },
     StopStream { id: String },
+    /// The public broadcast (HLS) on or off.
+    PublicBroadcast { on: bool, reply: Reply<()> },
     Shutdown { reply: oneshot::Sender<()> },
 }
 
@@ -160,6 +162,7 @@ impl RoomMedia {
             broadcast: None,
             recording: None,
             streams: Default::default(),
+            hls: None,
         };
         tokio::spawn(task.run(rx, events_rx, on_idle));
         Ok(Self { tx })
@@ -237,6 +240,11 @@ impl RoomMedia {
     /// Starts a live stream of the room to `target` under `id`; it reconnects by itself.
     pub async fn start_stream(&self, id: String, target: crate::outputs::live::Target) -> Result<(), MediaError> {
         self.call(|reply| Command::StartStream { id, target, reply }).await
+    }
+
+    /// Starts or stops the room's public broadcast over HLS.
+    pub async fn public_broadcast(&self, on: bool) -> Result<(), MediaError> {
+        self.call(|reply| Command::PublicBroadcast { on, reply }).await
     }
 
     pub async fn stop_stream(&self, id: String) {
@@ -345,6 +353,7 @@ struct RoomTask {
     broadcast: Option<super::broadcast::Broadcast>,
     recording: Option<crate::outputs::recording::Recording>,
     streams: std::collections::BTreeMap<String, crate::outputs::live::LiveStream>,
+    hls: Option<crate::outputs::hls::Hls>,
 }
 
 impl RoomTask {
@@ -495,6 +504,9 @@ impl RoomTask {
                 let _ = reply.send(self.start_stream(id, target));
             }
             Command::StopStream { id } => self.stop_stream(&id),
+            Command::PublicBroadcast { on, reply } => {
+                let _ = reply.send(self.set_hls(on));
+            }
             Command::Shutdown { .. } => unreachable!("handled in run()"),
         }
     }
@@ -776,6 +788,9 @@ fn reject(cmd: Command) {
             let _ = reply.send(Err(MediaError::RoomClosed));
         }
         Command::StopStream { .. } => {}
+        Command::PublicBroadcast { reply, .. } => {
+            let _ = reply.send(Err(MediaError::RoomClosed));
+        }
         Command::Shutdown { reply } => {
             let _ = reply.send(());
         }

@@ -84,6 +84,35 @@ impl RoomTask {
         }
     }
 
+    /// Starts or stops the public broadcast over HLS.
+    pub(super) fn set_hls(&mut self, on: bool) -> Result<(), MediaError> {
+        if !on {
+            if let Some(hls) = self.hls.take() {
+                self.unfeed(&hls.output().feed);
+                hls.stop();
+                tracing::info!(room = %self.room, "public broadcast stopped");
+            }
+            self.stop_broadcast_if_unused();
+            return Ok(());
+        }
+        if self.hls.is_some() {
+            return Ok(());
+        }
+        self.broadcast()?;
+        match crate::outputs::hls::Hls::start(&self.room, self.cfg.hls.clone()) {
+            Ok(hls) => {
+                self.feed(hls.output().feed.clone());
+                self.hls = Some(hls);
+                tracing::info!(room = %self.room, "public broadcast started");
+                Ok(())
+            }
+            Err(e) => {
+                self.stop_broadcast_if_unused();
+                Err(MediaError::Internal(format!("public broadcast: {e}")))
+            }
+        }
+    }
+
     /// The broadcast encode, started on first use.
     fn broadcast(&mut self) -> Result<&Broadcast, MediaError> {
         if self.broadcast.is_none() {
@@ -107,7 +136,7 @@ impl RoomTask {
     }
 
     fn stop_broadcast_if_unused(&mut self) {
-        if self.recording.is_none() && self.streams.is_empty() {
+        if self.recording.is_none() && self.streams.is_empty() && self.hls.is_none() {
             if let Some(b) = self.broadcast.take() {
                 b.stop(&mut self.pipe);
             }
@@ -128,6 +157,11 @@ impl RoomTask {
         for id in ids {
             self.tick_stream(&id, now);
         }
+        if let Some(reason) = self.hls.as_ref().and_then(|h| h.output().failure()) {
+            tracing::warn!(room = %self.room, error = %reason, "public broadcast failed");
+            let _ = self.set_hls(false);
+            let _ = self.out.send(MediaEvent::BroadcastStopped { reason });
+        }
         if let Some(b) = &mut self.broadcast {
             b.tick(&self.pipe);
         }
@@ -143,5 +177,6 @@ impl RoomTask {
         for id in ids {
             self.stop_stream(&id);
         }
+        let _ = self.set_hls(false);
     }
 }
