@@ -17,6 +17,10 @@
 //! `adapt` caps one receiver's downlink with `tc` (root only) and measures how fast its picture
 //! follows, into `benches/results/adapt.{json,md}`.
 //!
+//! `outputs` turns a room's recording, public broadcast (HLS) and an RTMP stream on one after
+//! the other and measures their CPU, what the meeting gets meanwhile and the HLS latency, into
+//! `benches/results/outputs.{json,md}`.
+//!
 //! Arguments: scenario names to run only those (default: all), e.g. `./dev bench n2 n5 rungs`.
 
 #[path = "../tests/support/mod.rs"]
@@ -99,6 +103,13 @@ fn main() {
         let rows = support::bench_adapt::adaptations();
         if !rows.is_empty() {
             let md = support::bench_adapt::report(&dir, &machine(), &rows);
+            println!("{}", std::fs::read_to_string(md).unwrap_or_default());
+        }
+    }
+    if wanted.is_empty() || wanted.iter().any(|w| w == "outputs") {
+        eprintln!("running outputs ...");
+        if let Some(figures) = support::bench_outputs::outputs(&cache, Duration::from_secs(15)) {
+            let md = support::bench_outputs::report(&dir, &machine(), &figures);
             println!("{}", std::fs::read_to_string(md).unwrap_or_default());
         }
     }

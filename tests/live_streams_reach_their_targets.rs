@@ -18,15 +18,6 @@ use support::ws::Control;
 
 const T: Duration = Duration::from_secs(10);
 
-/// Joins as the room's first participant: the connection, token and moderator key.
-fn join_first(server: &Server, room: &str, name: &str) -> (Control, String, String) {
-    let mut c = Control::connect(server.addr, room);
-    c.send_json(&json!({"type": "join", "name": name}));
-    let joined = c.expect_type("joined", T);
-    let key = joined["moderator_key"].as_str().expect("the first participant gets the moderator key").to_string();
-    (c, joined["token"].as_str().expect("token").to_string(), key)
-}
-
 /// A room of two publishers (red 440 Hz, green 660 Hz): the moderator's and a guest's control
 /// connections, the publishers, and the moderator key.
 struct Room {
@@ -39,7 +30,7 @@ struct Room {
 
 fn room(server: &Server, name: &str) -> Room {
     client::init();
-    let (ada, ada_token, key) = join_first(server, name, "Ada");
+    let (ada, ada_token, key) = Control::join_first(server.addr, name, "Ada");
     let (bo, _, bo_token) = Control::join(server.addr, name, "Bo");
     let publishers = vec![
         Publisher::start_as(server.addr, name, Source::new(RED, 440), Some(&ada_token)),
@@ -62,18 +53,6 @@ fn stream_state(c: &mut Control, state: &str, within: Duration) -> Value {
         }
     }
     panic!("no stream {state} within {within:?}; streams said {seen:?}");
-}
-
-fn told_streaming(c: &mut Control, want: bool) {
-    let start = Instant::now();
-    while start.elapsed() < T {
-        if let Some(v) = c.next(T.saturating_sub(start.elapsed())) {
-            if v["type"] == "room" && v["settings"]["streaming"] == json!(want) {
-                return;
-            }
-        }
-    }
-    panic!("not told streaming={want} within {T:?}");
 }
 
 /// Both colours and both tones in what ffmpeg reads from `input` a second in.
@@ -107,7 +86,7 @@ fn an_rtmp_stream_comes_back_after_its_server_restarts() {
 
     let url = rtmp.url("sitzung");
     ada.send_json(&json!({"type": "start_stream", "url": url}));
-    told_streaming(&mut bo, true);
+    bo.told_setting("streaming", true, "a participant");
     let live = stream_state(&mut ada, "live", T);
     assert_eq!(live["target"], format!("rtmp://127.0.0.1:{}/live/…", rtmp.port), "the stream key is never shown");
     let read = ffmpeg_until(&url, "the stream on the RTMP server");
@@ -130,7 +109,7 @@ fn an_rtmp_stream_comes_back_after_its_server_restarts() {
     assert!(back < Duration::from_secs(35), "back {back:?} after the restart");
 
     ada.send_json(&json!({"type": "stop_stream", "id": live["id"]}));
-    told_streaming(&mut bo, false);
+    bo.told_setting("streaming", false, "a participant");
 }
 
 /// Waits until ffmpeg finds everyone in `url`; how long that took.
@@ -181,7 +160,7 @@ fn an_srt_stream_reaches_a_listener_and_bad_targets_are_refused() {
     assert_eq!(started.status, 201, "{}", started.body);
     let listed: Value = serde_json::from_str(&api("GET", "/streams", Some(&key), "").body).expect("JSON");
     assert_eq!(listed["streams"][0]["target"], format!("srt://127.0.0.1:{port}"), "no passphrase in the list: {listed}");
-    told_streaming(&mut bo, true);
+    bo.told_setting("streaming", true, "a participant");
     let done = support::wait_for(Duration::from_secs(40), "the SRT listener to have 6 s", || match listener.try_wait() {
         Ok(Some(status)) => Ok(status),
         _ => Err("still receiving"),
@@ -193,5 +172,5 @@ fn an_srt_stream_reaches_a_listener_and_bad_targets_are_refused() {
     result.expect("everyone in the SRT stream");
     let id = started.body.split('"').nth(3).unwrap_or_default().to_string();
     assert_eq!(api("DELETE", &format!("/streams/{id}"), Some(&key), "").status, 200);
-    told_streaming(&mut bo, false);
+    bo.told_setting("streaming", false, "a participant");
 }

@@ -48,31 +48,6 @@ fn server(dir: &Dir) -> Server {
     Server::start_with(&args)
 }
 
-/// Joins as the room's first participant: the connection, token and moderator key.
-fn join_first(server: &Server, room: &str, name: &str) -> (Control, String, String) {
-    let mut c = Control::connect(server.addr, room);
-    c.send_json(&json!({"type": "join", "name": name}));
-    let joined = c.expect_type("joined", T);
-    let key = joined["moderator_key"].as_str().expect("the first participant gets the moderator key").to_string();
-    (c, joined["token"].as_str().expect("token").to_string(), key)
-}
-
-/// Waits until `c` is told the room is (or is no longer) recorded.
-fn told_recording(c: &mut Control, want: bool, who: &str) {
-    let start = Instant::now();
-    let mut seen = Vec::new();
-    while start.elapsed() < T {
-        let Some(v) = c.next(T.saturating_sub(start.elapsed())) else { continue };
-        if v["type"] == "room" {
-            if v["settings"]["recording"] == json!(want) {
-                return;
-            }
-            seen.push(v["settings"]["recording"].to_string());
-        }
-    }
-    panic!("{who} was not told recording={want} within {T:?}; room messages said {seen:?}");
-}
-
 /// Waits until both participants publish (their tiles are in the picture).
 fn both_publishing(c: &mut Control) {
     let start = Instant::now();
@@ -108,7 +83,7 @@ fn a_killed_server_leaves_a_recording_that_plays() {
     let dir = Dir::new("killed");
     let server = server(&dir);
     let room = "rat";
-    let (mut ada, ada_token, _key) = join_first(&server, room, "Ada");
+    let (mut ada, ada_token, _key) = Control::join_first(server.addr, room, "Ada");
     let (mut bo, _, bo_token) = Control::join(server.addr, room, "Bo");
     let _red = Publisher::start_as(server.addr, room, Source::new(RED, 440), Some(&ada_token));
     let _green = Publisher::start_as(server.addr, room, Source::new(GREEN, 660), Some(&bo_token));
@@ -116,10 +91,10 @@ fn a_killed_server_leaves_a_recording_that_plays() {
 
     ada.send_json(&json!({"type": "set_recording", "on": true}));
     let started = Instant::now();
-    told_recording(&mut bo, true, "a participant");
-    told_recording(&mut ada, true, "the moderator");
+    bo.told_setting("recording", true, "a participant");
+    ada.told_setting("recording", true, "the moderator");
     let (mut cem, _, _) = Control::join(server.addr, room, "Cem");
-    told_recording(&mut cem, true, "a participant who joins later");
+    cem.told_setting("recording", true, "a participant who joins later");
     let info: Value = serde_json::from_str(&server.get(&format!("/api/rooms/{room}")).body).expect("room info is JSON");
     assert_eq!(info["recording"], json!(true), "the pre-join page says so: {info}");
 
@@ -146,7 +121,7 @@ fn only_moderators_record_list_and_download() {
     let dir = Dir::new("api");
     let server = server(&dir);
     let room = "beratung";
-    let (mut ada, ada_token, key) = join_first(&server, room, "Ada");
+    let (mut ada, ada_token, key) = Control::join_first(server.addr, room, "Ada");
     let (mut bo, _, bo_token) = Control::join(server.addr, room, "Bo");
     let _red = Publisher::start_as(server.addr, room, Source::new(RED, 440), Some(&ada_token));
     let _green = Publisher::start_as(server.addr, room, Source::new(GREEN, 660), Some(&bo_token));
@@ -173,14 +148,14 @@ fn only_moderators_record_list_and_download() {
 
     let started = api("POST", "/recording", Some(&key), on);
     assert_eq!(started.status, 200, "{}", started.body);
-    told_recording(&mut bo, true, "a participant");
+    bo.told_setting("recording", true, "a participant");
     std::thread::sleep(Duration::from_secs(8));
     let listed: Value = serde_json::from_str(&api("GET", "/recordings", Some(&key), "").body).expect("JSON list");
     assert_eq!(listed["recordings"].as_array().map(Vec::len), Some(1), "{listed}");
     assert_eq!(listed["recordings"][0]["recording"], json!(true), "being written: {listed}");
 
     ada.send_json(&json!({"type": "set_recording", "on": false}));
-    told_recording(&mut bo, false, "a participant");
+    bo.told_setting("recording", false, "a participant");
     let listed: Value = serde_json::from_str(&api("GET", "/recordings", Some(&key), "").body).expect("JSON list");
     let entry = &listed["recordings"][0];
     let name = entry["name"].as_str().expect("a name").to_string();
@@ -217,7 +192,7 @@ fn a_recording_that_cannot_be_written_says_so_and_the_room_goes_on() {
     args.extend(["--recordings-dir", path.to_str().expect("UTF-8")]);
     let server = Server::start_with(&args);
     let room = "kaputt";
-    let (mut ada, ada_token, key) = join_first(&server, room, "Ada");
+    let (mut ada, ada_token, key) = Control::join_first(server.addr, room, "Ada");
     let _red = Publisher::start_as(server.addr, room, Source::new(RED, 440), Some(&ada_token));
     ada.send_json(&json!({"type": "set_recording", "on": true}));
     let error = ada.expect_type("error", T);

@@ -17,27 +17,12 @@ use support::ws::Control;
 
 const T: Duration = Duration::from_secs(10);
 
-fn told_broadcast(c: &mut Control, want: bool) {
-    let start = Instant::now();
-    while start.elapsed() < T {
-        if let Some(v) = c.next(T.saturating_sub(start.elapsed())) {
-            if v["type"] == "room" && v["settings"]["broadcast"] == json!(want) {
-                return;
-            }
-        }
-    }
-    panic!("not told broadcast={want} within {T:?}");
-}
-
 #[test]
 fn a_public_broadcast_is_served_over_hls_and_plays_on_the_watch_page() {
     client::init();
     let server = Server::start();
     let room = "buergerversammlung";
-    let mut ada = Control::connect(server.addr, room);
-    ada.send_json(&json!({"type": "join", "name": "Ada"}));
-    let joined = ada.expect_type("joined", T);
-    let ada_token = joined["token"].as_str().expect("token").to_string();
+    let (mut ada, ada_token, _key) = Control::join_first(server.addr, room, "Ada");
     let (mut bo, _, bo_token) = Control::join(server.addr, room, "Bo");
     let _red = Publisher::start_as(server.addr, room, Source::new(RED, 440), Some(&ada_token));
     let _green = Publisher::start_as(server.addr, room, Source::new(GREEN, 660), Some(&bo_token));
@@ -48,7 +33,7 @@ fn a_public_broadcast_is_served_over_hls_and_plays_on_the_watch_page() {
 
     ada.send_json(&json!({"type": "set_broadcast", "on": true}));
     let started = Instant::now();
-    told_broadcast(&mut bo, true);
+    bo.told_setting("broadcast", true, "a participant");
     let info: Value = serde_json::from_str(&server.get(&format!("/api/rooms/{room}")).body).expect("JSON");
     assert_eq!(info["broadcast"], json!(true), "the pre-join page says so: {info}");
 
@@ -87,6 +72,6 @@ fn a_public_broadcast_is_served_over_hls_and_plays_on_the_watch_page() {
     assert!(out.status.success() && stdout.contains("RESULT watch ok"), "the watch page:\n{stdout}");
 
     ada.send_json(&json!({"type": "set_broadcast", "on": false}));
-    told_broadcast(&mut bo, false);
+    bo.told_setting("broadcast", false, "a participant");
     assert_eq!(server.get(&playlist_path).status, 404, "nothing is served after the stop");
 }

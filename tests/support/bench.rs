@@ -14,8 +14,8 @@ use super::replay::{clip, Clip, Pacer, ReplayPublisher};
 use super::server::Server;
 
 const MARKER_A: Rgb = Rgb(200, 40, 200);
-const MARKER_B: Rgb = Rgb(40, 200, 200);
-const MARKER_TONE: u32 = 1500;
+pub const MARKER_B: Rgb = Rgb(40, 200, 200);
+pub const MARKER_TONE: u32 = 1500;
 /// The marker publisher switches clips this often (a colour flip and a tone onset each time).
 const FLIP_EVERY: Duration = Duration::from_secs(2);
 
@@ -93,8 +93,13 @@ fn rss_mb(pid: u32) -> f64 {
 const COLOURS: [Rgb; 6] = [Rgb(230, 30, 30), Rgb(30, 200, 40), Rgb(40, 60, 230), Rgb(240, 220, 30), Rgb(240, 140, 20), Rgb(120, 120, 120)];
 
 /// Everyone but the marker murmurs (below the speaking threshold): one talks at a time.
-fn publisher_clip(cache: &Path, i: usize) -> Clip {
+pub fn publisher_clip(cache: &Path, i: usize) -> Clip {
     clip(cache, COLOURS[i % COLOURS.len()], 300 + 37 * (i as u32 % 20), false)
+}
+
+/// The marker's two clips: its usual colour, silent, and the watched colour with its tone.
+pub fn marker_clips(cache: &Path) -> (Clip, Clip) {
+    (clip(cache, MARKER_A, 0, true), clip(cache, MARKER_B, MARKER_TONE, true))
 }
 
 /// How many of `scenario`'s publishers the layout shows (and the server decodes).

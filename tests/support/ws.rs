@@ -73,6 +73,34 @@ impl Control {
         Self::join_with(addr, room, serde_json::json!({"type": "join", "name": name}))
     }
 
+    /// Joins as the room's first participant, its moderator: the connection, the token and
+    /// the moderator key.
+    pub fn join_first(addr: SocketAddr, room: &str, name: &str) -> (Self, String, String) {
+        let mut c = Self::connect(addr, room);
+        c.send_json(&serde_json::json!({"type": "join", "name": name}));
+        let joined = c.expect_type("joined", Duration::from_secs(5));
+        let key = joined["moderator_key"].as_str().expect("the first participant gets the moderator key").to_string();
+        (c, joined["token"].as_str().expect("token").to_string(), key)
+    }
+
+    /// Waits until a `room` message says `settings[setting] == want`; panics with what the
+    /// room messages said instead.
+    pub fn told_setting(&mut self, setting: &str, want: bool, who: &str) {
+        let within = Duration::from_secs(10);
+        let start = Instant::now();
+        let mut seen = Vec::new();
+        while start.elapsed() < within {
+            let Some(v) = self.next(within.saturating_sub(start.elapsed())) else { continue };
+            if v["type"] == "room" {
+                if v["settings"][setting] == serde_json::json!(want) {
+                    return;
+                }
+                seen.push(v["settings"][setting].to_string());
+            }
+        }
+        panic!("{who} was not told {setting}={want} within {within:?}; room messages said {seen:?}");
+    }
+
     /// Joins with a full `join` message (password, moderator key).
     pub fn join_with(addr: SocketAddr, room: &str, join: Value) -> (Self, String, String) {
         let mut c = Self::connect(addr, room);

@@ -569,6 +569,11 @@ impl RoomTask {
         match msg.view() {
             gst::MessageView::Latency(_) => {
                 let _ = self.pipe.pipeline.recalculate_latency();
+                let mut q = gst::query::Latency::new();
+                if self.pipe.pipeline.query(&mut q) {
+                    let (live, min, max) = q.result();
+                    tracing::debug!(room = %self.room, live, min = %min, max = ?max, from = %msg.src().map(|s| s.path_string()).unwrap_or_default(), "pipeline latency");
+                }
             }
             gst::MessageView::Error(err) => {
                 let owner = self.session_owning(msg.src());
