@@ -156,6 +156,43 @@ function cue(rising) {
   }
 }
 
+/// The room's recordings, for moderators: name, length, size, and a download (the moderator
+/// key authorises it; the file goes from this server to this browser only).
+async function loadRecordings() {
+  const key = sessionStorage.getItem(keyKey);
+  const list = $("recordings");
+  if (!key || !$("recordings-box").open) return;
+  const auth = { Authorization: `Bearer ${key}` };
+  const answer = await fetch(`/api/rooms/${encodeURIComponent(room)}/recordings`, { headers: auth }).then((r) => (r.ok ? r.json() : null)).catch(() => null);
+  list.replaceChildren();
+  for (const r of answer?.recordings ?? []) {
+    const li = document.createElement("li");
+    const mb = (r.bytes / 1e6).toFixed(1);
+    const length = r.duration_s == null ? "" : `${Math.floor(r.duration_s / 60)}:${String(Math.round(r.duration_s % 60)).padStart(2, "0")}, `;
+    li.textContent = `${r.name} (${length}${mb} MB${r.recording ? `, ${t("recording_now")}` : ""}) `;
+    if (!r.recording) {
+      li.append(
+        button(t("download"), async () => {
+          const file = await fetch(`/api/rooms/${encodeURIComponent(room)}/recordings/${encodeURIComponent(r.name)}`, { headers: auth });
+          if (!file.ok) return notice("");
+          const url = URL.createObjectURL(await file.blob());
+          const a = document.createElement("a");
+          a.href = url;
+          a.download = r.name;
+          a.click();
+          setTimeout(() => URL.revokeObjectURL(url), 10_000);
+        }),
+      );
+    }
+    list.append(li);
+  }
+  if (!list.children.length) {
+    const li = document.createElement("li");
+    li.textContent = t("no_recordings");
+    list.append(li);
+  }
+}
+
 function renderStreams() {
   const list = $("streams");
   list.replaceChildren();
@@ -426,6 +463,7 @@ function onControl(control) {
       if (now !== was[what] && state.joinedOnce) {
         notice(`${what}_${now ? "started" : "stopped"}`);
         cue(now);
+        if (what === "recording") loadRecordings();
       }
     }
     state.joinedOnce = true;
@@ -658,6 +696,7 @@ $("key-close").addEventListener("click", () => {
 // Shown once: the key is gone from the page when the dialog closes (button or Escape).
 $("keydialog").addEventListener("close", () => ($("key-value").textContent = ""));
 $("mute-all").addEventListener("click", () => state.control?.send({ type: "mute_all" }));
+$("recordings-box").addEventListener("toggle", () => loadRecordings());
 $("stream-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const url = $("stream-url").value.trim();

@@ -158,6 +158,16 @@ try {
     .waitForFunction(() => document.getElementById("recording-banner").hidden, null, { timeout: 10_000 })
     .catch(() => fail("the banner stays after the recording stopped"));
   console.log("ok the moderator records: the banner and a notice on every page while it runs");
+
+  await ada.page.click("#recordings-box summary");
+  await ada.page
+    .waitForFunction(() => /e2e-moderation-\d{8}-\d{6}\.ts \(\d+:\d\d, [\d.]+ MB\)/.test(document.getElementById("recordings").textContent), null, { timeout: 10_000 })
+    .catch(async () => fail(`the moderator's list of recordings shows: ${await ada.page.textContent("#recordings")}`));
+  const [download] = await Promise.all([ada.page.waitForEvent("download", { timeout: 10_000 }), ada.page.click("#recordings li button")]);
+  const saved = await download.path();
+  const { statSync } = await import("node:fs");
+  if (!saved || statSync(saved).size < 1000) fail(`the downloaded recording is ${saved ? statSync(saved).size : "missing"}`);
+  console.log(`ok the moderator lists the recording and downloads it (${statSync(saved).size} bytes)`);
   console.log("RESULT moderation ok");
 } finally {
   await Promise.all(people.map((p) => p.browser.close().catch(() => {})));
