@@ -162,7 +162,19 @@ pub struct StreamInfo {
     pub id: String,
     pub target: String,
     #[serde(flatten)]
-    pub state: crate::outputs::live::StreamState,
+    pub state: StreamState,
+}
+
+/// What a live stream is doing, as moderators see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum StreamState {
+    /// Started, nothing confirmed yet.
+    Connecting,
+    /// Pictures go out and the target has not failed.
+    Live,
+    /// The target failed; tried again in `in_s` seconds.
+    Retrying { in_s: u64, error: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

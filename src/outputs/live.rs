@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 
 use super::{OutputError, OutputPipeline};
+pub use crate::protocol::StreamState;
 
 const RTMP: &str = "appsrc name=video ! h264parse ! queue max-size-time=2000000000 \
     ! flvmux name=mux streamable=true ! rtmp2sink name=sink sync=false \
@@ -132,17 +133,6 @@ fn decode(v: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "the SRT target is not UTF-8".to_string())
 }
 
-/// What a live stream is doing, as moderators see it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum StreamState {
-    /// Started, nothing confirmed yet.
-    Connecting,
-    /// Pictures go out and the target has not failed.
-    Live,
-    /// The target failed; tried again in `in_s` seconds.
-    Retrying { in_s: u64, error: String },
-}
 
 /// When to try a dropped target again: a pure function of the failures and the time.
 #[derive(Clone, Debug)]

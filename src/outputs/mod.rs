@@ -1,5 +1,5 @@
-//! Where a room goes beyond its participants: recordings on the server's disk (and, next, live
-//! streams and HLS). Every output is a consumer of the room's broadcast (the room's H.264
+//! Where a room goes beyond its participants: recordings on the server's disk, live streams to
+//! RTMP and SRT servers, and the public broadcast over HLS. Every output is a consumer of the room's broadcast (the room's H.264
 //! composite and one AAC encode of the full mix, see `media::broadcast`), like a viewer; each
 //! runs in its own small pipeline fed through appsrc, so its failure, EOS or a slow disk never
 //! reaches the room's pipeline: when an output falls behind, its own queue drops.
@@ -173,11 +173,15 @@ impl OutputPipeline {
         let failed = Arc::new(Mutex::new(None));
         let bus = pipeline.bus().ok_or_else(|| OutputError::Build("no bus".into()))?;
         let seen = failed.clone();
-        bus.set_sync_handler(move |_, msg| {
-            if let gst::MessageView::Error(e) = msg.view() {
+        // Only what `stop` waits for stays on the bus: nobody reads the rest, and an output
+        // runs for hours.
+        bus.set_sync_handler(move |_, msg| match msg.view() {
+            gst::MessageView::Error(e) => {
                 lock(&seen).get_or_insert_with(|| e.error().to_string());
+                gst::BusSyncReply::Pass
             }
-            gst::BusSyncReply::Pass
+            gst::MessageView::Eos(_) => gst::BusSyncReply::Pass,
+            _ => gst::BusSyncReply::Drop,
         });
         pipeline.set_state(gst::State::Playing).map_err(|e| OutputError::Start(e.to_string()))?;
         Ok(Self { pipeline, feed, failed })
