@@ -16,7 +16,7 @@ use support::shaper::{Shaper, PORTS};
 use support::wait_for;
 
 /// The test canvas is 640x360@15: the top rung is the canvas at 500 kbit/s, then 180p@15 at
-/// 150 kbit/s, then sound only.
+/// 120 kbit/s, then sound only.
 const TOP: i32 = 360;
 const LOW: i32 = 180;
 const FPS: f64 = 15.0;
@@ -126,18 +126,21 @@ fn a_player_without_feedback_adapts_from_its_reports_and_rides_out_loss() {
     // down at once) before it probes back up to the picture that fits.
     let adapted = reaches(&weak, LOW, Duration::from_secs(20), "the capped receiver on the 180p rung");
     let on_low = mark(&weak);
-    std::thread::sleep(Duration::from_secs(15));
+    std::thread::sleep(Duration::from_secs(10));
     let settled = window(&weak, &on_low);
     sees_everyone(&weak).expect("every publisher in the capped receiver's picture");
     let free_during = window(&free, &free_from);
-    eprintln!("250 kbit/s, reports only: 180p after {adapted:?}; the 15 s after {settled:?}; uncapped receiver {free_during:?}");
+    eprintln!("250 kbit/s, reports only: 180p after {adapted:?}; the 10 s after {settled:?}; uncapped receiver {free_during:?}");
     assert!(settled.fps >= 0.9 * FPS, "capped receiver's picture: {settled:?}");
     assert!(settled.longest_freeze < Duration::from_millis(1500), "capped receiver froze: {settled:?}");
     assert!(settled.audio >= 0.97 && settled.longest_silence < Duration::from_millis(500), "capped receiver's sound: {settled:?}");
     assert!(free_during.fps >= 0.95 * FPS && height(&free) == Some(TOP), "the uncapped receiver: {free_during:?}, height {:?}", height(&free));
+    // Its reports showed that the link did not carry the top rung: that rung is probed
+    // again only after 15 s of clean reports (a failed probe costs such a player seconds of
+    // picture), so the way back takes up to that long.
     let lifted = Instant::now();
     shaper.lift();
-    let recovered = back_on_top(&weak, lifted, Duration::from_secs(10), "the receiver back on the top rung");
+    let recovered = back_on_top(&weak, lifted, Duration::from_secs(25), "the receiver back on the top rung");
     eprintln!("cap lifted: top rung again after {recovered:?}");
 }
 

@@ -55,6 +55,12 @@ pub const MAX_HOLD: Duration = Duration::from_secs(30);
 /// long (a probe that fails there costs the sound the most) unless the receiver sends
 /// feedback, which undoes such a probe before it costs anything.
 pub const FIRST_HOLD_FROM_AUDIO: Duration = Duration::from_secs(8);
+/// A receiver without feedback that its reports moved down from a rung is probed with that
+/// rung again only after this long: its link was seen not to carry it, and such a probe costs
+/// it seconds of picture (its reports undo the probe only after a second or two, some not
+/// at all, and the queue the probe filled drains after that). A 250 kbit/s link under 180p
+/// was probed with 360p every 3 s and froze up to 9 s each time.
+pub const HOLD_FOR_A_RUNG_NOT_CARRIED: Duration = Duration::from_secs(15);
 /// Loss in receiver reports within this long of a probe's start is not held against it.
 const PROBE_FIRST_REPORT: Duration = Duration::from_millis(1500);
 /// A probe that stays clean this long has held.
@@ -119,6 +125,12 @@ const PROBE_OVERFLOW_READS: u32 = 2;
 /// when the old rung's queue still overflows and the new rung cannot fit either).
 const SHORT_OF_RUNG: f64 = 0.8;
 const SHORT_READS: u32 = 2;
+/// While feedback is not judged (right after a move down or an undone probe), a read counts
+/// as short only when less than this share of what the new rung needs arrives: the queue left
+/// behind then delivers the link's whole capacity, so this little is a link that cannot carry
+/// the new rung either. (Waiting out the settle time there, a 100 kbit/s link under 180p
+/// overflowed for 2.5 s and took the sound with it.)
+const SHORT_WHILE_SETTLING: f64 = 0.6;
 /// A probe that feedback undid cost a fraction of a second of queue, not lost packets: the
 /// clean stretch before the next one grows only up to this, so a lifted cap is found soon.
 pub const FEEDBACK_MAX_HOLD: Duration = Duration::from_secs(4);
@@ -133,6 +145,11 @@ const ARRIVALS_SETTLE_AFTER_PROBE: Duration = Duration::from_millis(2500);
 /// new rung needs moves the receiver further down then (with each rung's rate known). Read
 /// as overflow, a 250 kbit/s link whose 180p fitted went on to sound only 2.3 s after 180p.
 const OLD_QUEUE_DRAINS: Duration = Duration::from_secs(4);
+
+/// Feedback reads in a row in which everything sent arrived, in step, that show the queue a
+/// move down left behind has drained (the round trip in the receiver reports says so only
+/// once a second, and not in every report: the next probe then came 9-10 s after a move).
+const CLEAR_READS: u32 = 2;
 
 /// What the receiver's transport-wide feedback showed over its last few packets.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -164,6 +181,12 @@ impl Arrivals {
     /// receiver reports' loss.)
     fn queueing(&self) -> bool {
         self.delay_growth >= GROWTH_QUEUEING && self.delivered <= DELIVERED_SHORT && self.lost == 0.0
+    }
+
+    /// Everything sent arrived at the pace it was sent: no queue in the way (a queue that
+    /// drains delivers more than is sent; one that fills, less).
+    fn clear(&self) -> bool {
+        self.lost == 0.0 && self.delay_growth < GROWTH_QUEUEING && (0.9..=1.1).contains(&self.delivered)
     }
 }
 
@@ -203,6 +226,8 @@ pub struct RungPolicy {
     queue_reads: u32,
     overflow_reads: u32,
     short_reads: u32,
+    /// Clear feedback reads in a row since the last that was not.
+    clear_reads: u32,
     /// What arrived in each of the recent reads that showed trouble (newest last; `None` for
     /// the others): a full link delivers what it carries.
     arrived: std::collections::VecDeque<Option<u32>>,
@@ -215,6 +240,8 @@ pub struct RungPolicy {
     rates: Option<Vec<u32>>,
     /// Whether the receiver sends transport-wide feedback.
     feedback_seen: bool,
+    /// The rung a verdict last moved the receiver down from (until a probe holds).
+    not_carried: Option<usize>,
     /// When its last report came, and the recent gaps between reports.
     last_report: Option<Duration>,
     report_gaps: std::collections::VecDeque<Duration>,
@@ -240,11 +267,13 @@ impl RungPolicy {
             queue_reads: 0,
             overflow_reads: 0,
             short_reads: 0,
+            clear_reads: 0,
             arrived: std::collections::VecDeque::with_capacity(OVERFLOW_WINDOW as usize),
             arrivals_settle_until: now + ARRIVALS_SETTLE,
             old_queue_until: now,
             rates: None,
             feedback_seen: false,
+            not_carried: None,
             last_report: None,
             report_gaps: std::collections::VecDeque::with_capacity(REPORT_GAPS),
         }
@@ -358,6 +387,9 @@ impl RungPolicy {
             let steps = if signals.loss >= LOSS_SEVERE && !failed_probe { self.severe_steps(signals.loss) } else { 1 };
             let certain = signals.loss >= LOSS_SEVERE || (signals.loss >= LOSS_BAD && queueing) || queue_above(RTT_SURE_QUEUEING);
             if (failed_probe || certain || self.bad_streak >= 2) && self.current < self.rungs {
+                if !failed_probe {
+                    self.not_carried = Some(self.current);
+                }
                 let target = (self.current + steps).min(self.rungs);
                 let moved = self.move_to(target, now);
                 self.start_draining(now);
@@ -380,12 +412,16 @@ impl RungPolicy {
         if self.probe.is_some_and(|p| now.saturating_sub(p) >= window) {
             self.probe = None;
             self.hold = FIRST_HOLD;
+            self.not_carried = None;
             if self.feedback_seen {
                 self.clean_since = Some(now.saturating_sub(FIRST_HOLD));
             }
         }
         let since = *self.clean_since.get_or_insert(now);
-        let hold = if self.current == self.rungs && !self.feedback_seen { self.hold.max(FIRST_HOLD_FROM_AUDIO) } else { self.hold };
+        let mut hold = if self.current == self.rungs && !self.feedback_seen { self.hold.max(FIRST_HOLD_FROM_AUDIO) } else { self.hold };
+        if !self.feedback_seen && self.not_carried.is_some_and(|r| r + 1 >= self.current) {
+            hold = hold.max(HOLD_FOR_A_RUNG_NOT_CARRIED);
+        }
         if self.current > self.ceiling && self.probe.is_none() && now.saturating_sub(since) >= hold {
             let target = self.current - 1;
             let moved = self.move_to(target, now);
@@ -401,22 +437,30 @@ impl RungPolicy {
         self.feedback_seen = true;
         let (queueing, overflowing) = (arrivals.queueing(), arrivals.overflowing());
         let judged = now >= self.arrivals_settle_until;
+        let full = (queueing || overflowing) && self.sent_the_rung(&arrivals);
+        let short_below = if judged { SHORT_OF_RUNG } else { SHORT_WHILE_SETTLING };
+        let short = full && f64::from(arrivals.received_kbps) < self.need() * short_below;
         if judged {
             self.queue_reads = ((self.queue_reads << 1) | u32::from(queueing)) & ((1 << QUEUE_WINDOW) - 1);
             self.overflow_reads = ((self.overflow_reads << 1) | u32::from(overflowing)) & ((1 << OVERFLOW_WINDOW) - 1);
+        }
+        if judged || short {
             if self.arrived.len() == OVERFLOW_WINDOW as usize {
                 self.arrived.pop_front();
             }
-            let full = (queueing || overflowing) && self.sent_the_rung(&arrivals);
             self.arrived.push_back(full.then_some(arrivals.received_kbps));
-            let short = full && f64::from(arrivals.received_kbps) < self.need() * SHORT_OF_RUNG;
-            self.short_reads = ((self.short_reads << 1) | u32::from(short)) & ((1 << SHORT_READS) - 1);
+        }
+        self.short_reads = ((self.short_reads << 1) | u32::from(short)) & ((1 << SHORT_READS) - 1);
+        self.clear_reads = if judged && arrivals.clear() { self.clear_reads + 1 } else { 0 };
+        if self.clear_reads >= CLEAR_READS {
+            self.draining = None;
         }
         if !(queueing || overflowing) {
             return None;
         }
         self.clean_since = None;
-        if !judged {
+        let short_verdict = self.short_reads == (1 << SHORT_READS) - 1;
+        if !judged && !short_verdict {
             return None;
         }
         let probing = self.probe.is_some();
@@ -426,9 +470,8 @@ impl RungPolicy {
         } else {
             self.overflow_reads.count_ones() >= OVERFLOW_READS
         };
-        let short_verdict = self.short_reads == (1 << SHORT_READS) - 1;
         let old_queue = self.rates.is_some() && !probing && now < self.old_queue_until;
-        let full_verdict = !old_queue && (queueing && queue_verdict || overflowing && overflow_verdict);
+        let full_verdict = judged && !old_queue && (queueing && queue_verdict || overflowing && overflow_verdict);
         if !(full_verdict || short_verdict) || self.current >= self.rungs {
             return None;
         }
@@ -440,9 +483,11 @@ impl RungPolicy {
         let moved = self.move_to(target, now);
         self.start_draining(now);
         if failed_probe {
-            // Undone within a quarter second: its queue is gone as soon as feedback says so.
+            // Undone within a quarter second: its queue is gone as soon as feedback says so,
+            // or (on sound only, which brings no feedback) soon after.
             self.settle_until = now + ARRIVALS_SETTLE;
             self.arrivals_settle_until = now + ARRIVALS_SETTLE_AFTER_PROBE;
+            self.draining = Some(now + ARRIVALS_SETTLE_AFTER_PROBE);
         }
         Some(moved)
     }
@@ -533,7 +578,7 @@ mod tests {
         assert_eq!(run(&mut p, 2, 4, |_| lossy(0.5)), vec![(2, 3)], "audio only");
         assert_eq!(run(&mut p, 4, 8, |_| lossy(0.5)), vec![], "nothing below audio only");
         let moves = run(&mut p, 8, 30, |_| lossy(0.0));
-        assert_eq!(moves.first(), Some(&(16, 2)), "back to the lowest picture after a longer clean stretch");
+        assert_eq!(moves.first(), Some(&(8 + HOLD_FOR_A_RUNG_NOT_CARRIED.as_secs(), 2)), "back to the lowest picture after a longer clean stretch");
     }
 
     #[test]
@@ -693,6 +738,24 @@ mod tests {
     }
 
     #[test]
+    fn a_rung_the_link_did_not_carry_is_probed_rarely_without_feedback() {
+        let mut p = RungPolicy::new(2, 0, 0, s(0)).with_rates(vec![500, 120]);
+        assert_eq!(p.observe(lossy(0.39), s(3)), Some(1), "down to 180p");
+        let moves = run(&mut p, 4, 40, |_| lossy(0.0));
+        assert_eq!(moves.first(), Some(&(3 + 2 + HOLD_FOR_A_RUNG_NOT_CARRIED.as_secs(), 0)), "one probe after the settle time and {HOLD_FOR_A_RUNG_NOT_CARRIED:?} of clean reports: {moves:?}");
+        assert_eq!(moves.len(), 1, "the probe held: {moves:?}");
+        assert_eq!(p.observe(lossy(0.39), s(40)), Some(1), "down again");
+        assert_eq!(run(&mut p, 41, 60, |_| lossy(0.0)).first(), Some(&(40 + 2 + HOLD_FOR_A_RUNG_NOT_CARRIED.as_secs(), 0)));
+
+        // With feedback, probes are cheap: the usual hold.
+        let mut p = RungPolicy::new(2, 0, 0, s(0)).with_rates(vec![500, 120]);
+        p.observe_arrivals(arrivals(0, 1.0), ms(1500));
+        assert_eq!(p.observe(lossy(0.39), s(3)), Some(1));
+        let moves = run(&mut p, 4, 20, |_| lossy(0.0));
+        assert_eq!(moves.first(), Some(&(3 + 2 + FIRST_HOLD.as_secs(), 0)), "{moves:?}");
+    }
+
+    #[test]
     fn a_very_bad_second_moves_to_the_rung_that_what_arrived_carries() {
         let rates = vec![500, 150];
         let mut p = RungPolicy::new(2, 0, 0, s(0)).with_rates(rates.clone());
@@ -745,6 +808,26 @@ mod tests {
     }
 
     #[test]
+    fn a_link_far_short_of_the_rung_it_went_back_to_moves_on_at_once() {
+        // 180p fitted a link, a probe to 360p was undone; meanwhile the link dropped to 100
+        // kbit/s. What arrives is far short of 180p's 220 even while the probe's queue drains.
+        let full = |kbps| Arrivals { delay_growth: ms(20), delivered: f64::from(kbps) / 570.0, lost: 0.0, received_kbps: kbps };
+        let mut p = RungPolicy::new(3, 2, 0, s(0)).with_rates(vec![1500, 500, 150]);
+        assert_eq!(run(&mut p, 2, 6, |_| lossy(0.0)), vec![(5, 1)], "the probe");
+        assert_eq!(p.observe_arrivals(full(170), ms(5250)), Some(2), "undone");
+        assert_eq!(p.observe_arrivals(full(95), ms(5500)), None, "one read is no verdict");
+        assert_eq!(p.observe_arrivals(full(90), ms(5750)), Some(3), "two: sound only, without waiting out the settle time");
+
+        // The same reads of a link that carries 180p: its queue drains, no move.
+        let mut p = RungPolicy::new(3, 2, 0, s(0)).with_rates(vec![1500, 500, 150]);
+        assert_eq!(run(&mut p, 2, 6, |_| lossy(0.0)), vec![(5, 1)], "the probe");
+        assert_eq!(p.observe_arrivals(full(240), ms(5250)), Some(2), "undone");
+        for t in (5500..8000).step_by(250) {
+            assert_eq!(p.observe_arrivals(full(170), ms(t)), None, "170 of 220 while the probe's queue drains: no verdict at {t}");
+        }
+    }
+
+    #[test]
     fn a_failed_probe_goes_back_one_rung_however_bad() {
         let mut p = RungPolicy::new(3, 1, 0, s(0));
         assert_eq!(run(&mut p, 2, 6, |_| lossy(0.0)), vec![(5, 0)], "the probe");
@@ -781,6 +864,29 @@ mod tests {
         assert_eq!(p.observe(rtt(450), s(3)), Some(1));
         assert_eq!(p.observe(rtt(700), s(5)), None, "still growing for a while: the old rung feeds until the new keyframe");
         assert_eq!(p.observe(Signals { loss: 0.3, rtt: Some(Duration::from_millis(700)), silent: false }, s(6)), Some(3), "but loss counts");
+    }
+
+    #[test]
+    fn feedback_that_arrives_in_step_ends_the_drain() {
+        let clear = arrivals(0, 1.0);
+        let probe_after_move_down = |clear_reads: bool| {
+            let mut p = RungPolicy::new(3, 0, 0, s(0));
+            let full = arrivals(4500, 0.79);
+            assert_eq!(p.observe_arrivals(full, ms(2000)), None);
+            assert_eq!(p.observe_arrivals(full, ms(2250)), Some(1), "down");
+            (3..30).find(|t| {
+                if clear_reads {
+                    for q in 0..4 {
+                        p.observe_arrivals(clear, ms(t * 1000 + q * 250));
+                    }
+                }
+                // (Receiver reports without a round trip, as many are.)
+                p.observe(Signals { rtt: None, ..lossy(0.0) }, s(*t)).is_some()
+            })
+        };
+        let (with, without) = (probe_after_move_down(true), probe_after_move_down(false));
+        assert_eq!(without, Some(11), "round trips unknown: the drain ends by its clock (5 s), then 3 s clean");
+        assert!(with.is_some_and(|t| (7..=8).contains(&t)), "feedback in step ends it: {with:?}");
     }
 
     #[test]
