@@ -269,6 +269,8 @@ pub enum ErrorCode {
     Unauthorized,
     /// The server could not do it (a recording that cannot be written).
     Unavailable,
+    /// What the request names does not exist (a live stream id that is not running; HTTP 404).
+    NotFound,
 }
 
 impl ServerMessage {

@@ -173,4 +173,6 @@ fn an_srt_stream_reaches_a_listener_and_bad_targets_are_refused() {
     let id = started.body.split('"').nth(3).unwrap_or_default().to_string();
     assert_eq!(api("DELETE", &format!("/streams/{id}"), Some(&key), "").status, 200);
     bo.told_setting("streaming", false, "a participant");
+    let again = api("DELETE", &format!("/streams/{id}"), Some(&key), "");
+    assert_eq!(again.status, 404, "a stream that no longer runs: {}", again.body);
 }

@@ -170,7 +170,7 @@ impl ControlTask {
             Automation::StartStream(url) => self.start_stream(&url).await.map(Automated::Started),
             Automation::StopStream(id) => {
                 if !self.streams.contains_key(&id) {
-                    return Err(refused(ErrorCode::BadMessage, "no live stream with that id"));
+                    return Err(refused(ErrorCode::NotFound, "no live stream of this room with that id"));
                 }
                 self.stop_stream(&id).await;
                 Ok(Automated::Stopped)

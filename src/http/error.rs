@@ -38,6 +38,7 @@ impl From<MediaError> for ApiError {
                 ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
                 ErrorCode::RoomFull => StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::NotFound => StatusCode::NOT_FOUND,
                 _ => StatusCode::BAD_REQUEST,
             },
             M::Negotiation(_) => StatusCode::BAD_REQUEST,

@@ -61,6 +61,11 @@ pub const FIRST_HOLD_FROM_AUDIO: Duration = Duration::from_secs(8);
 /// at all, and the queue the probe filled drains after that). A 250 kbit/s link under 180p
 /// was probed with 360p every 3 s and froze up to 9 s each time.
 pub const HOLD_FOR_A_RUNG_NOT_CARRIED: Duration = Duration::from_secs(15);
+/// Only a rung the receiver had been on this long counts as not carried when its reports move
+/// it down: right after a move down, they still describe the queue the higher rung left (a
+/// 1 s queue sent a player from 180p, which fitted 250 kbit/s, to sound only, and it waited
+/// there).
+const SETTLED_ON_RUNG: Duration = Duration::from_secs(10);
 /// Loss in receiver reports within this long of a probe's start is not held against it.
 const PROBE_FIRST_REPORT: Duration = Duration::from_millis(1500);
 /// A probe that stays clean this long has held.
@@ -242,6 +247,10 @@ pub struct RungPolicy {
     feedback_seen: bool,
     /// The rung a verdict last moved the receiver down from (until a probe holds).
     not_carried: Option<usize>,
+    /// When it last moved down.
+    last_down: Option<Duration>,
+    /// Whether a report with a round trip came since the drain began.
+    rtt_since_down: bool,
     /// When its last report came, and the recent gaps between reports.
     last_report: Option<Duration>,
     report_gaps: std::collections::VecDeque<Duration>,
@@ -274,6 +283,8 @@ impl RungPolicy {
             rates: None,
             feedback_seen: false,
             not_carried: None,
+            last_down: None,
+            rtt_since_down: true,
             last_report: None,
             report_gaps: std::collections::VecDeque::with_capacity(REPORT_GAPS),
         }
@@ -329,9 +340,16 @@ impl RungPolicy {
         let previous_rtt = self.last_rtt;
         self.last_rtt = signals.rtt.or(previous_rtt);
         if let (Some(until), Some(r), Some(p)) = (self.draining, signals.rtt, previous_rtt) {
-            if r <= p + RTT_NOISE && now < self.drain_started + DRAIN_MAX {
+            // The first round trip since the move down is the old queue's whatever it says
+            // (a player whose reports carried none for 5 s was then sent from 180p, which
+            // fitted, to sound only by a 2.6 s round trip through the old queue).
+            let first = !self.rtt_since_down;
+            if (first || r <= p + RTT_NOISE) && now < self.drain_started + DRAIN_MAX {
                 self.draining = Some(until.max(now + DRAIN_STEP));
             }
+        }
+        if signals.rtt.is_some() {
+            self.rtt_since_down = true;
         }
         if now < self.settle_until {
             return None;
@@ -387,7 +405,8 @@ impl RungPolicy {
             let steps = if signals.loss >= LOSS_SEVERE && !failed_probe { self.severe_steps(signals.loss) } else { 1 };
             let certain = signals.loss >= LOSS_SEVERE || (signals.loss >= LOSS_BAD && queueing) || queue_above(RTT_SURE_QUEUEING);
             if (failed_probe || certain || self.bad_streak >= 2) && self.current < self.rungs {
-                if !failed_probe {
+                let settled = self.last_down.is_none_or(|t| now.saturating_sub(t) >= SETTLED_ON_RUNG);
+                if !failed_probe && settled {
                     self.not_carried = Some(self.current);
                 }
                 let target = (self.current + steps).min(self.rungs);
@@ -519,12 +538,16 @@ impl RungPolicy {
     fn start_draining(&mut self, now: Duration) {
         self.draining = Some(now + DRAIN);
         self.drain_started = now;
+        self.rtt_since_down = false;
     }
 
     /// Moves to `target`. Reports after a move down still describe the higher rung for a
     /// while, so they are not judged; after a move up, trouble shows at once and counts.
     fn move_to(&mut self, target: usize, now: Duration) -> usize {
         let down = target > self.current;
+        if down {
+            self.last_down = Some(now);
+        }
         self.current = target;
         self.bad_streak = 0;
         self.clean_since = None;
@@ -747,6 +770,13 @@ mod tests {
         assert_eq!(p.observe(lossy(0.39), s(40)), Some(1), "down again");
         assert_eq!(run(&mut p, 41, 60, |_| lossy(0.0)).first(), Some(&(40 + 2 + HOLD_FOR_A_RUNG_NOT_CARRIED.as_secs(), 0)));
 
+        // Two moves down within seconds: the second is the first one's queue, not the link.
+        let mut p = RungPolicy::new(3, 0, 0, s(0)).with_rates(vec![1500, 500, 120]);
+        assert_eq!(p.observe(lossy(0.39), s(3)), Some(1), "720p: down to 360p");
+        assert_eq!(p.observe(lossy(0.9), s(6)), Some(3), "and on, right after: sound only");
+        let moves = run(&mut p, 7, 40, |_| lossy(0.0));
+        assert_eq!(moves.first(), Some(&(6 + 2 + FIRST_HOLD_FROM_AUDIO.as_secs(), 2)), "180p probed after the usual hold: {moves:?}");
+
         // With feedback, probes are cheap: the usual hold.
         let mut p = RungPolicy::new(2, 0, 0, s(0)).with_rates(vec![500, 120]);
         p.observe_arrivals(arrivals(0, 1.0), ms(1500));
@@ -887,6 +917,23 @@ mod tests {
         let (with, without) = (probe_after_move_down(true), probe_after_move_down(false));
         assert_eq!(without, Some(11), "round trips unknown: the drain ends by its clock (5 s), then 3 s clean");
         assert!(with.is_some_and(|t| (7..=8).contains(&t)), "feedback in step ends it: {with:?}");
+    }
+
+    #[test]
+    fn the_first_round_trip_after_a_move_down_is_the_old_queue() {
+        let mut p = RungPolicy::new(3, 0, 0, s(0));
+        let rtt = |ms| Signals { loss: 0.0, rtt: Some(Duration::from_millis(ms)), silent: false };
+        let none = Signals { loss: 0.0, rtt: None, silent: false };
+        p.observe(rtt(2), s(2));
+        assert_eq!(p.observe(lossy(0.7), s(3)), Some(2), "down two rungs");
+        for t in 4..8 {
+            assert_eq!(p.observe(none, s(t)), None, "reports without a round trip");
+        }
+        assert_eq!(p.observe(rtt(2600), s(8)), None, "the first round trip after the drain's 5 s: still the old queue");
+        assert_eq!(p.observe(rtt(1500), s(9)), None, "falling: draining");
+        assert_eq!(p.observe(rtt(400), s(10)), None);
+        assert_eq!(p.observe(rtt(3), s(11)), None, "drained");
+        assert_eq!(p.observe(rtt(500), s(12)), Some(3), "a new queue counts");
     }
 
     #[test]
