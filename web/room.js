@@ -168,7 +168,8 @@ async function loadRecordings() {
   for (const r of answer?.recordings ?? []) {
     const li = document.createElement("li");
     const mb = (r.bytes / 1e6).toFixed(1);
-    const length = r.duration_s == null ? "" : `${Math.floor(r.duration_s / 60)}:${String(Math.round(r.duration_s % 60)).padStart(2, "0")}, `;
+    const seconds = Math.round(r.duration_s ?? 0);
+    const length = r.duration_s == null ? "" : `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}, `;
     li.textContent = `${r.name} (${length}${mb} MB${r.recording ? `, ${t("recording_now")}` : ""}) `;
     if (!r.recording) {
       li.append(

@@ -153,6 +153,20 @@ try {
     .catch(() => fail("the newcomer's page shows no recording banner"));
   await bo.page.waitForFunction(() => document.getElementById("notice").textContent.includes("Aufzeichnung hat begonnen"));
   if (!(await ada.page.isVisible("#recording-banner"))) fail("the moderator's page shows no recording banner");
+  // Stopped too soon, the file holds less than a frame and has no length to list: wait until
+  // the server lists a second of it (asked as the page asks, with the moderator key).
+  await ada.page
+    .waitForFunction(
+      async () => {
+        const room = "e2e-moderation";
+        const key = sessionStorage.getItem(`plenum.modkey.${room}`);
+        const answer = await fetch(`/api/rooms/${room}/recordings`, { headers: { Authorization: `Bearer ${key}` } }).then((r) => r.json());
+        return answer.recordings.some((r) => r.recording && r.duration_s >= 1);
+      },
+      null,
+      { timeout: 15_000, polling: 500 },
+    )
+    .catch(() => fail("the running recording never had a second in it"));
   await ada.page.click("#set-recording");
   await bo.page
     .waitForFunction(() => document.getElementById("recording-banner").hidden, null, { timeout: 10_000 })
