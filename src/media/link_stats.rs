@@ -66,6 +66,8 @@ struct Block {
     highest: u32,
     /// The round trip this block gives, if it refers to a sender report of ours.
     rtt: Option<Duration>,
+    /// Which of our sender reports it refers to (LSR; 0: none yet).
+    lsr: u32,
 }
 
 type Blocks = Arc<Mutex<HashMap<u32, Block>>>;
@@ -95,7 +97,8 @@ impl LinkReader {
                     let arrived = ntp_middle(SystemTime::now());
                     let mut blocks = sink.lock().unwrap_or_else(|p| p.into_inner());
                     for block in report_blocks(map.as_slice(), arrived) {
-                        blocks.insert(block.ssrc, block);
+                        let seen = blocks.get(&block.ssrc).map(|b| b.lsr);
+                        blocks.insert(block.ssrc, fresh(block, seen));
                     }
                 }
             }
@@ -168,10 +171,23 @@ fn report_blocks(mut data: &[u8], arrived: u32) -> Vec<Block> {
                 .then(|| arrived.wrapping_sub(lsr).wrapping_sub(dlsr))
                 .filter(|units| *units < 60 << 16)
                 .map(|units| Duration::from_secs_f64(f64::from(units) / 65536.0));
-            out.push(Block { ssrc: word(0), lost, highest: word(8), rtt });
+            out.push(Block { ssrc: word(0), lost, highest: word(8), rtt, lsr });
         }
     }
     out
+}
+
+/// `block` with its round trip only if it refers to a sender report newer than the one the
+/// previous block on its stream (`seen`) referred to. A stream we stopped sending (a viewer
+/// moved to sound only) gets no more sender reports, and the receiver goes on reporting the
+/// last one it had: `arrival - LSR - DLSR` then repeats the round trip of that report, which
+/// went through the queue of the old rung (a viewer on sound only kept a 2.5 s round trip
+/// for 15 s after its link was free again, and climbed back only after 12-22 s).
+fn fresh(mut block: Block, seen: Option<u32>) -> Block {
+    if seen == Some(block.lsr) {
+        block.rtt = None;
+    }
+    block
 }
 
 fn parse_feedback(s: &gst::StructureRef) -> Option<Feedback> {
@@ -257,17 +273,25 @@ mod tests {
         let arrived = (1001 << 16) + (1 << 14);
         let blocks = report_blocks(&compound, arrived);
         assert_eq!(blocks.len(), 2, "{blocks:?}");
-        assert_eq!(blocks[0], Block { ssrc: 11, lost: 40, highest: 5000, rtt: Some(Duration::from_millis(250)) });
-        assert_eq!(blocks[1], Block { ssrc: 22, lost: -1, highest: 5000, rtt: None }, "no sender report yet: no round trip");
+        assert_eq!(blocks[0], Block { ssrc: 11, lost: 40, highest: 5000, rtt: Some(Duration::from_millis(250)), lsr: 1000 << 16 });
+        assert_eq!(blocks[1], Block { ssrc: 22, lost: -1, highest: 5000, rtt: None, lsr: 0 }, "no sender report yet: no round trip");
         assert!(report_blocks(&compound[..20], arrived).is_empty(), "a cut packet is ignored");
         assert!(report_blocks(&[0xff; 40], arrived).is_empty(), "not RTCP version 2");
     }
 
     #[test]
+    fn a_report_on_a_sender_report_already_answered_gives_no_round_trip() {
+        let block = Block { ssrc: 11, lost: 0, highest: 900, rtt: Some(Duration::from_millis(2500)), lsr: 77 };
+        assert_eq!(fresh(block, None).rtt, block.rtt, "the first report on a stream");
+        assert_eq!(fresh(block, Some(76)).rtt, block.rtt, "a newer sender report");
+        assert_eq!(fresh(block, Some(77)).rtt, None, "the same sender report again: a stream no longer sent");
+    }
+
+    #[test]
     fn the_latest_report_on_every_stream_is_summed() {
         let blocks = [
-            Block { ssrc: 11, lost: 40, highest: 900, rtt: Some(Duration::from_millis(250)) },
-            Block { ssrc: 22, lost: 2, highest: 100, rtt: Some(Duration::from_millis(20)) },
+            Block { ssrc: 11, lost: 40, highest: 900, rtt: Some(Duration::from_millis(250)), lsr: 1 },
+            Block { ssrc: 22, lost: 2, highest: 100, rtt: Some(Duration::from_millis(20)), lsr: 2 },
         ];
         let counts = sum_reports(&blocks);
         assert_eq!((counts.expected, counts.lost, counts.rtt), (1000, 42, Some(Duration::from_millis(250))));

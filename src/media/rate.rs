@@ -323,6 +323,16 @@ impl RungPolicy {
         Some(moved)
     }
 
+    /// The rung a probe moved to is not sent yet (its encoder starts, its first keyframe is
+    /// awaited): the probe's trial starts again at `now`. (Judged from the move on, a probe
+    /// from sound only passed its trial on the sound alone while the rung started, and the
+    /// next went on to a rung higher still on a 100 kbit/s link.)
+    pub fn not_sent_yet(&mut self, now: Duration) {
+        if self.probe.is_some() {
+            self.probe = Some(now);
+        }
+    }
+
     /// One report interval's signals at `now`; `Some(rung)` when the receiver should move.
     pub fn observe(&mut self, mut signals: Signals, now: Duration) -> Option<usize> {
         if self.probe.is_some_and(|p| now.saturating_sub(p) < PROBE_FIRST_REPORT) {
@@ -758,6 +768,21 @@ mod tests {
         p.observe_arrivals(arrivals(0, 1.0), ms(1500));
         let moves = run(&mut p, 2, 20, |_| lossy(0.0));
         assert_eq!(moves, vec![(5, 2), (7, 1), (9, 0)], "the top 7 s after the first clean second");
+    }
+
+    #[test]
+    fn a_probe_is_on_trial_from_when_its_rung_is_sent() {
+        let mut p = RungPolicy::new(3, 3, 0, s(0));
+        p.observe_arrivals(arrivals(0, 1.0), ms(1500));
+        assert_eq!(run(&mut p, 2, 6, |_| lossy(0.0)), vec![(5, 2)], "the probe from sound only");
+        // Its encoder starts and its keyframe is awaited for three seconds.
+        let mut moves = Vec::new();
+        for t in 6..9 {
+            p.not_sent_yet(s(t));
+            moves.extend(p.observe(lossy(0.0), s(t)));
+        }
+        assert!(moves.is_empty(), "no verdict on a rung not sent: {moves:?}");
+        assert_eq!(p.observe_arrivals(arrivals(22000, 0.5), ms(9250)), Some(3), "still on trial when it comes: undone");
     }
 
     #[test]

@@ -154,19 +154,19 @@ try {
   await bo.page.waitForFunction(() => document.getElementById("notice").textContent.includes("Aufzeichnung hat begonnen"));
   if (!(await ada.page.isVisible("#recording-banner"))) fail("the moderator's page shows no recording banner");
   // Stopped too soon, the file holds less than a frame and has no length to list: wait until
-  // the server lists a second of it (asked as the page asks, with the moderator key).
-  await ada.page
-    .waitForFunction(
-      async () => {
-        const room = "e2e-moderation";
-        const key = sessionStorage.getItem(`plenum.modkey.${room}`);
-        const answer = await fetch(`/api/rooms/${room}/recordings`, { headers: { Authorization: `Bearer ${key}` } }).then((r) => r.json());
-        return answer.recordings.some((r) => r.recording && r.duration_s >= 1);
-      },
-      null,
-      { timeout: 15_000, polling: 500 },
-    )
-    .catch(() => fail("the running recording never had a second in it"));
+  // the server lists a second of it (asked as the page asks, with the moderator key; polled
+  // here, since waitForFunction takes a returned promise for a true value).
+  const listsASecond = () =>
+    ada.page.evaluate(async (room) => {
+      const key = sessionStorage.getItem(`plenum.modkey.${room}`);
+      const answer = await fetch(`/api/rooms/${room}/recordings`, { headers: { Authorization: `Bearer ${key}` } }).then((r) => r.json());
+      return answer.recordings.some((r) => r.recording && r.duration_s >= 1);
+    }, ROOM);
+  const until = Date.now() + 15_000;
+  while (!(await listsASecond())) {
+    if (Date.now() > until) fail("the running recording never had a second in it");
+    await new Promise((r) => setTimeout(r, 500));
+  }
   await ada.page.click("#set-recording");
   await bo.page
     .waitForFunction(() => document.getElementById("recording-banner").hidden, null, { timeout: 10_000 })
@@ -176,7 +176,13 @@ try {
   await ada.page.click("#recordings-box summary");
   await ada.page
     .waitForFunction(() => /e2e-moderation-\d{8}-\d{6}\.ts \(\d+:\d\d, [\d.]+ MB\)/.test(document.getElementById("recordings").textContent), null, { timeout: 10_000 })
-    .catch(async () => fail(`the moderator's list of recordings shows: ${await ada.page.textContent("#recordings")}`));
+    .catch(async () => {
+      const api = await ada.page.evaluate(async (room) => {
+        const key = sessionStorage.getItem(`plenum.modkey.${room}`);
+        return fetch(`/api/rooms/${room}/recordings`, { headers: { Authorization: `Bearer ${key}` } }).then((r) => r.text());
+      }, ROOM);
+      fail(`the moderator's list of recordings shows: ${await ada.page.textContent("#recordings")} (the API: ${api})`);
+    });
   const [download] = await Promise.all([ada.page.waitForEvent("download", { timeout: 10_000 }), ada.page.click("#recordings li button")]);
   const saved = await download.path();
   const { statSync } = await import("node:fs");

@@ -47,6 +47,7 @@ impl RoomTask {
         for (id, s) in &mut self.sessions {
             let Kind::Viewer { video: Some(v), .. } = &mut s.kind else { continue };
             if let (Some(rung), true) = (v.rung, v.link.is_pending()) {
+                v.policy.not_sent_yet(self.epoch.elapsed());
                 self.pipe.force_keyframe(v.codec, rung);
                 // The old rung still feeds it until the new one's keyframe.
                 if let Some((_, since)) = v.old_rung_until {
@@ -159,7 +160,11 @@ impl RoomTask {
             self.pipe.release_video(v.codec, old);
         }
         let down = target.is_none_or(|t| v.rung.is_some_and(|o| t > o));
-        v.old_rung_until = down.then(|| (v.link.sent().1, self.epoch.elapsed()));
+        // Reports after a move down still count the old rung's losses; so do the first after
+        // sound only: the receiver counts what the queue dropped of the picture before only
+        // when the picture comes again (a free link then read as 15 % loss and undid the probe).
+        let from_sound_only = v.rung.is_none();
+        v.old_rung_until = (down || from_sound_only).then(|| (v.link.sent().1, self.epoch.elapsed()));
         let codec = v.codec;
         if let Some(rung) = target {
             self.pipe.force_keyframe(codec, rung);
