@@ -20,7 +20,9 @@
 //!   `set_recording {on}` (the room's recording; everyone sees `room.settings.recording`),
 //!   `start_stream {url}` (`rtmp[s]://host/app/key` or `srt://host:port?streamid=…&passphrase=…`;
 //!   everyone sees `room.settings.streaming`, moderators get `streams`), `stop_stream {id}`,
-//!   `set_broadcast {on}` (public HLS at `/watch/{room}`; everyone sees `room.settings.broadcast`).
+//!   `set_broadcast {on}` (public HLS at `/watch/{room}`; everyone sees `room.settings.broadcast`),
+//!   `add_camera {url, name}` (a hall camera, `rtsp://…` or `srt://…`, listed for everyone as an
+//!   external publisher with `access: "camera"` and its `state`; ended with `end_external`).
 //!
 //! Server → client:
 //! - `joined` with the participant's `id` and `token`. The token authorises WHIP and WHEP
@@ -83,6 +85,7 @@ pub enum ClientMessage {
     StartStream { url: String },
     StopStream { id: String },
     SetBroadcast { on: bool },
+    AddCamera { url: String, name: String },
 }
 
 /// A receiver's own choice of picture: as much as its link carries, the lowest rung, or none.
@@ -115,6 +118,8 @@ pub enum ExternalAccess {
     Open,
     /// A viewer presenting an external publisher's session id (its return feed).
     Publisher,
+    /// A hall camera a moderator added (pulled by the server).
+    Camera,
 }
 
 /// One external WHIP or WHEP session, as everyone in the room sees it.
@@ -127,6 +132,9 @@ pub struct ExternalInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     pub access: ExternalAccess,
+    /// A hall camera's connection (connecting, live, or retrying after it dropped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StreamState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

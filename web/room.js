@@ -315,6 +315,11 @@ function externalItem(e) {
   const info = document.createElement("span");
   info.className = "state";
   info.textContent = t(`access_${e.access}`);
+  // A hall camera says whether its picture comes: live, connecting, or away and tried again.
+  if (e.state) {
+    const s = e.state;
+    info.textContent += ` · ${s.state === "retrying" ? t("stream_retrying").replace("{s}", s.in_s) : t(`stream_${s.state}`)}`;
+  }
   li.append(name, info);
   if (state.moderator) li.append(button(t("end_session"), () => state.control.send({ type: "end_external", id: e.id })));
   return li;
@@ -704,6 +709,14 @@ $("stream-form").addEventListener("submit", (ev) => {
   if (url) state.control?.send({ type: "start_stream", url });
   // The key is not kept in the page: the list shows the server only.
   $("stream-url").value = "";
+});
+$("camera-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const url = $("camera-url").value.trim();
+  const name = $("camera-name").value.trim() || t("hall_camera_default");
+  if (url) state.control?.send({ type: "add_camera", url, name });
+  // The URL may hold the camera's password: not kept in the page.
+  $("camera-url").value = "";
 });
 $("end-meeting").addEventListener("click", () => state.control?.send({ type: "end_meeting" }));
 document.addEventListener("keydown", (ev) => {

@@ -5,6 +5,7 @@
 //! handle to the room's media task, which it starts on demand and restarts if the media task
 //! closed while the room had no media.
 
+mod cameras;
 mod outputs;
 
 pub use outputs::{Automated, Automation};
@@ -544,6 +545,11 @@ impl ControlTask {
                     }
                 }
                 Effect::StopStream(id) => self.stop_stream(&id).await,
+                Effect::AddCamera { url, name, by } => {
+                    if let Err(e) = self.add_camera(&url, &name).await {
+                        self.send_to(by, Direct::Message(ServerMessage::error(e.code, e.message)));
+                    }
+                }
                 Effect::PublicBroadcast { on, by } => {
                     if let Err(e) = self.public_broadcast(on).await {
                         self.send_to(by, Direct::Message(ServerMessage::error(e.code, e.message)));
@@ -603,6 +609,7 @@ impl ControlTask {
             MediaEvent::RecordingStopped { reason } => self.recording_stopped(reason).await,
             MediaEvent::Stream { id, target, state } => self.stream_changed(id, target, state),
             MediaEvent::BroadcastStopped { reason } => self.broadcast_stopped(reason).await,
+            MediaEvent::Camera { session, state } => self.camera_changed(session, state).await,
         }
     }
 

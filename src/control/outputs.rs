@@ -23,6 +23,11 @@ pub enum Automation {
     Streams,
     /// The public broadcast (HLS) on or off.
     Broadcast(bool),
+    /// A hall camera from a URL, shown with a name.
+    AddCamera { url: String, name: String },
+    Cameras,
+    /// Ends the hall camera listed under this id.
+    EndCamera(String),
 }
 
 /// What it gets back.
@@ -34,6 +39,7 @@ pub enum Automated {
     Started(String),
     Stopped,
     Streams(Vec<StreamInfo>),
+    Cameras(Vec<crate::protocol::ExternalInfo>),
 }
 
 fn refused(code: ErrorCode, message: impl Into<String>) -> RoomError {
@@ -177,6 +183,16 @@ impl ControlTask {
             }
             Automation::Streams => Ok(Automated::Streams(self.streams.values().cloned().collect())),
             Automation::Broadcast(on) => self.public_broadcast(on).await.map(|_| Automated::Stopped),
+            Automation::AddCamera { url, name } => self.add_camera(&url, &name).await.map(Automated::Started),
+            Automation::Cameras => Ok(Automated::Cameras(self.cameras())),
+            Automation::EndCamera(id) => {
+                let session = crate::room::access::ExternalId::parse(&id)
+                    .filter(|_| self.cameras().iter().any(|c| c.id == id))
+                    .and_then(|x| self.state.external_session(x))
+                    .ok_or_else(|| refused(ErrorCode::NotFound, "no hall camera of this room with that id"))?;
+                self.end_external(session).await;
+                Ok(Automated::Stopped)
+            }
         }
     }
 }

@@ -87,6 +87,8 @@ pub fn router(state: AppState) -> Router {
         .route("/hls/{room}/{segment}", get(hls::segment))
         .route("/watch/{room}", get(web::watch_page))
         .route("/api/rooms/{room}/streams/{id}", axum::routing::delete(outputs::stop_stream))
+        .route("/api/rooms/{room}/cameras", get(outputs::cameras).post(outputs::add_camera))
+        .route("/api/rooms/{room}/cameras/{id}", axum::routing::delete(outputs::end_camera))
         .route("/whip/{room}", post(whip_post).options(preflight))
         .route("/whep/{room}", post(whep_post).options(preflight))
         .route("/whip/{room}/{session}", axum::routing::delete(end_session).patch(trickle).options(preflight))

@@ -5,7 +5,10 @@
 //! - `GET /api/rooms/{room}/recordings`: the room's recordings with size and duration;
 //! - `GET /api/rooms/{room}/recordings/{name}`: one of them, as a download;
 //! - `POST /api/rooms/{room}/streams` with `{"url": "rtmp://…"|"srt://…"}`: a live stream
-//!   (`201 {"id"}`); `GET` lists them with their state; `DELETE …/streams/{id}` stops one.
+//!   (`201 {"id"}`); `GET` lists them with their state; `DELETE …/streams/{id}` stops one;
+//! - `POST /api/rooms/{room}/cameras` with `{"url": "rtsp://…"|"srt://…", "name": "Saal"}`: a
+//!   hall camera (`201 {"id"}`); `GET` lists them with their state; `DELETE …/cameras/{id}`
+//!   ends one.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -134,5 +137,40 @@ pub(super) async fn streams(State(state): State<AppState>, Path(room): Path<Stri
 pub(super) async fn stop_stream(State(state): State<AppState>, Path((room, id)): Path<(String, String)>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
     let room = room_id(&room)?;
     authorised(&state, &room, &headers, Automation::StopStream(id)).await?;
+    Ok(StatusCode::OK)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewCamera {
+    url: String,
+    name: String,
+}
+
+pub(super) async fn add_camera(State(state): State<AppState>, Path(room): Path<String>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let room = room_id(&room)?;
+    let NewCamera { url, name } = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("expected {{\"url\": \"rtsp://…\" or \"srt://…\", \"name\": \"…\"}}: {e}")))?;
+    match authorised(&state, &room, &headers, Automation::AddCamera { url, name }).await? {
+        Automated::Started(id) => {
+            let mut r = json(serde_json::json!({ "id": id }));
+            *r.status_mut() = StatusCode::CREATED;
+            Ok(r)
+        }
+        _ => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer")),
+    }
+}
+
+pub(super) async fn cameras(State(state): State<AppState>, Path(room): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let room = room_id(&room)?;
+    match authorised(&state, &room, &headers, Automation::Cameras).await? {
+        Automated::Cameras(list) => Ok(json(serde_json::json!({ "cameras": list }))),
+        _ => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer")),
+    }
+}
+
+pub(super) async fn end_camera(State(state): State<AppState>, Path((room, id)): Path<(String, String)>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+    let room = room_id(&room)?;
+    authorised(&state, &room, &headers, Automation::EndCamera(id)).await?;
     Ok(StatusCode::OK)
 }

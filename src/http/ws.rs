@@ -249,6 +249,7 @@ async fn handle(control: &RoomControl, id: ParticipantId, msg: ClientMessage) ->
         ClientMessage::RevokeKey { kind } => ModAction::RevokeKey(kind),
         ClientMessage::SetRecording { on } => ModAction::SetRecording(on),
         ClientMessage::StartStream { url } => ModAction::StartStream(url),
+        ClientMessage::AddCamera { url, name } => ModAction::AddCamera { url, name },
         ClientMessage::StopStream { id } => ModAction::StopStream(id),
         ClientMessage::SetBroadcast { on } => ModAction::SetBroadcast(on),
         ClientMessage::EndExternal { id } => match ExternalId::parse(&id) {

@@ -84,6 +84,8 @@ pub enum MediaEvent {
     BroadcastStopped { reason: String },
     /// A live stream connected, went live, or dropped and will be tried again.
     Stream { id: String, target: String, state: crate::outputs::live::StreamState },
+    /// A hall camera connected, delivers, or dropped and will be tried again.
+    Camera { session: SessionId, state: crate::inputs::camera::CameraState },
 }
 
 /// Settings every room's pipeline is built with.

@@ -96,6 +96,11 @@ impl Tile {
         Ok(Self { bin: bin.clone(), gate, camera, backdrop: None, rect: None, label })
     }
 
+    /// What the tile shows as its name and marks.
+    pub fn label(&self) -> &TileLabel {
+        &self.label
+    }
+
     /// Whether anything of this tile is on the canvas.
     pub fn is_visible(&self) -> bool {
         self.backdrop.is_some() || self.camera.as_ref().is_some_and(|c| c.mixer_pad.is_some())

@@ -11,7 +11,7 @@ use blake2::{Blake2s256, Digest};
 
 use super::participants::{clean_name, refuse, ParticipantId, Room, RoomError};
 use crate::ids::SessionId;
-use crate::protocol::{ErrorCode, ExternalAccess, ExternalInfo, ExternalKind};
+use crate::protocol::{ErrorCode, ExternalAccess, ExternalInfo, ExternalKind, StreamState};
 
 /// What a WHIP or WHEP request wants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +102,8 @@ struct External {
     kind: ExternalKind,
     label: Option<String>,
     access: ExternalAccess,
+    /// A hall camera's connection.
+    state: Option<StreamState>,
 }
 
 /// The room's keys and external sessions.
@@ -156,7 +158,8 @@ impl Access {
     fn add(&mut self, session: SessionId, kind: ExternalKind, label: Option<String>, access: ExternalAccess) -> ExternalId {
         self.next_id += 1;
         let id = ExternalId(self.next_id);
-        self.externals.insert(id, External { session, kind, label, access });
+        let state = (access == ExternalAccess::Camera).then_some(StreamState::Connecting);
+        self.externals.insert(id, External { session, kind, label, access, state });
         id
     }
 
@@ -165,7 +168,7 @@ impl Access {
     }
 
     fn info(id: ExternalId, e: &External) -> ExternalInfo {
-        ExternalInfo { id: id.to_string(), kind: e.kind, label: e.label.clone(), access: e.access }
+        ExternalInfo { id: id.to_string(), kind: e.kind, label: e.label.clone(), access: e.access, state: e.state.clone() }
     }
 }
 
@@ -229,6 +232,31 @@ impl Room {
         let exclude = (access == ExternalAccess::Publisher).then(|| bearer.and_then(|b| self.access.publisher_session(b))).flatten();
         let id = self.access.add(session, kind, label, access);
         Ok(Gate::External { id, exclude })
+    }
+
+    /// A hall camera a moderator added, listed as an external publisher named `label`.
+    pub fn add_camera(&mut self, session: SessionId, label: String) -> ExternalId {
+        self.access.add(session, ExternalKind::Publisher, Some(label), ExternalAccess::Camera)
+    }
+
+    /// The session of the external listed as `id`.
+    pub fn external_session(&self, id: ExternalId) -> Option<SessionId> {
+        self.access.session_of(id)
+    }
+
+    /// The hall cameras listed.
+    pub fn cameras(&self) -> Vec<ExternalInfo> {
+        self.externals().into_iter().filter(|e| e.access == ExternalAccess::Camera).collect()
+    }
+
+    /// What a hall camera's connection does now; whether that changed.
+    pub fn set_camera_state(&mut self, session: SessionId, state: StreamState) -> bool {
+        let Some(e) = self.access.externals.values_mut().find(|e| e.session == session && e.access == ExternalAccess::Camera) else {
+            return false;
+        };
+        let changed = e.state.as_ref() != Some(&state);
+        e.state = Some(state);
+        changed
     }
 
     /// Takes an ended external session off the list; returns what it was.

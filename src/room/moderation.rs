@@ -36,6 +36,8 @@ pub enum ModAction {
     StopStream(String),
     /// The room's public broadcast (HLS at `/watch/{room}`) on or off.
     SetBroadcast(bool),
+    /// Adds a hall camera (URL checked by the control task) shown with a name.
+    AddCamera { url: String, name: String },
 }
 
 /// What the control task must do after an action.
@@ -63,6 +65,8 @@ pub enum Effect {
     StopStream(String),
     /// Public broadcast on or off; `by` hears why not.
     PublicBroadcast { on: bool, by: ParticipantId },
+    /// Add a hall camera; `by` hears why not.
+    AddCamera { url: String, name: String, by: ParticipantId },
 }
 
 impl Room {
@@ -138,6 +142,7 @@ impl Room {
             ModAction::StartStream(url) => effects.push(Effect::StartStream { url, by: actor }),
             ModAction::StopStream(id) => effects.push(Effect::StopStream(id)),
             ModAction::SetBroadcast(on) => effects.push(Effect::PublicBroadcast { on, by: actor }),
+            ModAction::AddCamera { url, name } => effects.push(Effect::AddCamera { url, name, by: actor }),
             ModAction::EndExternal(id) => {
                 let session = self
                     .access

@@ -15,6 +15,7 @@ pub mod http;
 pub mod link_watch;
 pub mod replay;
 pub mod rtmp_server;
+pub mod rtsp_camera;
 pub mod server;
 pub mod shaper;
 pub mod ws;

@@ -12,6 +12,7 @@ use super::ladder::{ReceiverCap, RungIndex};
 use super::link_stats::LinkCounts;
 use super::rate::RungPolicy;
 
+mod cameras;
 mod outputs;
 mod sessions;
 mod viewers;
@@ -90,6 +91,8 @@ enum Command {
     StopStream { id: String },
     /// The public broadcast (HLS) on or off.
     PublicBroadcast { on: bool, reply: Reply<()> },
+    /// A hall camera under a session id, shown with a name; ended like any session.
+    AddCamera { id: SessionId, source: crate::inputs::camera::CameraSource, name: String, reply: Reply<()> },
     Shutdown { reply: oneshot::Sender<()> },
 }
 
@@ -163,6 +166,7 @@ impl RoomMedia {
             recording: None,
             streams: Default::default(),
             hls: None,
+            cameras: HashMap::new(),
         };
         tokio::spawn(task.run(rx, events_rx, on_idle));
         Ok(Self { tx })
@@ -247,6 +251,12 @@ impl RoomMedia {
         self.call(|reply| Command::PublicBroadcast { on, reply }).await
     }
 
+    /// Adds a hall camera under `id` (ended with [`RoomMedia::end`]); it connects, and
+    /// reconnects, by itself.
+    pub async fn add_camera(&self, id: SessionId, source: crate::inputs::camera::CameraSource, name: String) -> Result<(), MediaError> {
+        self.call(|reply| Command::AddCamera { id, source, name, reply }).await
+    }
+
     pub async fn stop_stream(&self, id: String) {
         let _ = self.tx.send(Command::StopStream { id }).await;
     }
@@ -316,7 +326,8 @@ impl Kind {
 struct Session {
     name: String,
     bin: gst::Bin,
-    webrtc: gst::Element,
+    /// `None` for a hall camera, which comes in through its own pipeline.
+    webrtc: Option<gst::Element>,
     liveness: Liveness,
     connected: bool,
     kind: Kind,
@@ -354,6 +365,8 @@ struct RoomTask {
     recording: Option<crate::outputs::recording::Recording>,
     streams: std::collections::BTreeMap<String, crate::outputs::live::LiveStream>,
     hls: Option<crate::outputs::hls::Hls>,
+    /// Hall cameras, by the session that holds their tile.
+    cameras: HashMap<SessionId, crate::inputs::camera::Camera>,
 }
 
 impl RoomTask {
@@ -377,6 +390,7 @@ impl RoomTask {
                 _ = housekeeping.tick() => {
                     self.check_liveness();
                     self.check_outputs();
+                    self.check_cameras();
                     self.pipe.reap_rungs();
                     self.ticks += 1;
                     self.read_feedback();
@@ -443,11 +457,11 @@ impl RoomTask {
                 let _ = reply.send(if found { Ok(()) } else { Err(MediaError::UnknownSession) });
             }
             Command::Trickle { session, candidates, reply } => {
-                let result = match self.sessions.get(&session) {
-                    Some(s) => {
+                let result = match self.sessions.get(&session).and_then(|s| s.webrtc.as_ref()) {
+                    Some(webrtc) => {
                         // Bundled sessions share one transport: every candidate goes to m-line 0.
                         for c in &candidates {
-                            peer::add_remote_candidate(&s.webrtc, 0, c);
+                            peer::add_remote_candidate(webrtc, 0, c);
                         }
                         Ok(())
                     }
@@ -506,6 +520,9 @@ impl RoomTask {
             Command::StopStream { id } => self.stop_stream(&id),
             Command::PublicBroadcast { on, reply } => {
                 let _ = reply.send(self.set_hls(on));
+            }
+            Command::AddCamera { id, source, name, reply } => {
+                let _ = reply.send(self.add_camera(id, source, name));
             }
             Command::Shutdown { .. } => unreachable!("handled in run()"),
         }
@@ -606,6 +623,8 @@ impl RoomTask {
         let silent: Vec<SessionId> = self
             .sessions
             .iter()
+            // A hall camera is watched by its own pull, which tries again when it drops.
+            .filter(|(_, s)| s.webrtc.is_some())
             .filter(|(_, s)| {
                 let limit = match s.kind {
                     _ if !s.connected => CONNECT_TIMEOUT,
@@ -726,6 +745,9 @@ impl RoomTask {
         let Some(mut session) = self.sessions.remove(&id) else { return false };
         match &mut session.kind {
             Kind::Publisher { tile, voice, owner, screen, has_audio } => {
+                if let Some(camera) = self.cameras.remove(&id) {
+                    camera.stop();
+                }
                 self.pipe.mixer.remove_input(voice);
                 if let Some(participant) = owner {
                     let _ = self.out.send(MediaEvent::PublisherEnded { participant: *participant, screen: *screen });
@@ -793,7 +815,7 @@ fn reject(cmd: Command) {
             let _ = reply.send(Err(MediaError::RoomClosed));
         }
         Command::StopStream { .. } => {}
-        Command::PublicBroadcast { reply, .. } => {
+        Command::PublicBroadcast { reply, .. } | Command::AddCamera { reply, .. } => {
             let _ = reply.send(Err(MediaError::RoomClosed));
         }
         Command::Shutdown { reply } => {

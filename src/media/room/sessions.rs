@@ -37,7 +37,7 @@ impl RoomTask {
         self.insert_session(id, Session {
             name: name.clone(),
             bin: bin.clone(),
-            webrtc: webrtc.clone(),
+            webrtc: Some(webrtc.clone()),
             liveness: liveness.clone(),
             connected: false,
             kind,

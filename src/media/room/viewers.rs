@@ -54,11 +54,12 @@ impl RoomTask {
                     v.old_rung_until = Some((v.link.sent().1, since));
                 }
             }
+            let Some(webrtc) = &s.webrtc else { continue };
             if s.connected && !v.retransmit_looked {
                 v.retransmit_looked = true;
-                v.retransmit = RetransmitBudget::attach(&s.webrtc, video_kbps(self.pipe.rungs(v.codec), v.rung));
+                v.retransmit = RetransmitBudget::attach(webrtc, video_kbps(self.pipe.rungs(v.codec), v.rung));
             }
-            if let Some(reader) = reader_of(v, &s.webrtc, s.connected) {
+            if let Some(reader) = reader_of(v, webrtc, s.connected) {
                 reports.push((*id, reader.counts()));
             }
         }
@@ -74,7 +75,8 @@ impl RoomTask {
         let mut moves = Vec::new();
         for (id, s) in &mut self.sessions {
             let Kind::Viewer { video: Some(v), .. } = &mut s.kind else { continue };
-            let Some(f) = reader_of(v, &s.webrtc, s.connected).and_then(|r| r.feedback()) else { continue };
+            let Some(webrtc) = &s.webrtc else { continue };
+            let Some(f) = reader_of(v, webrtc, s.connected).and_then(|r| r.feedback()) else { continue };
             if f.sent_bps == 0 {
                 continue;
             }
