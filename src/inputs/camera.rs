@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
-use crate::outputs::live::Backoff;
+use crate::outputs::live::{percent_decode, Backoff};
 pub use crate::protocol::StreamState as CameraState;
 
 /// The longest camera URL taken.
@@ -127,30 +127,16 @@ impl CameraSource {
     }
 }
 
-fn percent_decode(v: &str) -> Result<String, String> {
-    let bytes = v.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let byte = v.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or("a bad %-escape in the camera URL")?;
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| "the camera URL is not UTF-8".to_string())
-}
+/// Takes each decoded picture (raw I420, any size).
+pub type PictureSink = Arc<dyn Fn(&gst::Sample) + Send + Sync>;
+/// Takes each stretch of decoded sound (48 kHz mono S16).
+pub type SoundSink = Arc<dyn Fn(&[i16]) + Send + Sync>;
 
 /// Where a camera's decoded media goes (called on its pipeline's streaming threads).
 #[derive(Clone)]
 pub struct CameraSinks {
-    /// Each picture (raw I420, any size).
-    pub video: Arc<dyn Fn(&gst::Sample) + Send + Sync>,
-    /// Each stretch of sound (48 kHz mono S16).
-    pub audio: Arc<dyn Fn(&[i16]) + Send + Sync>,
+    pub video: PictureSink,
+    pub audio: SoundSink,
 }
 
 /// One attempt at pulling the camera: its pipeline and what it has seen.
@@ -322,7 +308,7 @@ impl Camera {
             }
             return None;
         }
-        if !self.retry_at.is_some_and(|at| now >= at) {
+        if self.retry_at.is_none_or(|at| now < at) {
             return None;
         }
         match Pull::start(&self.source, &self.name, &self.sinks) {

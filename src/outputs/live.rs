@@ -65,8 +65,8 @@ impl Target {
                 for pair in query.split('&').filter(|p| !p.is_empty()) {
                     let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
                     match k {
-                        "streamid" => streamid = Some(decode(v)?),
-                        "passphrase" => passphrase = Some(decode(v)?),
+                        "streamid" => streamid = Some(percent_decode(v)?),
+                        "passphrase" => passphrase = Some(percent_decode(v)?),
                         "mode" if v == "caller" => {}
                         _ => return Err(format!("unknown SRT parameter {k:?} (streamid and passphrase are known)")),
                     }
@@ -115,14 +115,14 @@ impl Target {
     }
 }
 
-/// `%XX` escapes in a query value.
-fn decode(v: &str) -> Result<String, String> {
+/// A URL query value with its %-escapes undone (a stream id or passphrase in an SRT URL).
+pub(crate) fn percent_decode(v: &str) -> Result<String, String> {
     let bytes = v.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = v.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or("a bad %-escape in the SRT target")?;
+            let hex = v.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or("a bad %-escape in the URL")?;
             out.push(hex);
             i += 3;
         } else {
@@ -130,7 +130,7 @@ fn decode(v: &str) -> Result<String, String> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| "the SRT target is not UTF-8".to_string())
+    String::from_utf8(out).map_err(|_| "the URL is not UTF-8".to_string())
 }
 
 
