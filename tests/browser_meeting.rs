@@ -20,8 +20,9 @@ fn make_fixtures(dir: &Path) {
     fixtures::make(dir, &people);
 }
 
-/// Runs `tests/browser/<script>` against a fresh server; the checks are in the script.
-fn run_browser_script(script: &str) {
+/// Runs `tests/browser/<script>` against a fresh server with `extra` arguments; the checks are
+/// in the script.
+fn run_browser_script(script: &str, extra: &[&str]) {
     gst::init().unwrap();
     let dir = std::env::temp_dir().join(format!("plenum-e2e-{}-{script}", std::process::id()));
     make_fixtures(&dir);
@@ -35,6 +36,7 @@ fn run_browser_script(script: &str) {
         .arg(path)
         .arg(format!("http://{}", server.addr))
         .arg(&dir)
+        .args(extra)
         .output()
         .expect("node runs (./dev test installs it)");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -46,11 +48,13 @@ fn run_browser_script(script: &str) {
 
 #[test]
 fn three_browsers_meet_and_nobody_hears_themselves() {
-    run_browser_script("meeting.mjs");
+    run_browser_script("meeting.mjs", &[]);
 }
 
-/// The opener moderates, admits a waiting newcomer through the UI; a shared screen is large.
+/// The opener moderates, admits a waiting newcomer through the UI; a shared screen is large;
+/// a hall camera (GStreamer's RTSP server) is added in the panel.
 #[test]
 fn a_moderator_admits_and_a_shared_screen_takes_the_stage() {
-    run_browser_script("moderation.mjs");
+    let camera = support::rtsp_camera::RtspCamera::start(support::client::BLUE, 880);
+    run_browser_script("moderation.mjs", &[&camera.url()]);
 }

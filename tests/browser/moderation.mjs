@@ -3,12 +3,17 @@
 // a (fake) screen and the others' mixed video shows it large. The moderator makes a key for
 // external viewers (shown once, with the WHEP URL); a WHEP player in another tab gets in only
 // with it, the newcomer's page announces and lists it, and the moderator ends it. The newcomer
-// turns the data saver on (a smaller picture, remembered) and off again.
+// turns the data saver on (a smaller picture, remembered) and off again. The moderator adds a
+// hall camera (an RTSP server the test runs: blue, 880 Hz) through the panel: the newcomer's
+// page lists it by name and state and shows and plays it; the moderator ends it.
 //
-// usage: node moderation.mjs <base-url> <fixtures-dir>   (fixtures: p{0,1}.y4m / .wav)
+// usage: node moderation.mjs <base-url> <fixtures-dir> <camera-url>
+//        (fixtures: p{0,1}.y4m / .wav)
 import { describe, fail, launch, sample, waitMix } from "./lib.mjs";
 
-const [base, fixtures] = process.argv.slice(2);
+const [base, fixtures, cameraUrl] = process.argv.slice(2);
+const CAMERA = [{ name: "Saal", colour: [40, 60, 230], tone: 880 }];
+const HEARD_DB = -55;
 const ROOM = "e2e-moderation";
 const PEOPLE = [
   { name: "Ada", colour: [230, 30, 30], tone: 500 },
@@ -142,6 +147,20 @@ try {
   await bo.page.waitForFunction(() => document.getElementById("notice").textContent.includes("nicht mehr verbunden"));
   await player.waitForFunction(() => ["failed", "disconnected", "closed"].includes(window.__player.connectionState), null, { timeout: 20_000 });
   console.log("ok the moderator ended the external viewer");
+
+  // A hall camera, added through the panel: listed by name and state, seen and heard.
+  await ada.page.fill("#camera-name", "Saal");
+  await ada.page.fill("#camera-url", cameraUrl);
+  await ada.page.click("#camera-form button");
+  if ((await ada.page.inputValue("#camera-url")) !== "") fail("the camera's URL stays in the page");
+  await bo.page
+    .waitForFunction(() => /Saal[\s\S]*Saalkamera · live/.test(document.getElementById("externals").textContent), null, { timeout: 15_000 })
+    .catch(async () => fail(`Bo's list shows: ${await bo.page.textContent("#externals")}`));
+  await waitMix(bo, CAMERA, "sees and hears the hall camera", (s) => s.coverage[0] >= SEEN && s.tones[0] >= HEARD_DB, 15_000);
+  await ada.page.click("#externals li button");
+  await waitMix(bo, CAMERA, "no longer sees the hall camera", (s) => s.coverage[0] < 0.005, 10_000);
+  await bo.page.waitForFunction(() => document.querySelectorAll("#externals li").length === 0);
+  console.log("ok a hall camera added in the panel is listed, seen and heard, and ended");
 
   // Consent: the moderator records; everyone's page says so for as long as it runs.
   await ada.page.click("#set-recording");
