@@ -135,7 +135,8 @@ fn a_hall_camera_joins_drops_comes_back_and_leaves() {
 }
 
 /// An encoder that sends over SRT (ffmpeg, listening, as OBS or a hardware encoder can):
-/// Plenum calls it, with a stream id, and the room sees and hears it.
+/// Plenum calls it, with a stream id, and the room sees and hears it. When everyone has left,
+/// the camera ends with the meeting.
 #[test]
 fn an_srt_encoder_is_a_hall_camera_too() {
     client::init();
@@ -151,9 +152,9 @@ fn an_srt_encoder_is_a_hall_camera_too() {
         .spawn()
         .expect("ffmpeg runs (./dev test installs it)");
     let server = Server::start();
-    let (_ada, ada_token, key) = Control::join_first(server.addr, ROOM, "Ada");
-    let (_bo, _, bo_token) = Control::join(server.addr, ROOM, "Bo");
-    let _ada_camera = Publisher::start_as(server.addr, ROOM, Source::new(RED, 440), Some(&ada_token));
+    let (ada, ada_token, key) = Control::join_first(server.addr, ROOM, "Ada");
+    let (bo, _, bo_token) = Control::join(server.addr, ROOM, "Bo");
+    let ada_camera = Publisher::start_as(server.addr, ROOM, Source::new(RED, 440), Some(&ada_token));
     let viewer = Viewer::start(server.addr, ROOM, Some(&bo_token));
     let url = format!("srt://127.0.0.1:{port}?streamid=saal");
     let (status, body) = api(&server, "POST", &format!("/api/rooms/{ROOM}/cameras"), Some(&key), &json!({"url": url, "name": "Podium"}));
@@ -161,6 +162,14 @@ fn an_srt_encoder_is_a_hall_camera_too() {
     let added = Instant::now();
     support::wait_for(Duration::from_secs(20), "the SRT camera's colour and tone in the room", || camera_in(&viewer, true));
     eprintln!("SRT camera added → seen and heard: {:.1} s", added.elapsed().as_secs_f64());
+    // Everyone leaves: the camera ends with the meeting and does not keep the room open.
+    drop((ada, bo, ada_camera, viewer));
+    let left = Instant::now();
+    support::wait_for(Duration::from_secs(30), "the empty room closed, camera and all", || {
+        let body = server.get(&format!("/api/rooms/{ROOM}")).body;
+        if body.contains("\"live\":false") { Ok(()) } else { Err(body) }
+    });
+    eprintln!("last participant gone → room closed: {:.1} s", left.elapsed().as_secs_f64());
     let _ = encoder.kill();
     let _ = encoder.wait();
 }

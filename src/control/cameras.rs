@@ -44,6 +44,21 @@ impl ControlTask {
         }
     }
 
+    /// Hall cameras end with the meeting: once nobody has been in the room for the grace
+    /// period (a reload does not end them), nothing is pulled into it any more.
+    pub(super) async fn end_cameras_of_an_empty_room(&mut self) {
+        let empty_long_enough = self.state.is_empty() && self.empty_since.is_some_and(|t| t.elapsed() >= self.empty_grace);
+        if !empty_long_enough {
+            return;
+        }
+        for id in self.state.cameras().into_iter().filter_map(|c| crate::room::access::ExternalId::parse(&c.id)) {
+            if let Some(session) = self.state.external_session(id) {
+                tracing::info!(room = %self.room, external = %id, "hall camera ended: the room is empty");
+                self.end_external(session).await;
+            }
+        }
+    }
+
     /// The hall cameras, for a script.
     pub(super) fn cameras(&self) -> Vec<ExternalInfo> {
         self.state.cameras()

@@ -283,6 +283,7 @@ impl ControlTask {
                 },
                 Some(event) = media_events.recv() => self.on_media_event(event).await,
                 _ = housekeeping.tick() => {
+                    self.end_cameras_of_an_empty_room().await;
                     if self.idle_expired() {
                         commands.close();
                         while let Ok(cmd) = commands.try_recv() {
