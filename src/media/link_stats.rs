@@ -97,8 +97,7 @@ impl LinkReader {
                     let arrived = ntp_middle(SystemTime::now());
                     let mut blocks = sink.lock().unwrap_or_else(|p| p.into_inner());
                     for block in report_blocks(map.as_slice(), arrived) {
-                        let seen = blocks.get(&block.ssrc).map(|b| b.lsr);
-                        blocks.insert(block.ssrc, fresh(block, seen));
+                        blocks.insert(block.ssrc, fresh(block, arrived));
                     }
                 }
             }
@@ -177,14 +176,20 @@ fn report_blocks(mut data: &[u8], arrived: u32) -> Vec<Block> {
     out
 }
 
-/// `block` with its round trip only if it refers to a sender report newer than the one the
-/// previous block on its stream (`seen`) referred to. A stream we stopped sending (a viewer
-/// moved to sound only) gets no more sender reports, and the receiver goes on reporting the
-/// last one it had: `arrival - LSR - DLSR` then repeats the round trip of that report, which
-/// went through the queue of the old rung (a viewer on sound only kept a 2.5 s round trip
-/// for 15 s after its link was free again, and climbed back only after 12-22 s).
-fn fresh(mut block: Block, seen: Option<u32>) -> Block {
-    if seen == Some(block.lsr) {
+/// The oldest sender report whose round trip still counts when a block refers to it.
+const STALE_SENDER_REPORT: Duration = Duration::from_secs(6);
+
+/// `block`, arrived at `arrived` (NTP middle 32 bits), with its round trip only if the sender
+/// report it refers to went out at most [`STALE_SENDER_REPORT`] ago. A stream we stopped
+/// sending (a viewer moved to sound only) gets no more sender reports, and the receiver goes
+/// on reporting the last one it had: `arrival - LSR - DLSR` then repeats the round trip of that
+/// report, which went through the queue of the old rung (a viewer on sound only kept a 2.5 s
+/// round trip for 15 s after its link was free again, and climbed back only after 12-22 s).
+/// A report on a running stream refers to one at most a report interval or two and the queue
+/// old (ours go out every second), and says how deep the queue was then: that counts.
+fn fresh(mut block: Block, arrived: u32) -> Block {
+    let age = Duration::from_secs_f64(f64::from(arrived.wrapping_sub(block.lsr)) / 65536.0);
+    if block.lsr != 0 && age > STALE_SENDER_REPORT {
         block.rtt = None;
     }
     block
@@ -280,11 +285,12 @@ mod tests {
     }
 
     #[test]
-    fn a_report_on_a_sender_report_already_answered_gives_no_round_trip() {
-        let block = Block { ssrc: 11, lost: 0, highest: 900, rtt: Some(Duration::from_millis(2500)), lsr: 77 };
-        assert_eq!(fresh(block, None).rtt, block.rtt, "the first report on a stream");
-        assert_eq!(fresh(block, Some(76)).rtt, block.rtt, "a newer sender report");
-        assert_eq!(fresh(block, Some(77)).rtt, None, "the same sender report again: a stream no longer sent");
+    fn a_report_on_an_old_sender_report_gives_no_round_trip() {
+        let sent = 1000 << 16;
+        let block = Block { ssrc: 11, lost: 0, highest: 900, rtt: Some(Duration::from_millis(2500)), lsr: sent };
+        assert_eq!(fresh(block, sent + (3 << 16)).rtt, block.rtt, "a report on one sent 3 s ago: a queue 2.5 s deep then");
+        assert_eq!(fresh(block, sent + (5 << 16)).rtt, block.rtt, "the same again later, still within the bound");
+        assert_eq!(fresh(block, sent + (7 << 16)).rtt, None, "7 s later: the stream is no longer sent");
     }
 
     #[test]

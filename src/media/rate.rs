@@ -423,8 +423,12 @@ impl RungPolicy {
                 let moved = self.move_to(target, now);
                 self.start_draining(now);
                 if failed_probe {
-                    // The loss the probe caused is reported over the next seconds.
-                    self.settle_until = now + SETTLE_AFTER_PROBE;
+                    // The loss the probe caused is reported over the next seconds; back on
+                    // sound only there is nothing further down to be pushed to, and a receiver
+                    // with feedback shows its link clear again within a second (the next probe
+                    // came 9 s after one that failed just before a cap was lifted).
+                    let nothing_below = moved == self.rungs && self.feedback_seen;
+                    self.settle_until = now + if nothing_below { ARRIVALS_SETTLE } else { SETTLE_AFTER_PROBE };
                     self.arrivals_settle_until = now + ARRIVALS_SETTLE_AFTER_PROBE;
                 }
                 return Some(moved);
@@ -768,6 +772,21 @@ mod tests {
         p.observe_arrivals(arrivals(0, 1.0), ms(1500));
         let moves = run(&mut p, 2, 20, |_| lossy(0.0));
         assert_eq!(moves, vec![(5, 2), (7, 1), (9, 0)], "the top 7 s after the first clean second");
+    }
+
+    #[test]
+    fn a_probe_from_sound_only_undone_by_a_report_is_tried_again_soon_with_feedback() {
+        let mut p = RungPolicy::new(3, 3, 0, s(0));
+        p.observe_arrivals(arrivals(0, 1.0), ms(1500));
+        assert_eq!(run(&mut p, 2, 6, |_| lossy(0.0)), vec![(5, 2)], "the probe");
+        let queued = Signals { loss: 0.0, rtt: Some(Duration::from_millis(2200)), silent: false };
+        assert_eq!(p.observe(queued, s(7)), Some(3), "a round trip through a queue undoes it");
+        // Its feedback is clear at once (sound only, link free): drained within the settle.
+        for i in 0..4 {
+            p.observe_arrivals(arrivals(0, 1.0), ms(7100 + i * 250));
+        }
+        let moves = run(&mut p, 8, 20, |_| lossy(0.0));
+        assert_eq!(moves.first(), Some(&(12, 2)), "1 s settle, then the doubled hold of 4 s (not a 4 s settle first: 15 s): {moves:?}");
     }
 
     #[test]
