@@ -32,7 +32,7 @@ const ENCODER_QUEUE_BUFFERS: u32 = 3;
 /// rate controller moving between rungs should not start and stop encoders each time).
 pub const RUNG_LINGER: Duration = Duration::from_secs(10);
 /// What a receiver's Opus audio and packet overhead take of its bitrate, before any video.
-const AUDIO_KBPS: u32 = 64;
+const AUDIO_KBPS: u32 = 48;
 
 /// One rung as this room encodes it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -25,8 +25,9 @@ use crate::room::layout::Rect;
 /// How long the compositor waits beyond the jitterbuffer for a tile's frame before it
 /// composites without it. It is most of the picture's delay; decoding a frame takes a few ms.
 const COMPOSITOR_HEADROOM_MS: u64 = 30;
-/// Bitrate of every Opus mix (mono speech and some music).
-const OPUS_BITRATE: i32 = 48_000;
+/// Bitrate of every Opus mix: mono speech (and some music) in full band; low enough that the
+/// sound and the lowest rung fit a 250 kbit/s link with room for bursts.
+const OPUS_BITRATE: i32 = 32_000;
 
 struct AudioOut {
     encoder: gst::Element,

@@ -29,8 +29,8 @@ use std::time::Duration;
 const LOSS_BAD: f64 = 0.08;
 /// ...at or above this, a very bad one (move two rungs at once).
 const LOSS_SEVERE: f64 = 0.25;
-/// What the sound takes besides the picture (Opus at 48 kbit/s and its packets' headers).
-const AUDIO_KBPS: u32 = 70;
+/// What the sound takes besides the picture (Opus at 32 kbit/s and its packets' headers).
+const AUDIO_KBPS: u32 = 54;
 /// A lower rung is chosen after a very bad second if it needs at most this share of what
 /// still arrived.
 const SEVERE_HEADROOM: f64 = 0.9;
