@@ -16,7 +16,7 @@ use support::shaper::{Shaper, PORTS};
 use support::wait_for;
 
 /// The test canvas is 640x360@15: the top rung is the canvas at 500 kbit/s, then 180p@15 at
-/// 120 kbit/s, then sound only.
+/// 100 kbit/s, then sound only.
 const TOP: i32 = 360;
 const LOW: i32 = 180;
 const FPS: f64 = 15.0;
