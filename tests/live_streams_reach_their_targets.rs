@@ -91,6 +91,12 @@ fn an_rtmp_stream_comes_back_after_its_server_restarts() {
     assert_eq!(live["target"], format!("rtmp://127.0.0.1:{}/live/…", rtmp.port), "the stream key is never shown");
     let read = ffmpeg_until(&url, "the stream on the RTMP server");
     eprintln!("RTMP read back after {read:?}");
+    // A room without a password that goes live is public anyway: its HLS runs with the stream.
+    bo.told_setting("broadcast", true, "a participant (HLS with the live stream)");
+    support::wait_for(T, "the room's HLS playlist while it streams", || {
+        let r = server.get(&format!("/hls/{name}/index.m3u8"));
+        if r.status == 200 { Ok(()) } else { Err(format!("{} {}", r.status, r.body)) }
+    });
 
     let killed = Instant::now();
     rtmp.kill();
@@ -110,6 +116,8 @@ fn an_rtmp_stream_comes_back_after_its_server_restarts() {
 
     ada.send_json(&json!({"type": "stop_stream", "id": live["id"]}));
     bo.told_setting("streaming", false, "a participant");
+    bo.told_setting("broadcast", false, "a participant (HLS ends with the last stream)");
+    assert_eq!(server.get(&format!("/hls/{name}/index.m3u8")).status, 404, "no HLS after the stream");
 }
 
 /// Waits until ffmpeg finds everyone in `url`; how long that took.
@@ -144,6 +152,10 @@ fn an_srt_stream_reaches_a_listener_and_bad_targets_are_refused() {
     assert_eq!(api("POST", "/streams", None, r#"{"url": "srt://127.0.0.1:9000"}"#).status, 401);
     assert_eq!(api("POST", "/streams", Some(&key), r#"{"url": "ftp://x"}"#).status, 400);
 
+    // A room with a password: its HLS does not go public with the live stream.
+    ada.send_json(&json!({"type": "set_password", "password": "geheim-2026"}));
+    bo.told_setting("password", true, "a participant");
+
     // An SRT listener (ffmpeg) that keeps what it receives.
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a port").port();
     let out = std::env::temp_dir().join(format!("plenum-srt-{}.ts", std::process::id()));
@@ -166,6 +178,8 @@ fn an_srt_stream_reaches_a_listener_and_bad_targets_are_refused() {
         _ => Err("still receiving"),
     });
     assert!(done.success(), "ffmpeg as SRT listener: {done}");
+    let hls = server.get(&format!("/hls/{name}/index.m3u8"));
+    assert_eq!(hls.status, 404, "a room with a password streams live without a public HLS: {}", hls.body);
     let file = out.to_str().expect("UTF-8").to_string();
     let result = everyone_in(&file);
     let _ = std::fs::remove_file(&out);

@@ -140,6 +140,7 @@ impl RoomControl {
             recording: None,
             streams: Default::default(),
             last_stream: 0,
+            broadcast_with_streams: false,
         };
         tokio::spawn(task.run(rx, media_rx, on_idle));
         Self { tx }
@@ -264,6 +265,9 @@ struct ControlTask {
     /// The room's live streams by id, as the media last reported them, and the last id given.
     streams: std::collections::BTreeMap<String, crate::protocol::StreamInfo>,
     last_stream: u32,
+    /// The public broadcast (HLS) was started with the live streams, not on its own: it ends
+    /// with the last of them.
+    broadcast_with_streams: bool,
 }
 
 fn wall_ms() -> u64 {

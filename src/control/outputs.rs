@@ -98,8 +98,22 @@ impl ControlTask {
         let info = StreamInfo { id: id.clone(), target: target.redacted(), state: StreamState::Connecting };
         media.start_stream(id.clone(), target).await.map_err(|e| refused(ErrorCode::Unavailable, e.to_string()))?;
         self.streams.entry(id.clone()).or_insert(info);
+        self.broadcast_with_first_stream().await;
         self.streams_changed().await;
         Ok(id)
+    }
+
+    /// A room without a password that goes live is public anyway: its broadcast over HLS
+    /// (`/watch/{room}`) starts with the first live stream and ends with the last. A room with
+    /// a password keeps its HLS off unless a moderator turns the public broadcast on.
+    async fn broadcast_with_first_stream(&mut self) {
+        if self.streams.len() != 1 || self.state.settings().broadcast || self.state.has_password() {
+            return;
+        }
+        match self.public_broadcast(true).await {
+            Ok(()) => self.broadcast_with_streams = true,
+            Err(e) => tracing::warn!(room = %self.room, error = %e.message, "the broadcast did not start with the live stream"),
+        }
     }
 
     pub(super) async fn stop_stream(&mut self, id: &str) {
@@ -108,6 +122,9 @@ impl ControlTask {
         }
         if let Some(media) = self.media.as_ref().filter(|m| !m.is_closed()) {
             media.stop_stream(id.to_string()).await;
+        }
+        if self.streams.is_empty() && std::mem::take(&mut self.broadcast_with_streams) {
+            let _ = self.public_broadcast(false).await;
         }
         self.streams_changed().await;
     }
@@ -137,6 +154,8 @@ impl ControlTask {
 
     /// The public broadcast (HLS) on or off; the room's state follows what the media did.
     pub(super) async fn public_broadcast(&mut self, on: bool) -> Result<(), RoomError> {
+        // Turned on or off by a moderator, it is theirs from now on, not the streams'.
+        self.broadcast_with_streams = false;
         let result = match self.media(on) {
             Ok(media) => media.public_broadcast(on).await,
             Err(_) => Ok(()),
