@@ -511,6 +511,15 @@ impl RoomTask {
                 }
                 self.labels.remove(&participant);
             }
+            Command::Shutdown { .. } => unreachable!("handled in run()"),
+            other => self.handle_io_command(other),
+        }
+    }
+
+    /// What goes out of the room (recording, live streams, HLS) and what comes into it
+    /// besides WebRTC (hall cameras).
+    fn handle_io_command(&mut self, cmd: Command) {
+        match cmd {
             Command::Record { on, reply } => {
                 let _ = reply.send(self.set_recording(on));
             }
@@ -524,7 +533,7 @@ impl RoomTask {
             Command::AddCamera { id, source, name, reply } => {
                 let _ = reply.send(self.add_camera(id, source, name));
             }
-            Command::Shutdown { .. } => unreachable!("handled in run()"),
+            other => reject(other),
         }
     }
 
