@@ -135,13 +135,14 @@ fn a_hall_camera_joins_drops_comes_back_and_leaves() {
 }
 
 /// An encoder that sends over SRT (ffmpeg, listening, as OBS or a hardware encoder can):
-/// Plenum calls it, with a stream id, and the room sees and hears it. When everyone has left,
-/// the camera ends with the meeting.
+/// Plenum calls it, with a stream id, and the room sees and hears it (a camera that does not
+/// answer is tried again while the room goes on). When everyone has left, the camera ends
+/// with the meeting.
 #[test]
 fn an_srt_encoder_is_a_hall_camera_too() {
     client::init();
     let port = std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).expect("a free port").port();
-    let mut encoder = std::process::Command::new("ffmpeg")
+    let encoder = std::process::Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-re"])
         .args(["-f", "lavfi", "-i", "color=c=0x283ce6:s=320x240:r=15"])
         .args(["-f", "lavfi", "-i", "aevalsrc=0.5*sin(880*2*PI*t):s=48000"])
@@ -151,11 +152,29 @@ fn an_srt_encoder_is_a_hall_camera_too() {
         .stdin(std::process::Stdio::null())
         .spawn()
         .expect("ffmpeg runs (./dev test installs it)");
+    let _encoder = KilledOnDrop(encoder);
     let server = Server::start();
     let (ada, ada_token, key) = Control::join_first(server.addr, ROOM, "Ada");
     let (bo, _, bo_token) = Control::join(server.addr, ROOM, "Bo");
     let ada_camera = Publisher::start_as(server.addr, ROOM, Source::new(RED, 440), Some(&ada_token));
     let viewer = Viewer::start(server.addr, ROOM, Some(&bo_token));
+    // A camera that does not answer (nobody on its port): tried again and again, while the
+    // room goes on as before.
+    let silent_port = std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).expect("a free port").port();
+    let asked = Instant::now();
+    let (status, body) = api(&server, "POST", &format!("/api/rooms/{ROOM}/cameras"), Some(&key), &json!({"url": format!("srt://127.0.0.1:{silent_port}"), "name": "Nirgends"}));
+    assert_eq!(status, 201, "{body}");
+    assert!(asked.elapsed() < Duration::from_secs(1), "adding a camera does not wait for it: {:?}", asked.elapsed());
+    let silent_id = body["id"].as_str().expect("id").to_string();
+    support::wait_for(Duration::from_secs(20), "the silent camera listed as retrying", || {
+        let (_, list) = api(&server, "GET", &format!("/api/rooms/{ROOM}/cameras"), Some(&key), &Value::Null);
+        if list["cameras"][0]["state"]["state"] == "retrying" { Ok(()) } else { Err(list.to_string()) }
+    });
+    let (frames, gap) = viewer.frames_since(asked);
+    assert!(frames > 0 && gap < Duration::from_secs(1), "the room goes on while a camera does not answer: {frames} frames, longest gap {gap:?}");
+    let (status, _) = api(&server, "DELETE", &format!("/api/rooms/{ROOM}/cameras/{silent_id}"), Some(&key), &Value::Null);
+    assert_eq!(status, 200);
+
     let url = format!("srt://127.0.0.1:{port}?streamid=saal");
     let (status, body) = api(&server, "POST", &format!("/api/rooms/{ROOM}/cameras"), Some(&key), &json!({"url": url, "name": "Podium"}));
     assert_eq!(status, 201, "{body}");
@@ -170,6 +189,15 @@ fn an_srt_encoder_is_a_hall_camera_too() {
         if body.contains("\"live\":false") { Ok(()) } else { Err(body) }
     });
     eprintln!("last participant gone → room closed: {:.1} s", left.elapsed().as_secs_f64());
-    let _ = encoder.kill();
-    let _ = encoder.wait();
+}
+
+/// A child process that ends with the test, also when the test fails (ffmpeg with `-re`
+/// would send for ever).
+struct KilledOnDrop(std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

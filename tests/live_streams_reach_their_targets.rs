@@ -152,6 +152,18 @@ fn an_srt_stream_reaches_a_listener_and_bad_targets_are_refused() {
     assert_eq!(api("POST", "/streams", None, r#"{"url": "srt://127.0.0.1:9000"}"#).status, 401);
     assert_eq!(api("POST", "/streams", Some(&key), r#"{"url": "ftp://x"}"#).status, 400);
 
+    // A target that does not answer (nobody on its port): the request does not wait for it,
+    // the moderators are told it is tried again, and it can be stopped.
+    let silent_port = std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).expect("a port").port();
+    let asked = Instant::now();
+    let silent = api("POST", "/streams", Some(&key), &json!({"url": format!("srt://127.0.0.1:{silent_port}")}).to_string());
+    assert_eq!(silent.status, 201, "{}", silent.body);
+    assert!(asked.elapsed() < Duration::from_secs(1), "starting a stream does not wait for its target: {:?}", asked.elapsed());
+    stream_state(&mut ada, "retrying", Duration::from_secs(20));
+    let silent_id = silent.body.split('"').nth(3).unwrap_or_default().to_string();
+    assert_eq!(api("DELETE", &format!("/streams/{silent_id}"), Some(&key), "").status, 200);
+    bo.told_setting("streaming", false, "a participant");
+
     // A room with a password: its HLS does not go public with the live stream.
     ada.send_json(&json!({"type": "set_password", "password": "geheim-2026"}));
     bo.told_setting("password", true, "a participant");

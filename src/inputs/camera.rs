@@ -236,10 +236,14 @@ impl Pull {
             }
             gst::BusSyncReply::Drop
         });
-        if let Err(e) = pipeline.set_state(gst::State::Playing) {
-            stop_pipeline(pipeline);
-            return Err(format!("camera pipeline did not start: {e}"));
-        }
+        // Started off the caller's thread (the room task): an SRT caller connects while its
+        // source starts, and a camera that does not answer would hold the room for seconds.
+        let (starting, noted) = (pipeline.clone(), failed.clone());
+        std::thread::spawn(move || {
+            if let Err(e) = starting.set_state(gst::State::Playing) {
+                lock(&noted).get_or_insert_with(|| format!("the camera pipeline did not start: {e}"));
+            }
+        });
         Ok(Self { pipeline, started, failed, last_data_ms })
     }
 

@@ -96,7 +96,7 @@ impl Target {
             Target::Rtmp { .. } => RTMP,
             Target::Srt { .. } => SRT,
         };
-        OutputPipeline::start(name, description, |bin| {
+        OutputPipeline::start_detached(name, description, |bin| {
             let sink = bin.by_name("sink").ok_or_else(|| OutputError::Build("no sink".into()))?;
             match self {
                 Target::Rtmp { location } => sink.set_property("location", location),

@@ -159,6 +159,27 @@ impl OutputPipeline {
     /// Builds and starts `description`; `configure` sets what cannot be written in it (a
     /// file path).
     pub fn start(name: &str, description: &str, configure: impl FnOnce(&gst::Bin) -> Result<(), OutputError>) -> Result<Self, OutputError> {
+        let output = Self::build(name, description, configure)?;
+        output.pipeline.set_state(gst::State::Playing).map_err(|e| OutputError::Start(e.to_string()))?;
+        Ok(output)
+    }
+
+    /// The same, started off the caller's thread: a sink that connects while it starts (an SRT
+    /// caller whose listener does not answer, an RTMP server behind a dropped route) would
+    /// hold the room's task for its connect timeout. A failure to start shows in
+    /// [`OutputPipeline::failure`].
+    pub fn start_detached(name: &str, description: &str, configure: impl FnOnce(&gst::Bin) -> Result<(), OutputError>) -> Result<Self, OutputError> {
+        let output = Self::build(name, description, configure)?;
+        let (pipeline, failed) = (output.pipeline.clone(), output.failed.clone());
+        std::thread::spawn(move || {
+            if let Err(e) = pipeline.set_state(gst::State::Playing) {
+                lock(&failed).get_or_insert_with(|| format!("the output did not start: {e}"));
+            }
+        });
+        Ok(output)
+    }
+
+    fn build(name: &str, description: &str, configure: impl FnOnce(&gst::Bin) -> Result<(), OutputError>) -> Result<Self, OutputError> {
         let element = gst::parse::launch(description).map_err(|e| OutputError::Build(e.to_string()))?;
         let pipeline = element.downcast::<gst::Pipeline>().map_err(|_| OutputError::Build("not a pipeline".into()))?;
         pipeline.set_property("name", name);
@@ -183,7 +204,6 @@ impl OutputPipeline {
             gst::MessageView::Eos(_) => gst::BusSyncReply::Pass,
             _ => gst::BusSyncReply::Drop,
         });
-        pipeline.set_state(gst::State::Playing).map_err(|e| OutputError::Start(e.to_string()))?;
         Ok(Self { pipeline, feed, failed })
     }
 
