@@ -42,6 +42,18 @@ fn recording_of(done: Automated) -> Option<String> {
     }
 }
 
+/// `201 {"id"}` for what the room started.
+fn created(done: Automated) -> Result<Response, ApiError> {
+    match done {
+        Automated::Started(id) => {
+            let mut r = json(serde_json::json!({ "id": id }));
+            *r.status_mut() = StatusCode::CREATED;
+            Ok(r)
+        }
+        _ => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer")),
+    }
+}
+
 fn json(value: serde_json::Value) -> Response {
     let mut r = value.to_string().into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -116,14 +128,7 @@ pub(super) async fn start_stream(State(state): State<AppState>, Path(room): Path
     let room = room_id(&room)?;
     let NewStream { url } =
         serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("expected {{\"url\": \"rtmp://…\" or \"srt://…\"}}: {e}")))?;
-    match authorised(&state, &room, &headers, Automation::StartStream(url)).await? {
-        Automated::Started(id) => {
-            let mut r = json(serde_json::json!({ "id": id }));
-            *r.status_mut() = StatusCode::CREATED;
-            Ok(r)
-        }
-        _ => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer")),
-    }
+    created(authorised(&state, &room, &headers, Automation::StartStream(url)).await?)
 }
 
 pub(super) async fn streams(State(state): State<AppState>, Path(room): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -151,14 +156,7 @@ pub(super) async fn add_camera(State(state): State<AppState>, Path(room): Path<S
     let room = room_id(&room)?;
     let NewCamera { url, name } = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("expected {{\"url\": \"rtsp://…\" or \"srt://…\", \"name\": \"…\"}}: {e}")))?;
-    match authorised(&state, &room, &headers, Automation::AddCamera { url, name }).await? {
-        Automated::Started(id) => {
-            let mut r = json(serde_json::json!({ "id": id }));
-            *r.status_mut() = StatusCode::CREATED;
-            Ok(r)
-        }
-        _ => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer")),
-    }
+    created(authorised(&state, &room, &headers, Automation::AddCamera { url, name }).await?)
 }
 
 pub(super) async fn cameras(State(state): State<AppState>, Path(room): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
-use crate::outputs::live::{percent_decode, Backoff};
+use crate::outputs::live::{parse_srt, Backoff};
 pub use crate::protocol::StreamState as CameraState;
 
 /// The longest camera URL taken.
@@ -55,28 +55,9 @@ impl CameraSource {
                 Ok(CameraSource::Rtsp { url: url.to_string() })
             }
             "srt" => {
-                let (hostport, query) = rest.split_once('?').unwrap_or((rest, ""));
-                let hostport = hostport.trim_end_matches('/');
-                let port_ok = hostport.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok_and(|p| p > 0));
-                if !port_ok {
-                    return Err("an SRT camera needs a port: srt://host:port (an empty host listens)".into());
-                }
-                let (mut mode, mut streamid, mut passphrase) = ("caller", None, None);
-                for pair in query.split('&').filter(|p| !p.is_empty()) {
-                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                    match (k, v) {
-                        ("mode", "caller") => mode = "caller",
-                        ("mode", "listener") => mode = "listener",
-                        ("mode", _) => return Err("an SRT camera's mode is caller or listener".into()),
-                        ("streamid", v) => streamid = Some(percent_decode(v)?),
-                        ("passphrase", v) => passphrase = Some(percent_decode(v)?),
-                        _ => return Err(format!("unknown SRT parameter {k:?} (mode, streamid and passphrase are known)")),
-                    }
-                }
-                if passphrase.as_ref().is_some_and(|p| !(10..=79).contains(&p.chars().count())) {
-                    return Err("an SRT passphrase has 10 to 79 characters".into());
-                }
-                Ok(CameraSource::Srt { uri: format!("srt://{hostport}?mode={mode}"), streamid, passphrase })
+                let srt = parse_srt(rest, "camera", true)?;
+                let mode = if srt.listener { "listener" } else { "caller" };
+                Ok(CameraSource::Srt { uri: format!("srt://{}?mode={mode}", srt.hostport), streamid: srt.streamid, passphrase: srt.passphrase })
             }
             _ => Err("a camera URL starts with rtsp:// or srt://".into()),
         }

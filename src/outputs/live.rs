@@ -55,26 +55,8 @@ impl Target {
                 Ok(Target::Rtmp { location: url.to_string() })
             }
             "srt" => {
-                let (hostport, query) = rest.split_once('?').unwrap_or((rest, ""));
-                let hostport = hostport.trim_end_matches('/');
-                let port_ok = hostport.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
-                if !port_ok {
-                    return Err("an SRT target needs a host and a port: srt://host:port".into());
-                }
-                let (mut streamid, mut passphrase) = (None, None);
-                for pair in query.split('&').filter(|p| !p.is_empty()) {
-                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                    match k {
-                        "streamid" => streamid = Some(percent_decode(v)?),
-                        "passphrase" => passphrase = Some(percent_decode(v)?),
-                        "mode" if v == "caller" => {}
-                        _ => return Err(format!("unknown SRT parameter {k:?} (streamid and passphrase are known)")),
-                    }
-                }
-                if passphrase.as_ref().is_some_and(|p| !(10..=79).contains(&p.chars().count())) {
-                    return Err("an SRT passphrase has 10 to 79 characters".into());
-                }
-                Ok(Target::Srt { uri: format!("srt://{hostport}?mode=caller"), streamid, passphrase })
+                let srt = parse_srt(rest, "target", false)?;
+                Ok(Target::Srt { uri: format!("srt://{}?mode=caller", srt.hostport), streamid: srt.streamid, passphrase: srt.passphrase })
             }
             _ => Err("a stream target starts with rtmp://, rtmps:// or srt://".into()),
         }
@@ -115,8 +97,51 @@ impl Target {
     }
 }
 
+/// An SRT URL as Plenum takes it (stream targets and cameras).
+pub(crate) struct SrtUrl {
+    pub hostport: String,
+    /// `mode=listener`: Plenum listens (only where `listener_allowed`); else it calls.
+    pub listener: bool,
+    pub streamid: Option<String>,
+    pub passphrase: Option<String>,
+}
+
+/// Reads what follows `srt://` in the URL of an SRT `what` (a "target", a "camera"): a port
+/// (and a host, unless it may listen), then `mode`, `streamid` and `passphrase` (10 to 79
+/// characters) in the query; a one-line reason when it is not one.
+pub(crate) fn parse_srt(rest: &str, what: &str, listener_allowed: bool) -> Result<SrtUrl, String> {
+    let (hostport, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let hostport = hostport.trim_end_matches('/');
+    let port_ok = hostport
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| (listener_allowed || !h.is_empty()) && p.parse::<u16>().is_ok_and(|p| p > 0));
+    if !port_ok {
+        return Err(if listener_allowed {
+            format!("an SRT {what} needs a port: srt://host:port (an empty host listens)")
+        } else {
+            format!("an SRT {what} needs a host and a port: srt://host:port")
+        });
+    }
+    let mut url = SrtUrl { hostport: hostport.to_string(), listener: false, streamid: None, passphrase: None };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match (k, v) {
+            ("mode", "caller") => url.listener = false,
+            ("mode", "listener") if listener_allowed => url.listener = true,
+            ("mode", _) => return Err(format!("an SRT {what}'s mode is {}", if listener_allowed { "caller or listener" } else { "caller" })),
+            ("streamid", v) => url.streamid = Some(percent_decode(v)?),
+            ("passphrase", v) => url.passphrase = Some(percent_decode(v)?),
+            _ => return Err(format!("unknown SRT parameter {k:?} (mode, streamid and passphrase are known)")),
+        }
+    }
+    if url.passphrase.as_ref().is_some_and(|p| !(10..=79).contains(&p.chars().count())) {
+        return Err("an SRT passphrase has 10 to 79 characters".into());
+    }
+    Ok(url)
+}
+
 /// A URL query value with its %-escapes undone (a stream id or passphrase in an SRT URL).
-pub(crate) fn percent_decode(v: &str) -> Result<String, String> {
+fn percent_decode(v: &str) -> Result<String, String> {
     let bytes = v.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
