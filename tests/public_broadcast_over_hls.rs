@@ -1,7 +1,9 @@
 //! A moderator makes the room's broadcast public: Plenum serves it over HLS itself. ffprobe and
 //! ffmpeg read the playlist as any player would (H.264 + AAC, segments of about 2 s, every
 //! publisher's colour and tone), the headers let a cache sit in front, the watch page plays it
-//! in headless chromium, and nothing is served before the moderator starts it or after the stop.
+//! in headless chromium (with the browser's own HLS and with Plenum's player, whose fragmented
+//! MP4 ffmpeg decodes too), and nothing is served before the moderator starts it or after the
+//! stop.
 
 mod support;
 
@@ -65,8 +67,11 @@ fn a_public_broadcast_is_served_over_hls_and_plays_on_the_watch_page() {
     eprintln!("over HLS: red {red:.3}, green {green:.3}, 440 Hz {a:.3}, 660 Hz {b:.3}");
     assert!(red >= PRESENT && green >= PRESENT && a >= TONE_PRESENT && b >= TONE_PRESENT, "everyone in the broadcast");
 
+    own_player_output_decodes(&url);
+
     let script = format!("{}/tests/browser/watch.mjs", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("node").arg(script).arg(format!("http://{}", server.addr)).arg(room).output().expect("node runs");
+    let colours = [RED, GREEN].map(|c| format!("{},{},{}", c.0, c.1, c.2));
+    let out = Command::new("node").arg(script).arg(format!("http://{}", server.addr)).arg(room).args(colours).output().expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && stdout.contains("RESULT watch ok"), "the watch page:\n{stdout}");
@@ -74,4 +79,29 @@ fn a_public_broadcast_is_served_over_hls_and_plays_on_the_watch_page() {
     ada.send_json(&json!({"type": "set_broadcast", "on": false}));
     bo.told_setting("broadcast", false, "a participant");
     assert_eq!(server.get(&playlist_path).status, 404, "nothing is served after the stop");
+}
+
+/// The watch page's own player (for browsers without HLS, e.g. Firefox) turns segments into
+/// fragmented MP4: run on the live playlist in node, its output decodes in ffmpeg to H.264 and
+/// AAC with every colour and tone.
+fn own_player_output_decodes(playlist: &str) {
+    let file = std::env::temp_dir().join(format!("plenum-own-player-{}.mp4", std::process::id()));
+    let script = format!("{}/tests/browser/transmux.mjs", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("node").arg(script).arg(playlist).arg(&file).output().expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && stdout.contains("RESULT transmux ok"), "the player's transmuxer:\n{stdout}");
+    let path = file.to_str().expect("a UTF-8 path").to_string();
+    let path = path.as_str();
+    assert_eq!(ffmpeg::codecs(path).expect("ffprobe reads the fragments"), vec!["h264", "aac"]);
+    let duration = ffmpeg::duration(path).expect("a duration");
+    assert!((4.0..=14.0).contains(&duration), "three segments of about 2 s: {duration} s");
+    let frame = ffmpeg::frame_at(path, 1.0).expect("a picture");
+    let sound = ffmpeg::audio_at(path, 1.0, 1.0).expect("sound");
+    assert!(sound.len() >= WINDOW, "{} samples", sound.len());
+    let (red, green) = (coverage(&frame, RED, TOLERANCE), coverage(&frame, GREEN, TOLERANCE));
+    let (a, b) = (tone_level(&sound[..WINDOW], 440.0), tone_level(&sound[..WINDOW], 660.0));
+    let _ = std::fs::remove_file(&file);
+    eprintln!("through the own player's transmuxer ({duration:.1} s): red {red:.3}, green {green:.3}, 440 Hz {a:.3}, 660 Hz {b:.3}");
+    assert!(red >= PRESENT && green >= PRESENT && a >= TONE_PRESENT && b >= TONE_PRESENT, "everyone in the fragments");
 }

@@ -1,7 +1,10 @@
-// The public watch page of a room's broadcast: the browser's own HLS playback (Safari,
-// Chromium, Edge, Android); elsewhere the playlist's address for a player such as VLC.
-// Nothing is loaded from anywhere but this server.
+// The public watch page of a room's broadcast: the browser's own HLS playback where it has
+// one (Safari, Chromium, Edge, Android), Plenum's player (broadcast-player.js: Media Source Extensions)
+// elsewhere, e.g. in Firefox; `?player=plenum` chooses that player everywhere. Without either,
+// the page shows the playlist's address for a player such as VLC. Nothing is loaded from
+// anywhere but this server.
 import { apply, languageSwitch, t } from "./i18n.js";
+import { playHls, supported } from "./broadcast-player.js";
 
 const $ = (id) => document.getElementById(id);
 const room = decodeURIComponent(location.pathname.split("/").pop());
@@ -16,6 +19,9 @@ function say(key) {
   $("watch-state").textContent = key ? t(key) : "";
 }
 
+const ownPlayer = new URLSearchParams(location.search).get("player") === "plenum";
+const native = !ownPlayer && video.canPlayType("application/vnd.apple.mpegurl") !== "";
+
 /// Waits until the broadcast runs (the playlist answers), then plays it; tries again when it
 /// ends or fails.
 async function watch() {
@@ -25,17 +31,27 @@ async function watch() {
     setTimeout(watch, 5000);
     return;
   }
-  if (!video.canPlayType("application/vnd.apple.mpegurl")) {
+  if (native) {
+    say("watch_live");
+    video.src = playlist;
+    video.play().catch(() => {});
+  } else if (supported()) {
+    playHls(video, new URL(playlist, location.href).href, {
+      live: () => say("watch_live"),
+      ended: (error) => {
+        if (error) console.warn("the broadcast's player stopped:", error);
+        say("watch_not_live");
+        setTimeout(watch, 2000);
+      },
+    });
+  } else {
     say("watch_no_hls");
     $("watch-fallback").hidden = false;
-    return;
   }
-  say("watch_live");
-  video.src = playlist;
-  video.play().catch(() => {});
 }
 
 video.addEventListener("error", () => {
+  if (!native) return;
   say("watch_not_live");
   video.removeAttribute("src");
   setTimeout(watch, 5000);

@@ -16,6 +16,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("room.html", "text/html; charset=utf-8", include_bytes!("../../web/room.html")),
     ("watch.html", "text/html; charset=utf-8", include_bytes!("../../web/watch.html")),
     ("watch.js", "text/javascript; charset=utf-8", include_bytes!("../../web/watch.js")),
+    ("broadcast-player.js", "text/javascript; charset=utf-8", include_bytes!("../../web/broadcast-player.js")),
     ("style.css", "text/css; charset=utf-8", include_bytes!("../../web/style.css")),
     ("landing.js", "text/javascript; charset=utf-8", include_bytes!("../../web/landing.js")),
     ("room.js", "text/javascript; charset=utf-8", include_bytes!("../../web/room.js")),
