@@ -58,6 +58,9 @@ pub enum ClientMessage {
         password: Option<String>,
         #[serde(default)]
         moderator_key: Option<String>,
+        /// The token this client had before a reload: lets it back in without waiting again.
+        #[serde(default)]
+        resume: Option<String>,
     },
     Chat { text: String },
     SetMedia { audio_muted: bool, video_muted: bool },
@@ -294,7 +297,7 @@ mod tests {
     #[test]
     fn client_messages_parse_from_their_documented_form() {
         let m: ClientMessage = serde_json::from_str(r#"{"type":"join","name":"Ada"}"#).unwrap();
-        assert_eq!(m, ClientMessage::Join { name: "Ada".into(), password: None, moderator_key: None });
+        assert_eq!(m, ClientMessage::Join { name: "Ada".into(), password: None, moderator_key: None, resume: None });
         let m: ClientMessage = serde_json::from_str(r#"{"type":"set_layout","layout":"speaker"}"#).unwrap();
         assert_eq!(m, ClientMessage::SetLayout { layout: LayoutMode::Speaker });
         assert_eq!(serde_json::from_str::<ClientMessage>(r#"{"type":"mute_all"}"#).unwrap(), ClientMessage::MuteAll);

@@ -75,6 +75,15 @@ fn bad_requests_are_refused_with_reasons_and_harm_nothing() {
         );
     }
     check(&server, "unknown endpoint", "GET", "/nope", &[], b"", 404);
+    // A browser that opens an address leading nowhere gets a page in the client's style (its
+    // language chosen there) with the way back, and the same status.
+    let html = [("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")];
+    for (path, want, kind) in [("/r/Bad%20Name!", 400, "bad_room_name"), ("/r/", 404, "page_not_found"), ("/nope", 404, "page_not_found"), ("/watch/UPPER", 400, "bad_room_name")] {
+        let r = server.request("GET", path, &html, b"");
+        assert_eq!(r.status, want, "{path}: {}", r.body);
+        assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"), "{path}");
+        assert!(r.body.contains(&format!(r#"data-error="{kind}""#)) && r.body.contains(r#"href="/""#), "{path}: {}", r.body);
+    }
     let bad_bearer = [("Content-Type", "application/sdp"), ("Authorization", "Bearer nonsense")];
     check(&server, "malformed bearer", "POST", "/whep/room-1", &bad_bearer, NO_USABLE_CODEC.as_bytes(), 401);
 

@@ -14,14 +14,15 @@ export class Control extends EventTarget {
     this.ws = null;
   }
 
-  /// Opens the WebSocket and joins as `name` (with the room password and a moderator key when
-  /// given); resolves with the `joined` message, rejects with an Error carrying `code`.
-  join(name, { password, moderatorKey } = {}) {
+  /// Opens the WebSocket and joins as `name` (with the room password, a moderator key, and
+  /// the token of before a reload when given); resolves with the `joined` message, rejects
+  /// with an Error carrying `code`.
+  join(name, { password, moderatorKey, resume } = {}) {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     this.ws = new WebSocket(`${scheme}//${location.host}/ws/${encodeURIComponent(this.room)}`);
     return new Promise((resolve, reject) => {
       this.ws.addEventListener("open", () =>
-        this.send({ type: "join", name, password: password || null, moderator_key: moderatorKey || null }),
+        this.send({ type: "join", name, password: password || null, moderator_key: moderatorKey || null, resume: resume || null }),
       );
       this.ws.addEventListener("message", (ev) => {
         let msg;
@@ -106,11 +107,13 @@ class HttpSession {
     await this.pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
   }
 
-  async close() {
+  /// Ends the session; `tell: false` when the server ended it already (a `bye`): asking it
+  /// to end a session it no longer has would only fail.
+  async close({ tell = true } = {}) {
     const location = this.location;
     this.location = null;
     this.pc.close();
-    if (location) {
+    if (location && tell) {
       try {
         await fetch(location, { method: "DELETE", keepalive: true });
       } catch {

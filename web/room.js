@@ -10,6 +10,7 @@ const NAME_KEY = "plenum.name";
 const QUALITY_KEY = "plenum.quality";
 const QUALITIES = ["auto", "low", "audio"];
 const joinedKey = `plenum.joined.${room}`;
+const tokenKey = `plenum.token.${room}`;
 const keyKey = `plenum.modkey.${room}`;
 // Read once at load: a reload of a joined page joins again by itself.
 const rejoinAfterReload = sessionStorage.getItem(joinedKey) === "1";
@@ -103,10 +104,21 @@ async function listDevices() {
   }
 }
 
+/// The media connection's state in the header; `null` hides it (no media: before joining,
+/// while waiting, after leaving).
 function setConnection(level) {
   const conn = $("conn");
+  conn.hidden = !level;
+  if (!level) return;
   conn.className = `conn ${level}`;
   conn.textContent = t({ good: "conn_good", connecting: "conn_connecting", bad: "conn_bad" }[level]);
+}
+
+const baseTitle = `${room} · Plenum`;
+document.title = baseTitle;
+/// The number of people in the lobby, in the tab's title (seen from another tab too).
+function showLobbyCount(n) {
+  document.title = n > 0 ? `(${n}) ${baseTitle}` : baseTitle;
 }
 
 function watchConnection(pc) {
@@ -124,16 +136,64 @@ function applyMute() {
   for (const track of state.local?.getAudioTracks() ?? []) track.enabled = !state.audioMuted;
   for (const track of state.local?.getVideoTracks() ?? []) track.enabled = !state.videoMuted;
   state.control?.setMedia(state.audioMuted, state.videoMuted);
-  $("self").hidden = state.videoMuted || !state.local?.getVideoTracks().length;
+  showSelf();
   render();
 }
 
-function button(label, onClick) {
+/// One's own camera over the picture, unless it is off or its owner hid it (remembered here).
+const SELF_KEY = "plenum.hide-self";
+function showSelf() {
+  $("self").hidden = state.videoMuted || !state.local?.getVideoTracks().length || localStorage.getItem(SELF_KEY) === "1";
+}
+
+/// The own camera can be dragged anywhere over the picture (by mouse, pen or finger).
+function movableSelf() {
+  const self = $("self");
+  let from = null;
+  self.addEventListener("pointerdown", (ev) => {
+    from = { x: ev.clientX - self.offsetLeft, y: ev.clientY - self.offsetTop };
+    self.setPointerCapture(ev.pointerId);
+  });
+  self.addEventListener("pointermove", (ev) => {
+    if (!from) return;
+    const stage = self.parentElement;
+    const x = Math.min(Math.max(ev.clientX - from.x, 0), stage.clientWidth - self.offsetWidth);
+    const y = Math.min(Math.max(ev.clientY - from.y, 0), stage.clientHeight - self.offsetHeight);
+    Object.assign(self.style, { left: `${x}px`, top: `${y}px`, right: "auto" });
+  });
+  self.addEventListener("pointerup", () => (from = null));
+  self.addEventListener("pointercancel", () => (from = null));
+}
+movableSelf();
+// On a phone the moderation starts folded (its badge counts who waits), so the people and
+// the chat stay near the picture.
+if (matchMedia("(max-width: 48rem)").matches) $("mod-panel").open = false;
+
+/// A button; with `whom`, it says (to screen readers and as a tooltip) whom it acts on.
+function button(label, onClick, whom) {
   const b = document.createElement("button");
   b.type = "button";
   b.textContent = label;
+  if (whom) {
+    b.setAttribute("aria-label", `${label}: ${whom}`);
+    b.title = `${label}: ${whom}`;
+  }
   b.addEventListener("click", onClick);
   return b;
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+/// Our own raised-hand mark (an emoji needs a font the computer may not have).
+function handIcon() {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("class", "icon");
+  svg.setAttribute("aria-hidden", "true");
+  const path = document.createElementNS(SVG, "path");
+  path.setAttribute("d", "M7 12V5.5a1.5 1.5 0 0 1 3 0V11V3.5a1.5 1.5 0 0 1 3 0V11V4.5a1.5 1.5 0 0 1 3 0V11.5V7.5a1.5 1.5 0 0 1 3 0V14c0 4.2-3 7-7 7c-3 0-4.8-1.4-6.3-4L3.9 13.6a1.5 1.5 0 0 1 2.6-1.5z");
+  path.setAttribute("fill", "currentColor");
+  svg.append(path);
+  return svg;
 }
 
 /// A short cue when a recording starts (rising) or stops (falling), made here: nothing is loaded.
@@ -227,6 +287,11 @@ function render() {
   const hand = $("toggle-hand");
   hand.textContent = t(state.hand ? "lower_hand" : "raise_hand");
   hand.setAttribute("aria-pressed", String(state.hand));
+  const selfHidden = localStorage.getItem(SELF_KEY) === "1";
+  const self = $("toggle-self");
+  self.textContent = t(selfHidden ? "show_self" : "hide_self");
+  self.setAttribute("aria-pressed", String(selfHidden));
+  self.disabled = !state.local?.getVideoTracks().length;
   const share = $("toggle-share");
   share.textContent = t(state.screen ? "stop_share" : "share_screen");
   share.setAttribute("aria-pressed", String(Boolean(state.screen)));
@@ -242,7 +307,8 @@ function render() {
     li.classList.toggle("speaking", p.speaking);
     const name = document.createElement("span");
     name.className = "name";
-    name.textContent = (p.hand_raised ? "✋ " : "") + (p.id === state.me ? `${p.name} (${t("you")})` : p.name);
+    name.textContent = p.id === state.me ? `${p.name} (${t("you")})` : p.name;
+    if (p.hand_raised) name.prepend(handIcon(), " ");
     const info = document.createElement("span");
     info.className = "state";
     info.textContent = [
@@ -259,12 +325,12 @@ function render() {
     if (state.moderator && p.id !== state.me) {
       const actions = document.createElement("span");
       actions.className = "actions";
-      actions.append(button(t("mute_one"), () => state.control.send({ type: "mute", id: p.id })));
+      actions.append(button(t("mute_one"), () => state.control.send({ type: "mute", id: p.id }), p.name));
       if (state.settings.presentation) {
         const on = !p.presenter;
-        actions.append(button(t(on ? "let_speak" : "take_word"), () => state.control.send({ type: "set_presenter", id: p.id, on })));
+        actions.append(button(t(on ? "let_speak" : "take_word"), () => state.control.send({ type: "set_presenter", id: p.id, on }), p.name));
       }
-      actions.append(button(t("remove"), () => state.control.send({ type: "remove", id: p.id })));
+      actions.append(button(t("remove"), () => state.control.send({ type: "remove", id: p.id }), p.name));
       li.append(actions);
     }
     list.append(li);
@@ -277,14 +343,16 @@ function render() {
   if (state.moderator) {
     const lobby = $("lobby");
     lobby.replaceChildren();
+    lobby.hidden = $("lobby-title").hidden = $("mod-badge").hidden = state.lobby.length === 0;
+    $("lobby-count").textContent = $("mod-badge").textContent = state.lobby.length;
     for (const w of state.lobby) {
       const li = document.createElement("li");
       const name = document.createElement("span");
       name.textContent = w.name;
       li.append(
         name,
-        button(t("admit"), () => state.control.send({ type: "admit", id: w.id })),
-        button(t("refuse"), () => state.control.send({ type: "refuse", id: w.id })),
+        button(t("admit"), () => state.control.send({ type: "admit", id: w.id }), w.name),
+        button(t("refuse"), () => state.control.send({ type: "refuse", id: w.id }), w.name),
       );
       lobby.append(li);
     }
@@ -374,7 +442,7 @@ function addChat(line) {
   time.textContent = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   const who = document.createElement("span");
   who.className = "who";
-  who.textContent = line.name;
+  who.textContent = `${line.name}:`; // read as "Alice: Hello", not "AliceHello"
   const text = document.createElement("span");
   text.className = "text";
   text.textContent = line.text; // text, never HTML
@@ -409,8 +477,11 @@ async function startMedia() {
   $("prejoin").hidden = true;
   $("waiting").hidden = true;
   $("meeting").hidden = false;
+  // Keyboard and screen reader users start at the controls, not at the page's top (the
+  // microphone's button is enabled once sending starts; this one always is).
+  $("toggle-hand").focus();
   $("self").srcObject = state.local;
-  $("self").hidden = !state.local?.getVideoTracks().length;
+  showSelf();
   setConnection("connecting");
   const viewing = view(room, state.token, (stream) => {
     $("mix").srcObject = stream;
@@ -442,12 +513,12 @@ async function startSharing() {
   render();
 }
 
-async function stopSharing() {
+async function stopSharing({ tell = true } = {}) {
   const screen = state.screen;
   state.screen = null;
   if (!screen) return;
   for (const track of screen.stream.getTracks()) track.stop();
-  await screen.session.close();
+  await screen.session.close({ tell });
   render();
 }
 
@@ -480,7 +551,15 @@ function onControl(control) {
     render();
   });
   control.addEventListener("lobby", (ev) => {
+    const before = new Set(state.lobby.map((w) => w.id));
     state.lobby = ev.detail.waiting;
+    const arrived = state.lobby.filter((w) => !before.has(w.id));
+    if (arrived.length) {
+      // Someone knocks: a sound, the notice (read out), and the count in the tab's title.
+      cue(true);
+      $("notice").textContent = `${arrived.map((w) => w.name).join(", ")} ${t("is_waiting")}`;
+    }
+    showLobbyCount(state.lobby.length);
     render();
   });
   control.addEventListener("waiting", () => {
@@ -547,11 +626,14 @@ async function join() {
     const joined = await control.join(name, {
       password: $("password").value,
       moderatorKey: sessionStorage.getItem(keyKey),
+      resume: sessionStorage.getItem(tokenKey),
     });
     state.me = joined.id;
     state.token = joined.token;
     state.moderator = joined.moderator;
     sessionStorage.setItem(joinedKey, "1");
+    // Kept in this tab only: after a reload it lets us back in without waiting again.
+    sessionStorage.setItem(tokenKey, joined.token);
     if (joined.moderator_key) {
       sessionStorage.setItem(keyKey, joined.moderator_key);
       const link = `${location.origin}/r/${room}#mod=${joined.moderator_key}`;
@@ -578,20 +660,27 @@ async function join() {
   }
 }
 
+/// Leaves the meeting: by the "leave" button (`reason` undefined), or because the server said
+/// goodbye. The media sessions end before the control connection: leaving ends them on the
+/// server too, and a `DELETE` after that would fail.
 async function leave(reason) {
   const control = state.control;
   state.control = null;
   sessionStorage.removeItem(joinedKey);
-  control?.leave();
-  await Promise.all([state.whip?.close(), state.whep?.close(), stopSharing()]);
+  const tell = reason === undefined;
+  await Promise.all([state.whip?.close({ tell }), state.whep?.close({ tell }), stopSharing({ tell })]);
   state.whip = state.whep = null;
+  control?.leave();
   stopLocal();
+  setConnection(null);
+  showLobbyCount(0);
   $("meeting").hidden = true;
   $("waiting").hidden = true;
   $("prejoin").hidden = true;
   $("left").hidden = false;
   const known = { refused: "refused", "removed by a moderator": "removed", "the meeting was ended": "ended" }[reason];
   $("left-reason").textContent = t(known || "left");
+  $("rejoin").focus();
 }
 
 $("join-form").addEventListener("submit", (ev) => {
@@ -614,6 +703,11 @@ $("toggle-hand").addEventListener("click", () => {
   render();
 });
 $("toggle-share").addEventListener("click", () => (state.screen ? stopSharing() : startSharing()));
+$("toggle-self").addEventListener("click", () => {
+  localStorage.setItem(SELF_KEY, localStorage.getItem(SELF_KEY) === "1" ? "0" : "1");
+  showSelf();
+  render();
+});
 $("leave").addEventListener("click", () => leave());
 $("quality").value = state.quality;
 $("quality").addEventListener("change", (ev) => {
@@ -645,7 +739,12 @@ async function showQuality() {
   el.textContent = what && why ? `${what} — ${why}` : what;
 }
 setInterval(showQuality, 2000);
-$("rejoin").addEventListener("click", () => location.reload());
+// Joins again at once (the reload finds the page joined, and its token lets it past the
+// waiting room it was admitted from).
+$("rejoin").addEventListener("click", () => {
+  sessionStorage.setItem(joinedKey, "1");
+  location.reload();
+});
 $("copy-link").addEventListener("click", async () => {
   await navigator.clipboard?.writeText(`${location.origin}/r/${room}`).catch(() => {});
   $("copy-link").textContent = t("copied");

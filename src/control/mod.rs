@@ -87,7 +87,8 @@ pub struct MediaAccess {
 }
 
 enum Command {
-    Join { name: String, key: Option<SessionId>, reply: oneshot::Sender<Result<Membership, RoomError>> },
+    Join { name: String, key: Option<SessionId>, resume: Option<SessionId>, reply: oneshot::Sender<Result<Membership, RoomError>> },
+    MayResume { token: SessionId, reply: oneshot::Sender<bool> },
     PasswordGate { address: u64, reply: oneshot::Sender<Result<Option<String>, RoomError>> },
     PasswordFailed { address: u64 },
     Leave { id: ParticipantId },
@@ -156,8 +157,15 @@ impl RoomControl {
         rx.await.ok()
     }
 
-    pub async fn join(&self, name: String, key: Option<SessionId>) -> Result<Membership, RoomError> {
-        self.ask(|reply| Command::Join { name, key, reply }).await.unwrap_or_else(|| Err(closed()))
+    /// Joins `name` (with the moderator key `key`, or coming back with the previous token
+    /// `resume` after a reload).
+    pub async fn join(&self, name: String, key: Option<SessionId>, resume: Option<SessionId>) -> Result<Membership, RoomError> {
+        self.ask(|reply| Command::Join { name, key, resume, reply }).await.unwrap_or_else(|| Err(closed()))
+    }
+
+    /// Whether a participant who had `token` may come back without a password or waiting.
+    pub async fn may_resume(&self, token: SessionId) -> bool {
+        self.ask(|reply| Command::MayResume { token, reply }).await.unwrap_or(false)
     }
 
     /// The room's password hash if it has one, unless `address` tried too many wrong ones.
@@ -378,7 +386,11 @@ impl ControlTask {
     /// One function per command family: membership, moderation, media access.
     async fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::Join { name, key, reply } => self.join(name, key, reply).await,
+            Command::Join { name, key, resume, reply } => self.join(name, key, resume, reply).await,
+            Command::MayResume { token, reply } => {
+                let now = self.now();
+                let _ = reply.send(self.state.may_resume(token, now));
+            }
             Command::Leave { id } => self.remove(id, None).await,
             Command::Chat { id, text, reply } => {
                 let result = self.state.chat(id, &text, self.now(), wall_ms());
@@ -451,8 +463,8 @@ impl ControlTask {
         }
     }
 
-    async fn join(&mut self, name: String, key: Option<SessionId>, reply: oneshot::Sender<Result<Membership, RoomError>>) {
-        let result = self.state.join(&name, key, self.now()).map(|joined| {
+    async fn join(&mut self, name: String, key: Option<SessionId>, resume: Option<SessionId>, reply: oneshot::Sender<Result<Membership, RoomError>>) {
+        let result = self.state.join_resuming(&name, key, resume, self.now()).map(|joined| {
             let (tx, rx) = mpsc::unbounded_channel();
             self.direct.insert(joined.id, tx);
             let events = (!joined.waiting).then(|| self.broadcast.subscribe());
@@ -575,6 +587,10 @@ impl ControlTask {
 
     /// Takes a participant out: connection told (unless it left by itself), media ended.
     async fn remove(&mut self, id: ParticipantId, reason: Option<&str>) {
+        if reason.is_none() {
+            let now = self.now();
+            self.state.left_by_itself(id, now);
+        }
         self.state.leave(id);
         if let Some(tx) = self.direct.remove(&id) {
             if let Some(reason) = reason {
@@ -695,6 +711,9 @@ fn refuse(cmd: Command) {
         }
         Command::Shutdown { reply } => {
             let _ = reply.send(());
+        }
+        Command::MayResume { reply, .. } => {
+            let _ = reply.send(false);
         }
         Command::Leave { .. }
         | Command::SetMedia { .. }

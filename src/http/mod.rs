@@ -93,7 +93,7 @@ pub fn router(state: AppState) -> Router {
         .route("/whep/{room}", post(whep_post).options(preflight))
         .route("/whip/{room}/{session}", axum::routing::delete(end_session).patch(trickle).options(preflight))
         .route("/whep/{room}/{session}", axum::routing::delete(end_session).patch(trickle).options(preflight))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .fallback(web::not_found)
         .layer(axum::middleware::map_response(cors))
         .with_state(state)
 }

@@ -15,6 +15,8 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("index.html", "text/html; charset=utf-8", include_bytes!("../../web/index.html")),
     ("room.html", "text/html; charset=utf-8", include_bytes!("../../web/room.html")),
     ("watch.html", "text/html; charset=utf-8", include_bytes!("../../web/watch.html")),
+    ("error.html", "text/html; charset=utf-8", include_bytes!("../../web/error.html")),
+    ("error.js", "text/javascript; charset=utf-8", include_bytes!("../../web/error.js")),
     ("watch.js", "text/javascript; charset=utf-8", include_bytes!("../../web/watch.js")),
     ("broadcast-player.js", "text/javascript; charset=utf-8", include_bytes!("../../web/broadcast-player.js")),
     ("style.css", "text/css; charset=utf-8", include_bytes!("../../web/style.css")),
@@ -47,37 +49,63 @@ impl WebFiles {
 
 async fn file(state: &AppState, path: &str) -> Response {
     match state.web.get(path).await {
-        Some((kind, body)) => {
-            let mut r = (StatusCode::OK, body).into_response();
-            let h = r.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
-            h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-            h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-            h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            h.insert(
-                "permissions-policy",
-                HeaderValue::from_static("camera=(self), microphone=(self), display-capture=(self)"),
-            );
-            r
-        }
+        Some((kind, body)) => served(StatusCode::OK, kind, body),
         None => ApiError::new(StatusCode::NOT_FOUND, "no such file").into_response(),
     }
+}
+
+/// A file of the client with the headers every one gets.
+fn served(status: StatusCode, kind: &'static str, body: Vec<u8>) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("permissions-policy", HeaderValue::from_static("camera=(self), microphone=(self), display-capture=(self)"));
+    r
 }
 
 pub async fn landing(State(state): State<AppState>) -> Response {
     file(&state, "index.html").await
 }
 
-pub async fn room_page(State(state): State<AppState>, Path(room): Path<String>) -> Result<Response, ApiError> {
-    super::room_id(&room)?;
-    Ok(file(&state, "room.html").await)
+pub async fn room_page(State(state): State<AppState>, Path(room): Path<String>) -> Response {
+    match super::room_id(&room) {
+        Ok(_) => file(&state, "room.html").await,
+        Err(_) => error_page(&state, StatusCode::BAD_REQUEST, "bad_room_name").await,
+    }
 }
 
 /// The public watch page of a room's broadcast.
-pub async fn watch_page(State(state): State<AppState>, Path(room): Path<String>) -> Result<Response, ApiError> {
-    super::room_id(&room)?;
-    Ok(file(&state, "watch.html").await)
+pub async fn watch_page(State(state): State<AppState>, Path(room): Path<String>) -> Response {
+    match super::room_id(&room) {
+        Ok(_) => file(&state, "watch.html").await,
+        Err(_) => error_page(&state, StatusCode::BAD_REQUEST, "bad_room_name").await,
+    }
+}
+
+/// A page in the client's style for an address that leads nowhere (`kind`: what the page
+/// says, one of the client's texts), with `status`.
+pub async fn error_page(state: &AppState, status: StatusCode, kind: &'static str) -> Response {
+    match state.web.get("error.html").await {
+        Some((content, body)) => {
+            let body = String::from_utf8_lossy(&body).replace(r#"data-error="page_not_found""#, &format!(r#"data-error="{kind}""#));
+            served(status, content, body.into_bytes())
+        }
+        None => ApiError::new(status, kind).into_response(),
+    }
+}
+
+/// Anything else: a page for browsers (they ask for HTML), a line of text for programs.
+pub async fn not_found(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let wants_page = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
+    if wants_page {
+        error_page(&state, StatusCode::NOT_FOUND, "page_not_found").await
+    } else {
+        ApiError::new(StatusCode::NOT_FOUND, "no such endpoint").into_response()
+    }
 }
 
 pub async fn asset(State(state): State<AppState>, Path(path): Path<String>) -> Response {

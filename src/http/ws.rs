@@ -89,16 +89,26 @@ async fn wait_for_join(socket: &mut WebSocket, control: &RoomControl, address: I
             Incoming::Closed => return None,
             Incoming::Alive => continue,
             Incoming::Refused(code, why) => ServerMessage::error(code, why),
-            Incoming::Message(ClientMessage::Join { name, password, moderator_key }) => {
+            Incoming::Message(ClientMessage::Join { name, password, moderator_key, resume }) => {
                 let key = moderator_key.as_deref().map(|k| SessionId::parse(k).ok_or(k));
+                // An unreadable previous token is just not one.
+                let resume = resume.as_deref().and_then(SessionId::parse);
                 let joined = match key {
                     Some(Err(_)) => Err(RoomError { code: ErrorCode::Forbidden, message: "the moderator key is not valid".into() }),
                     // A moderator key is the room's master secret: it needs no password.
-                    Some(Ok(key)) => control.join(name, Some(key)).await,
-                    None => match password_ok(control, address, password).await {
-                        Ok(()) => control.join(name, None).await,
-                        Err(e) => Err(e),
-                    },
+                    Some(Ok(key)) => control.join(name, Some(key), resume).await,
+                    None => {
+                        // Who was let in a moment ago and reloads needs no password again.
+                        let resumable = match resume {
+                            Some(token) => control.may_resume(token).await,
+                            None => false,
+                        };
+                        let allowed = if resumable { Ok(()) } else { password_ok(control, address, password).await };
+                        match allowed {
+                            Ok(()) => control.join(name, None, resume).await,
+                            Err(e) => Err(e),
+                        }
+                    }
                 };
                 match joined {
                     Ok(membership) => {

@@ -1,6 +1,8 @@
 //! A participant's tile on the canvas: up to two compositor layers at the same rectangle.
 //!
-//! - the **camera**: decoded video, scaled to the tile (letterboxed), the name at the bottom;
+//! - the **camera**: decoded video, framed in the tile as `room::framing` says (cameras cropped
+//!   to fill it, screens and hall cameras whole), the name on a plate at the picture's
+//!   bottom left, sized to the picture;
 //! - the **backdrop**: a plain background with the name in the middle, generated here, shown
 //!   while the camera is off or when there is none. It exists only while needed.
 //!
@@ -8,13 +10,16 @@
 //! input without data makes the whole canvas wait for it once, which every viewer would see as
 //! a hiccup. The backdrop produces frames at once.
 
+use std::sync::{Arc, Mutex};
+
 use gst::prelude::*;
 
 use super::ingest::VIDEO_HEAD;
 use super::peer::make;
 use super::pipeline::{gst_err, RoomPipeline};
 use super::{MediaError, TileLabel};
-use crate::room::layout::Rect;
+use crate::room::framing::{self, Fit};
+use crate::room::layout::{Rect, Size};
 
 /// Label colours (ARGB): white, and amber for the active speaker.
 const LABEL_COLOUR: u32 = 0xffff_ffff;
@@ -25,7 +30,10 @@ const BACKDROP_FPS: i32 = 5;
 
 struct Camera {
     ghost: gst::GhostPad,
+    /// Crops to the tile's shape (cameras that fill their tile).
+    crop: Option<gst::Element>,
     scaler_caps: gst::Element,
+    framing: Arc<Mutex<Framing>>,
     overlay: gst::Element,
     hold: Option<gst::PadProbeId>,
     mixer_pad: Option<gst::Pad>,
@@ -48,6 +56,32 @@ pub struct Tile {
     label: TileLabel,
 }
 
+/// What the camera layer's name plate depends on; the source's size is learnt on a streaming
+/// thread.
+#[derive(Debug)]
+struct Framing {
+    fit: Fit,
+    tile: Option<Size>,
+    source: Option<Size>,
+}
+
+fn lock(framing: &Mutex<Framing>) -> std::sync::MutexGuard<'_, Framing> {
+    framing.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Puts the name on the picture's bottom left, sized to the picture.
+fn place_name(overlay: &gst::Element, framing: &Framing) {
+    let Some(tile) = framing.tile else { return };
+    let plate = framing::name_plate(framing::picture(framing.fit, framing.source, tile), tile.height);
+    overlay.set_property("font-desc", format!("Sans Bold {}px", plate.font_px));
+    overlay.set_property("xpad", plate.left as i32);
+    overlay.set_property("ypad", plate.bottom as i32);
+}
+
+fn size_of(rect: Rect) -> Size {
+    Size { width: rect.width, height: rect.height }
+}
+
 /// The name, after ☝ for a raised hand and ⊘ for a muted microphone (both in DejaVu).
 fn label_text(label: &TileLabel) -> String {
     let hand = if label.hand_raised { "\u{261d} " } else { "" };
@@ -60,7 +94,7 @@ fn style_overlay(overlay: &gst::Element, label: &TileLabel, centred: bool) {
     overlay.set_property("color", if label.active_speaker { SPEAKER_COLOUR } else { LABEL_COLOUR });
     overlay.set_property_from_str("valignment", if centred { "center" } else { "bottom" });
     overlay.set_property_from_str("halignment", if centred { "center" } else { "left" });
-    overlay.set_property("font-desc", if centred { "Sans Bold 24" } else { "Sans Bold 14" });
+    overlay.set_property_from_str("line-alignment", if centred { "center" } else { "left" });
 }
 
 fn new_overlay(name: &str) -> Result<gst::Element, MediaError> {
@@ -68,6 +102,8 @@ fn new_overlay(name: &str) -> Result<gst::Element, MediaError> {
     overlay.set_property("shaded-background", true);
     overlay.set_property("draw-outline", true);
     overlay.set_property("wait-text", false);
+    // Sized by us to the picture (it would scale with the frame's width otherwise).
+    overlay.set_property("auto-resize", false);
     Ok(overlay)
 }
 
@@ -88,11 +124,12 @@ impl Tile {
     pub fn new(
         bin: &gst::Bin,
         camera: bool,
+        fit: Fit,
         gate: super::ingest::VideoGate,
         label: TileLabel,
         on_first_frame: impl Fn() + Send + Sync + 'static,
     ) -> Result<Self, MediaError> {
-        let camera = if camera { Some(Camera::build(bin, on_first_frame)?) } else { None };
+        let camera = if camera { Some(Camera::build(bin, fit, on_first_frame)?) } else { None };
         Ok(Self { bin: bin.clone(), gate, camera, backdrop: None, rect: None, label })
     }
 
@@ -137,7 +174,14 @@ impl Tile {
         self.rect = Some(rect);
         self.gate.open();
         if let Some(camera) = &self.camera {
+            if let Some(crop) = &camera.crop {
+                crop.set_property("aspect-ratio", gst::Fraction::new(rect.width.max(1) as i32, rect.height.max(1) as i32));
+            }
             camera.scaler_caps.set_property("caps", tile_caps(Some(rect), None));
+            let mut framing = lock(&camera.framing);
+            framing.tile = Some(size_of(rect));
+            place_name(&camera.overlay, &framing);
+            drop(framing);
             if let Some(pad) = &camera.mixer_pad {
                 RoomPipeline::place_tile(pad, rect);
                 pad.set_property("alpha", if self.label.video_muted { 0.0f64 } else { 1.0f64 });
@@ -145,6 +189,7 @@ impl Tile {
         }
         if let Some(backdrop) = &self.backdrop {
             backdrop.caps.set_property("caps", tile_caps(Some(rect), Some(BACKDROP_FPS)));
+            backdrop.overlay.set_property("font-desc", format!("Sans Bold {}px", framing::backdrop_font_px(size_of(rect))));
             RoomPipeline::place_tile(&backdrop.mixer_pad, rect);
         }
     }
@@ -195,15 +240,23 @@ impl Tile {
 }
 
 impl Camera {
-    fn build(bin: &gst::Bin, on_first_frame: impl Fn() + Send + Sync + 'static) -> Result<Self, MediaError> {
+    fn build(bin: &gst::Bin, fit: Fit, on_first_frame: impl Fn() + Send + Sync + 'static) -> Result<Self, MediaError> {
         let convert = make("videoconvert", VIDEO_HEAD)?;
+        let crop = match fit {
+            Fit::Fill => Some(make("aspectratiocrop", "vcrop")?),
+            Fit::Whole => None,
+        };
         let scale = make("videoscale", "vscale")?;
         scale.set_property("add-borders", true);
         let scaler_caps = make("capsfilter", "vtile-caps")?;
         let overlay = new_overlay("vlabel")?;
-        let chain = [&convert, &scale, &scaler_caps, &overlay];
-        bin.add_many(chain).map_err(gst_err)?;
-        gst::Element::link_many(chain).map_err(gst_err)?;
+        let chain: Vec<&gst::Element> = [Some(&convert), crop.as_ref(), Some(&scale), Some(&scaler_caps), Some(&overlay)].into_iter().flatten().collect();
+        bin.add_many(&chain).map_err(gst_err)?;
+        gst::Element::link_many(&chain).map_err(gst_err)?;
+        let framing = Arc::new(Mutex::new(Framing { fit, tile: None, source: None }));
+        if fit == Fit::Whole {
+            watch_source_size(&scale, &overlay, framing.clone());
+        }
         let target = overlay.static_pad("src").expect("textoverlay has a src pad");
         // Never block here: this is a streaming thread, and the room task may need it. Frames
         // are dropped until the layer is connected (a few milliseconds).
@@ -219,7 +272,7 @@ impl Camera {
         for e in chain {
             e.sync_state_with_parent().map_err(gst_err)?;
         }
-        Ok(Self { ghost, scaler_caps, overlay, hold, mixer_pad: None })
+        Ok(Self { ghost, crop, scaler_caps, framing, overlay, hold, mixer_pad: None })
     }
 
     fn connect(&mut self, mixer_pad: gst::Pad) -> Result<(), MediaError> {
@@ -230,6 +283,21 @@ impl Camera {
         }
         Ok(())
     }
+}
+
+/// Keeps the name inside the picture of a source shown whole: its plate moves with the bars
+/// when the source's size changes.
+fn watch_source_size(scale: &gst::Element, overlay: &gst::Element, framing: Arc<Mutex<Framing>>) {
+    let Some(pad) = scale.static_pad("sink") else { return };
+    let overlay = overlay.downgrade();
+    pad.connect_notify(Some("caps"), move |pad, _| {
+        let (Some(caps), Some(overlay)) = (pad.current_caps(), overlay.upgrade()) else { return };
+        let Some(s) = caps.structure(0) else { return };
+        let (Ok(width), Ok(height)) = (s.get::<i32>("width"), s.get::<i32>("height")) else { return };
+        let mut framing = lock(&framing);
+        framing.source = Some(Size { width: width.max(0) as u32, height: height.max(0) as u32 });
+        place_name(&overlay, &framing);
+    });
 }
 
 impl Backdrop {

@@ -1,8 +1,9 @@
 //! Where each publisher's tile goes on the canvas.
 //!
-//! A pure function of the number of tiles and the canvas size. Tiles keep the canvas's shape as
-//! far as the grid allows; sources of another aspect ratio are letterboxed inside their tile by
-//! the media engine (black bars), so a tile rectangle is all the engine needs.
+//! A pure function of the number of tiles and the canvas size. Tiles share the canvas as the
+//! grid allows, but are never taller than wide (a camera cropped to fill a taller tile would
+//! lose too much of its sides); how each source fills its tile is `framing`'s business, so a
+//! tile rectangle is all the engine needs.
 
 /// Width and height in pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +51,7 @@ pub fn grid(n: usize, canvas: Size) -> Vec<Rect> {
         return Vec::new();
     }
     let tile_w = even(canvas.width / cols);
-    let tile_h = even(canvas.height / rows);
+    let tile_h = if n == 1 { even(canvas.height / rows) } else { even((canvas.height / rows).min(tile_w)) };
     // Centre the whole grid so rounding slack is split between both sides.
     let x0 = even((canvas.width - tile_w * cols) / 2);
     let y0 = even((canvas.height - tile_h * rows) / 2);
@@ -302,6 +303,23 @@ mod tests {
             for t in grid(n, HD) {
                 let ratio = t.width as f64 / t.height as f64;
                 assert!((ratio - 16.0 / 9.0).abs() < 0.02, "n={n} {t:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn two_side_by_side_are_square_and_cover_most_of_the_canvas() {
+        let tiles = grid(2, HD);
+        assert_eq!(tiles, vec![Rect { x: 0, y: 40, width: 640, height: 640 }, Rect { x: 640, y: 40, width: 640, height: 640 }]);
+        let covered: u32 = tiles.iter().map(|t| t.width * t.height).sum();
+        assert!(f64::from(covered) / f64::from(HD.width * HD.height) >= 0.8);
+    }
+
+    #[test]
+    fn no_tile_is_taller_than_wide() {
+        for n in 2..=25 {
+            for t in grid(n, HD) {
+                assert!(t.height <= t.width, "n={n} {t:?}");
             }
         }
     }

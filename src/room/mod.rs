@@ -4,6 +4,8 @@
 //! unit-tested directly.
 
 pub mod access;
+pub mod framing;
 pub mod layout;
 pub mod moderation;
 pub mod participants;
+pub mod resume;

@@ -96,6 +96,8 @@ pub struct Room {
     password_failures: HashMap<u64, VecDeque<Duration>>,
     /// Room keys and the external sessions they (or the password) let in.
     pub(super) access: super::access::Access,
+    /// Who may come back after a reload without waiting again.
+    resume: super::resume::Resume,
 }
 
 /// What moderators decide for the room.
@@ -166,6 +168,7 @@ impl Room {
             settings: Settings { audience_chat: true, ..Settings::default() },
             password_failures: HashMap::new(),
             access: Default::default(),
+            resume: Default::default(),
         }
     }
 
@@ -173,6 +176,25 @@ impl Room {
     /// moderator key; presenting that key later makes one a moderator too. With the waiting
     /// room on, everyone else waits for admission.
     pub fn join(&mut self, name: &str, key: Option<SessionId>, now: Duration) -> Result<Joined, RoomError> {
+        self.join_resuming(name, key, None, now)
+    }
+
+    /// Whether the participant whose token was `token` may come back now without waiting or a
+    /// password (it left by itself a short while ago).
+    pub fn may_resume(&mut self, token: SessionId, now: Duration) -> bool {
+        self.resume.allows(token, now)
+    }
+
+    /// `id` left by itself (closed or reloaded its page): it may come back for a while.
+    pub fn left_by_itself(&mut self, id: ParticipantId, now: Duration) {
+        if let Some(p) = self.participants.get(&id).filter(|p| !p.waiting) {
+            self.resume.remember(p.token, now);
+        }
+    }
+
+    /// Joins `name`, coming back with the previous token `resume` if there is one: whoever
+    /// may resume skips the waiting room.
+    pub fn join_resuming(&mut self, name: &str, key: Option<SessionId>, resume: Option<SessionId>, now: Duration) -> Result<Joined, RoomError> {
         let name = clean_name(name)?;
         let (moderator, new_key) = match (self.moderator_key, key) {
             (None, _) => {
@@ -196,7 +218,8 @@ impl Room {
         let id = ParticipantId(self.next_id);
         self.next_id += 1;
         let token = SessionId::random();
-        let waiting = self.settings.waiting_room && !moderator;
+        let resumed = resume.is_some_and(|t| self.resume.take(t, now));
+        let waiting = self.settings.waiting_room && !moderator && !resumed;
         self.participants.insert(id, Participant {
             name,
             token,

@@ -57,3 +57,13 @@ pub fn audio_at(input: &str, at_s: f64, len_s: f64) -> Result<Vec<f32>, String> 
     let out = run("ffmpeg", &["-v", "error", "-i", input, "-ss", &at, "-t", &len, "-vn", "-ac", "1", "-ar", "48000", "-f", "f32le", "-"])?;
     Ok(out.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
 }
+
+/// The first picture of `input` at its own size: (width, height, RGB).
+pub fn full_frame(input: &str) -> Result<(usize, usize, Vec<u8>), String> {
+    let out = run("ffprobe", &["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "csv=p=0", input])?;
+    let text = String::from_utf8_lossy(&out);
+    let size: Vec<usize> = text.trim().split(',').filter_map(|v| v.trim().parse().ok()).collect();
+    let [w, h] = size[..] else { return Err(format!("ffprobe size {text:?}")) };
+    let out = run("ffmpeg", &["-v", "error", "-i", input, "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])?;
+    if out.len() == w * h * 3 { Ok((w, h, out)) } else { Err(format!("a frame of {} bytes, {w}x{h} wanted", out.len())) }
+}

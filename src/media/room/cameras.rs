@@ -20,6 +20,7 @@ use super::super::pipeline::gst_err;
 use super::super::tile::Tile;
 use super::{Event, Kind, MediaError, MediaEvent, RoomTask, Session, TileLabel, Voice};
 use crate::ids::SessionId;
+use crate::room::framing::Fit;
 use crate::inputs::camera::{Camera, CameraSinks, CameraSource, CameraState};
 
 /// Pictures the camera's appsrc holds before it drops the oldest (the room is behind).
@@ -40,7 +41,8 @@ impl RoomTask {
         let label = TileLabel { name: name.clone(), video_muted: true, ..Default::default() };
         let events = self.events.clone();
         let built = (|| {
-            let tile = Tile::new(&bin, true, VideoGate::default(), label.clone(), move || {
+            // A hall camera's wide shot is shown whole: cropped, people at its edges would be lost.
+            let tile = Tile::new(&bin, true, Fit::Whole, VideoGate::default(), label.clone(), move || {
                 let _ = events.send(Event::FirstFrame { session: id });
             })?;
             let src = gst_app::AppSrc::builder().name("camera-src").is_live(true).do_timestamp(true).format(gst::Format::Time).build();

@@ -16,6 +16,7 @@ use super::super::ladder::{self, RungIndex};
 use super::{Answer, Event, Kind, NewSession, Reply, RoomTask, Session, ViewerOf};
 use crate::ids::SessionId;
 use crate::profiles::VideoCodec;
+use crate::room::framing::Fit;
 use crate::room::participants::ParticipantId;
 
 impl RoomTask {
@@ -86,7 +87,8 @@ impl RoomTask {
             label.video_muted &= !screen;
             let tile = if plan.video.is_some() || (participant.is_some() && !screen) {
                 let events = self.events.clone();
-                let mut tile = Tile::new(&bin, plan.video.is_some(), gate.clone(), label.clone(), move || {
+                let fit = if screen { Fit::Whole } else { Fit::Fill };
+                let mut tile = Tile::new(&bin, plan.video.is_some(), fit, gate.clone(), label.clone(), move || {
                     let _ = events.send(Event::FirstFrame { session: id });
                 })?;
                 tile.set_label(label, &self.pipe)?;
