@@ -1,7 +1,9 @@
 //! Browser end-to-end in headless Debian chromium with fake devices (a colour and a tone each).
 //! The checks run in the browsers: `tests/browser/meeting.mjs` (three people; each sees and
 //! hears the others but not its own tone, chat arrives as text, a closed tab leaves the others'
-//! mix within 5 s) and `tests/browser/moderation.mjs` (waiting room, admission, screen share).
+//! mix within 5 s), `tests/browser/moderation.mjs` (waiting room, admission, screen share) and
+//! `tests/browser/page.mjs` (the page on a laptop and a phone: layout, lobby notices, reload,
+//! leave and join again, labels, bad addresses; screenshots kept in the target directory).
 
 mod support;
 
@@ -57,4 +59,12 @@ fn three_browsers_meet_and_nobody_hears_themselves() {
 fn a_moderator_admits_and_a_shared_screen_takes_the_stage() {
     let camera = support::rtsp_camera::RtspCamera::start(support::client::BLUE, 880);
     run_browser_script("moderation.mjs", &[&camera.url()]);
+}
+
+/// The page on a 1366x768 laptop and a 390x844 phone; screenshots go to
+/// `target/tmp/screenshots` for a reviewer.
+#[test]
+fn the_meeting_page_fits_laptops_and_phones() {
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    run_browser_script("page.mjs", &[shots.to_str().expect("a UTF-8 target directory")]);
 }

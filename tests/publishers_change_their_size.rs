@@ -44,7 +44,7 @@ fn a_publisher_that_changes_its_size_stays_in_the_picture_without_a_gap() {
     });
     let (before, before_gap) = watch(&viewer, Duration::from_secs(2));
     let mut report = vec![format!("640x360: least red {before:.3}, longest gap {before_gap:?}")];
-    for (w, h) in [(320, 180), (640, 360), (160, 90)] {
+    for (w, h) in [(320, 180), (640, 360), (160, 90), (640, 480), (360, 640)] {
         changing.resize(w, h);
         let (least, gap) = watch(&viewer, Duration::from_secs(3));
         report.push(format!("{w}x{h}: least red {least:.3}, longest gap {gap:?}"));

@@ -69,9 +69,20 @@ fn lock(framing: &Mutex<Framing>) -> std::sync::MutexGuard<'_, Framing> {
     framing.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Puts the name on the picture's bottom left, sized to the picture.
-fn place_name(overlay: &gst::Element, framing: &Framing) {
+/// Crops the source to the tile's shape (when it fills its tile) and puts the name on the
+/// picture's bottom left, sized to the picture.
+fn apply_framing(crop: Option<&gst::Element>, overlay: &gst::Element, framing: &Framing) {
     let Some(tile) = framing.tile else { return };
+    if let (Some(crop), Some(source)) = (crop, framing.source) {
+        let keep = framing::centre_crop(source, tile);
+        // Even offsets and sizes: the picture is 4:2:0.
+        let (x, y) = (keep.x & !1, keep.y & !1);
+        let (w, h) = ((keep.width & !1).max(2), (keep.height & !1).max(2));
+        crop.set_property("left", x as i32);
+        crop.set_property("top", y as i32);
+        crop.set_property("right", source.width.saturating_sub(x + w) as i32);
+        crop.set_property("bottom", source.height.saturating_sub(y + h) as i32);
+    }
     let plate = framing::name_plate(framing::picture(framing.fit, framing.source, tile), tile.height);
     overlay.set_property("font-desc", format!("Sans Bold {}px", plate.font_px));
     overlay.set_property("xpad", plate.left as i32);
@@ -174,13 +185,10 @@ impl Tile {
         self.rect = Some(rect);
         self.gate.open();
         if let Some(camera) = &self.camera {
-            if let Some(crop) = &camera.crop {
-                crop.set_property("aspect-ratio", gst::Fraction::new(rect.width.max(1) as i32, rect.height.max(1) as i32));
-            }
             camera.scaler_caps.set_property("caps", tile_caps(Some(rect), None));
             let mut framing = lock(&camera.framing);
             framing.tile = Some(size_of(rect));
-            place_name(&camera.overlay, &framing);
+            apply_framing(camera.crop.as_ref(), &camera.overlay, &framing);
             drop(framing);
             if let Some(pad) = &camera.mixer_pad {
                 RoomPipeline::place_tile(pad, rect);
@@ -243,7 +251,7 @@ impl Camera {
     fn build(bin: &gst::Bin, fit: Fit, on_first_frame: impl Fn() + Send + Sync + 'static) -> Result<Self, MediaError> {
         let convert = make("videoconvert", VIDEO_HEAD)?;
         let crop = match fit {
-            Fit::Fill => Some(make("aspectratiocrop", "vcrop")?),
+            Fit::Fill => Some(make("videocrop", "vcrop")?),
             Fit::Whole => None,
         };
         let scale = make("videoscale", "vscale")?;
@@ -254,9 +262,7 @@ impl Camera {
         bin.add_many(&chain).map_err(gst_err)?;
         gst::Element::link_many(&chain).map_err(gst_err)?;
         let framing = Arc::new(Mutex::new(Framing { fit, tile: None, source: None }));
-        if fit == Fit::Whole {
-            watch_source_size(&scale, &overlay, framing.clone());
-        }
+        watch_source_size(crop.as_ref().unwrap_or(&scale), crop.as_ref(), &overlay, framing.clone());
         let target = overlay.static_pad("src").expect("textoverlay has a src pad");
         // Never block here: this is a streaming thread, and the room task may need it. Frames
         // are dropped until the layer is connected (a few milliseconds).
@@ -285,19 +291,44 @@ impl Camera {
     }
 }
 
-/// Keeps the name inside the picture of a source shown whole: its plate moves with the bars
-/// when the source's size changes.
-fn watch_source_size(scale: &gst::Element, overlay: &gst::Element, framing: Arc<Mutex<Framing>>) {
-    let Some(pad) = scale.static_pad("sink") else { return };
-    let overlay = overlay.downgrade();
-    pad.connect_notify(Some("caps"), move |pad, _| {
-        let (Some(caps), Some(overlay)) = (pad.current_caps(), overlay.upgrade()) else { return };
-        let Some(s) = caps.structure(0) else { return };
-        let (Ok(width), Ok(height)) = (s.get::<i32>("width"), s.get::<i32>("height")) else { return };
+/// Frames each new source size before `first` (the crop, or the scaler) sees it: a crop
+/// meant for the old size may not fit the new one (a publisher going from 640x360 to 160x90
+/// would find its new size refused), and the name of a source shown whole moves with its bars.
+/// The new size is first seen in the queries that negotiate it (the crop answers them), then
+/// in its caps event.
+fn watch_source_size(first: &gst::Element, crop: Option<&gst::Element>, overlay: &gst::Element, framing: Arc<Mutex<Framing>>) {
+    let Some(pad) = first.static_pad("sink") else { return };
+    let (crop, overlay) = (crop.map(|c| c.downgrade()), overlay.downgrade());
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM | gst::PadProbeType::QUERY_DOWNSTREAM, move |_, info| {
+        let caps = match &info.data {
+            Some(gst::PadProbeData::Event(event)) => match event.view() {
+                gst::EventView::Caps(c) => Some(c.caps_owned()),
+                _ => None,
+            },
+            Some(gst::PadProbeData::Query(query)) => match query.view() {
+                gst::QueryView::AcceptCaps(q) => Some(q.caps_owned()),
+                gst::QueryView::Caps(q) => q.filter_owned(),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(size) = caps.as_ref().and_then(fixed_size) else { return gst::PadProbeReturn::Ok };
+        let Some(overlay) = overlay.upgrade() else { return gst::PadProbeReturn::Ok };
+        let crop = crop.as_ref().and_then(|c| c.upgrade());
         let mut framing = lock(&framing);
-        framing.source = Some(Size { width: width.max(0) as u32, height: height.max(0) as u32 });
-        place_name(&overlay, &framing);
+        if framing.source != Some(size) {
+            framing.source = Some(size);
+            apply_framing(crop.as_ref(), &overlay, &framing);
+        }
+        gst::PadProbeReturn::Ok
     });
+}
+
+/// The width and height of caps that name exactly one.
+fn fixed_size(caps: &gst::Caps) -> Option<Size> {
+    let s = caps.structure(0)?;
+    let (width, height) = (s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?);
+    (width > 0 && height > 0).then(|| Size { width: width as u32, height: height as u32 })
 }
 
 impl Backdrop {

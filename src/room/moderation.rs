@@ -223,6 +223,34 @@ mod tests {
     }
 
     #[test]
+    fn an_admitted_participant_who_reloads_does_not_wait_again_but_a_removed_one_does() {
+        let (mut room, ids) = room_with(&["Mod"]);
+        room.moderate(ids[0], ModAction::SetWaitingRoom(true)).unwrap();
+        let bo = room.join("Bo", None, T0).unwrap();
+        let eve = room.join("Eve", None, T0).unwrap();
+        room.moderate(ids[0], ModAction::Admit(bo.id)).unwrap();
+        room.moderate(ids[0], ModAction::Admit(eve.id)).unwrap();
+        // Bo's page reloads (his connection ends by itself); Eve is removed.
+        room.left_by_itself(bo.id, T0);
+        room.leave(bo.id);
+        room.moderate(ids[0], ModAction::Remove(eve.id)).unwrap();
+        room.left_by_itself(eve.id, T0);
+        assert!(room.may_resume(bo.token, T0));
+        let again = room.join_resuming("Bo", None, Some(bo.token), T0).unwrap();
+        assert!(!again.waiting, "back in at once");
+        assert!(!room.may_resume(bo.token, T0), "each token once");
+        assert!(!room.may_resume(eve.token, T0), "a removed participant is not let back in");
+        assert!(room.join_resuming("Eve", None, Some(eve.token), T0).unwrap().waiting);
+        // A stranger's guess waits like anyone.
+        assert!(room.join_resuming("Mal", None, Some(crate::ids::SessionId::random()), T0).unwrap().waiting);
+        // Who left while still waiting waits again.
+        let cem = room.join("Cem", None, T0).unwrap();
+        room.left_by_itself(cem.id, T0);
+        room.leave(cem.id);
+        assert!(room.join_resuming("Cem", None, Some(cem.token), T0).unwrap().waiting);
+    }
+
+    #[test]
     fn waiting_room_holds_newcomers_until_admitted_or_refused() {
         let (mut room, ids) = room_with(&["Mod"]);
         room.moderate(ids[0], ModAction::SetWaitingRoom(true)).unwrap();

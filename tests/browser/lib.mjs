@@ -9,7 +9,7 @@ export function fail(message) {
 
 /// A headless chromium whose fake camera shows `p{i}.y4m` and fake microphone plays `p{i}.wav`
 /// from `fixtures`; with `deny`, camera and microphone are refused instead.
-export async function launch(fixtures, i, name, { deny = false, locale = "en-GB" } = {}) {
+export async function launch(fixtures, i, name, { deny = false, locale = "en-GB", viewport = undefined } = {}) {
   const devices = deny
     ? ["--deny-permission-prompts"]
     : [
@@ -29,7 +29,7 @@ export async function launch(fixtures, i, name, { deny = false, locale = "en-GB"
       "--disable-features=WebRtcHideLocalIpsWithMdns",
     ],
   });
-  const page = await browser.newPage({ locale });
+  const page = await browser.newPage({ locale, ...(viewport ? { viewport } : {}) });
   // Keep every peer connection the page makes, so a test can read its stats.
   await page.addInitScript(() => {
     const Native = window.RTCPeerConnection;
@@ -41,9 +41,16 @@ export async function launch(fixtures, i, name, { deny = false, locale = "en-GB"
       }
     };
   });
-  page.on("console", (m) => m.type() === "error" && console.log(`[${name} console] ${m.text()}`));
+  // Every console error and every failed request, for tests that want none.
+  const troubles = [];
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    troubles.push(m.text());
+    console.log(`[${name} console] ${m.text()}`);
+  });
+  page.on("response", (r) => r.status() >= 400 && troubles.push(`${r.request().method()} ${r.url()}: ${r.status()}`));
   page.on("pageerror", (e) => console.log(`[${name} page error] ${e.message}`));
-  return { browser, page, name };
+  return { browser, page, name, troubles };
 }
 
 /// Samples the mixed video and audio as this page receives them: for each of `people`
