@@ -446,7 +446,7 @@ function addChat(line) {
   const text = document.createElement("span");
   text.className = "text";
   text.textContent = line.text; // text, never HTML
-  li.append(time, who, text);
+  li.append(time, " ", who, " ", text);
   $("messages").append(li);
   $("messages").scrollTop = $("messages").scrollHeight;
 }
