@@ -79,6 +79,7 @@ pub enum ClientMessage {
     SetLayout { layout: LayoutMode },
     SetPresentation { on: bool },
     SetPresenter { id: String, on: bool },
+    MakeModerator { id: String },
     SetAudienceChat { on: bool },
     AllowMultipleShares { on: bool },
     CreateKey { kind: ExternalKind },

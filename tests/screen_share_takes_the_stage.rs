@@ -38,7 +38,7 @@ fn a_shared_screen_is_shown_large() {
     wait_for(Duration::from_secs(10), "one camera large, one small", || {
         let [r, g, _] = shares(&viewer)?;
         let (big, small) = if r > g { (r, g) } else { (g, r) };
-        // The stage is 1280x562; a 4:3 camera letterboxed in it covers 46 % of the canvas.
+        // The stage is 1280x562 (78 % of the canvas); a camera is cropped to fill it.
         if big >= 0.35 && small > 0.005 && small < 0.1 { Ok(()) } else { Err(format!("red {r:.3} green {g:.3}")) }
     });
     ada.send_json(&json!({"type": "set_layout", "layout": "grid"}));

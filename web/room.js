@@ -330,6 +330,7 @@ function render() {
         const on = !p.presenter;
         actions.append(button(t(on ? "let_speak" : "take_word"), () => state.control.send({ type: "set_presenter", id: p.id, on }), p.name));
       }
+      if (!p.moderator) actions.append(button(t("make_moderator"), () => state.control.send({ type: "make_moderator", id: p.id }), p.name));
       actions.append(button(t("remove"), () => state.control.send({ type: "remove", id: p.id }), p.name));
       li.append(actions);
     }
@@ -529,6 +530,11 @@ function onControl(control) {
     state.audience = ev.detail.audience ?? 0;
     const me = state.people.find((p) => p.id === state.me);
     if (me) state.hand = me.hand_raised;
+    if (me?.moderator && !state.moderator) {
+      // Made a moderator by another one.
+      state.moderator = true;
+      notice("you_moderate");
+    }
     render();
   });
   control.addEventListener("room", (ev) => {

@@ -535,6 +535,12 @@ impl ControlTask {
                 }
                 Effect::Removed(id, why) => self.remove(id, Some(why)).await,
                 Effect::Muted(id) => self.send_to(id, Direct::Message(ServerMessage::Muted)),
+                Effect::Promoted(id) => {
+                    // The participant list says who moderates; this one now also sees the lobby
+                    // and the streams.
+                    self.send_to(id, Direct::Message(ServerMessage::Lobby { waiting: self.state.lobby() }));
+                    self.send_to(id, Direct::Message(ServerMessage::Streams { streams: self.streams.values().cloned().collect() }));
+                }
                 Effect::Speak(id, allowed) => {
                     self.send_to(id, Direct::Message(ServerMessage::Speak { allowed }));
                     if !allowed {

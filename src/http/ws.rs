@@ -253,6 +253,10 @@ async fn handle(control: &RoomControl, id: ParticipantId, msg: ClientMessage) ->
             Ok(p) => ModAction::SetPresenter(p, on),
             Err(e) => return Some(error(e)),
         },
+        ClientMessage::MakeModerator { id } => match participant(&id) {
+            Ok(p) => ModAction::MakeModerator(p),
+            Err(e) => return Some(error(e)),
+        },
         ClientMessage::SetAudienceChat { on } => ModAction::SetAudienceChat(on),
         ClientMessage::AllowMultipleShares { on } => ModAction::AllowMultipleShares(on),
         ClientMessage::CreateKey { kind } => ModAction::CreateKey(kind),

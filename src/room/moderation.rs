@@ -21,6 +21,8 @@ pub enum ModAction {
     SetLayout(LayoutMode),
     SetPresentation(bool),
     SetPresenter(ParticipantId, bool),
+    /// Makes another participant a moderator too (for the rest of their stay).
+    MakeModerator(ParticipantId),
     SetAudienceChat(bool),
     AllowMultipleShares(bool),
     /// A key for external publishers or viewers (replacing an earlier one of the kind).
@@ -51,6 +53,8 @@ pub enum Effect {
     Muted(ParticipantId),
     /// Presentation mode: this participant may (no longer) send.
     Speak(ParticipantId, bool),
+    /// This participant moderates now: it needs what moderators see (lobby, streams).
+    Promoted(ParticipantId),
     /// The meeting is over for everyone.
     Ended,
     /// Show this new room key to the moderator who made it, once.
@@ -129,6 +133,13 @@ impl Room {
                     p.hand_raised = false;
                 }
                 effects.push(Effect::Speak(id, on || !self.settings.presentation));
+            }
+            ModAction::MakeModerator(id) => {
+                let p = self.admitted_one(id)?;
+                if !p.moderator {
+                    p.moderator = true;
+                    effects.push(Effect::Promoted(id));
+                }
             }
             ModAction::SetAudienceChat(on) => self.settings.audience_chat = on,
             ModAction::AllowMultipleShares(on) => self.settings.multiple_shares = on,
@@ -209,6 +220,7 @@ mod tests {
             ModAction::SetLayout(LayoutMode::Speaker),
             ModAction::SetPresentation(true),
             ModAction::SetPresenter(guest, true),
+            ModAction::MakeModerator(guest),
             ModAction::SetWaitingRoom(true),
             ModAction::SetPassword(None),
             ModAction::SetAudienceChat(false),
@@ -220,6 +232,19 @@ mod tests {
             assert_eq!(err.code, ErrorCode::Forbidden, "{action:?}");
         }
         assert!(room.moderate(ids[0], ModAction::Mute(ids[2])).is_ok());
+    }
+
+    #[test]
+    fn a_moderator_makes_another_one_who_stays_one_after_a_reload() {
+        let (mut room, ids) = room_with(&["Mod"]);
+        let bo = room.join("Bo", None, T0).unwrap();
+        assert_eq!(room.moderate(ids[0], ModAction::MakeModerator(bo.id)).unwrap(), vec![Effect::Promoted(bo.id)]);
+        assert!(room.is_moderator(bo.id));
+        assert!(room.moderate(bo.id, ModAction::MuteAll).is_ok(), "and may moderate");
+        assert!(room.moderate(ids[0], ModAction::MakeModerator(bo.id)).unwrap().is_empty(), "once is enough");
+        room.left_by_itself(bo.id, T0);
+        room.leave(bo.id);
+        assert!(room.join_resuming("Bo", None, Some(bo.token), T0).unwrap().moderator, "a reload keeps the role");
     }
 
     #[test]

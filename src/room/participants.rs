@@ -188,7 +188,7 @@ impl Room {
     /// `id` left by itself (closed or reloaded its page): it may come back for a while.
     pub fn left_by_itself(&mut self, id: ParticipantId, now: Duration) {
         if let Some(p) = self.participants.get(&id).filter(|p| !p.waiting) {
-            self.resume.remember(p.token, now);
+            self.resume.remember(p.token, now, p.moderator);
         }
     }
 
@@ -196,7 +196,7 @@ impl Room {
     /// may resume skips the waiting room.
     pub fn join_resuming(&mut self, name: &str, key: Option<SessionId>, resume: Option<SessionId>, now: Duration) -> Result<Joined, RoomError> {
         let name = clean_name(name)?;
-        let (moderator, new_key) = match (self.moderator_key, key) {
+        let (mut moderator, new_key) = match (self.moderator_key, key) {
             (None, _) => {
                 let key = SessionId::random();
                 self.moderator_key = Some(key);
@@ -218,8 +218,9 @@ impl Room {
         let id = ParticipantId(self.next_id);
         self.next_id += 1;
         let token = SessionId::random();
-        let resumed = resume.is_some_and(|t| self.resume.take(t, now));
-        let waiting = self.settings.waiting_room && !moderator && !resumed;
+        let resumed = resume.and_then(|t| self.resume.take(t, now));
+        moderator |= resumed == Some(true);
+        let waiting = self.settings.waiting_room && !moderator && resumed.is_none();
         self.participants.insert(id, Participant {
             name,
             token,

@@ -138,6 +138,12 @@ try {
   if (!/Bo: Hallo$/.test(line)) fail(`a chat line reads "${line}"`);
   console.log(`ok controls say whom (${labels.join("; ")}), the picture is labelled ("${mix}"), chat reads "${line}"`);
 
+  // Ada makes Bo a moderator: his page shows the moderation at once (folded on his phone).
+  await ada.page.click('#people .actions button[aria-label="Make moderator: Bo"]');
+  await bo.page.waitForSelector("#mod-panel:not([hidden])", { timeout: 5_000 }).catch(() => fail("Bo was made a moderator but sees no moderation"));
+  const folded = await bo.page.evaluate(() => !document.getElementById("mod-panel").open);
+  console.log(`ok a moderator makes another one: his moderation appears at once (${folded ? "folded" : "open"} on the phone)`);
+
   // Bo leaves: no failed request, no connection state left; "join again" is one click.
   bo.troubles.length = 0;
   await bo.page.click("#leave");
@@ -151,6 +157,7 @@ try {
   await bo.page.click("#rejoin");
   await bo.page.waitForSelector("#meeting:not([hidden]), #waiting:not([hidden])", { timeout: 15_000 });
   if (await bo.page.isVisible("#waiting")) fail("joining again after leaving waits again");
+  await bo.page.waitForSelector("#mod-panel:not([hidden])", { timeout: 5_000 }).catch(() => fail("joining again lost the moderator role"));
   const inMeeting = await bo.page.evaluate(() => document.activeElement?.id);
   console.log(`ok leaving fails no request, hides the connection state, and "join again" is one click (focus then on "${inMeeting}")`);
 

@@ -83,6 +83,8 @@ export default {
   clear_password: "Passwort entfernen",
   hand: "Hand gehoben",
   moderator: "Moderation",
+  make_moderator: "Zur Moderation machen",
+  you_moderate: "Sie moderieren jetzt mit.",
   presenter: "vortragend",
   muted_by_moderator: "Die Moderation hat Ihr Mikrofon stumm geschaltet.",
   you_may_speak: "Sie haben das Wort: Kamera und Mikrofon sind an.",

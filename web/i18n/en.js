@@ -83,6 +83,8 @@ export default {
   clear_password: "Remove password",
   hand: "hand raised",
   moderator: "moderator",
+  make_moderator: "Make moderator",
+  you_moderate: "You are a moderator now.",
   presenter: "presenter",
   muted_by_moderator: "A moderator muted your microphone.",
   you_may_speak: "You may speak now: camera and microphone are on.",
