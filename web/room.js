@@ -2,6 +2,8 @@
 // stream, own preview, mute, hand, screen share, leave, participants, chat) and, for
 // moderators, the moderation panel. Protocol details live in protocol.js.
 import { apply, languageSwitch, t } from "./i18n.js";
+import { labelButton } from "./icons.js";
+import { levelMeter, listDevices, switchDevice, testSound, useSpeaker } from "./devices.js";
 import { Control, publish, receivedVideo, roomInfo, view } from "./protocol.js";
 
 const $ = (id) => document.getElementById(id);
@@ -85,24 +87,13 @@ async function acquire() {
     }
   }
   $("preview").srcObject = state.local;
-  await listDevices();
+  stopMeter();
+  stopMeter = levelMeter(state.local, $("mic-level"));
+  await listDevices(prejoinDevices());
 }
 
-async function listDevices() {
-  const devices = await navigator.mediaDevices.enumerateDevices().catch(() => []);
-  for (const [select, kind] of [[$("camera-select"), "videoinput"], [$("mic-select"), "audioinput"]]) {
-    const current = select.value;
-    select.replaceChildren();
-    for (const d of devices.filter((d) => d.kind === kind && d.deviceId)) {
-      const option = document.createElement("option");
-      option.value = d.deviceId;
-      option.textContent = d.label || d.deviceId.slice(0, 8);
-      select.append(option);
-    }
-    if (current) select.value = current;
-    select.disabled = select.options.length === 0;
-  }
-}
+const prejoinDevices = () => ({ camera: $("camera-select"), mic: $("mic-select"), speaker: $("speaker-select") });
+let stopMeter = () => {};
 
 /// The media connection's state in the header; `null` hides it (no media: before joining,
 /// while waiting, after leaving).
@@ -277,23 +268,31 @@ function render() {
   if (state.moderator) renderStreams();
   const sending = Boolean(state.whip);
   const mic = $("toggle-mic");
-  mic.textContent = t(state.audioMuted ? "unmute" : "mute");
+  labelButton(mic, state.audioMuted ? "mic-off" : "mic", t(state.audioMuted ? "unmute" : "mute"), "Alt+M");
   mic.setAttribute("aria-pressed", String(state.audioMuted));
   mic.disabled = !sending || !state.local?.getAudioTracks().length;
   const cam = $("toggle-camera");
-  cam.textContent = t(state.videoMuted ? "camera_on" : "camera_off");
+  labelButton(cam, state.videoMuted ? "camera-off" : "camera", t(state.videoMuted ? "camera_on" : "camera_off"), "Alt+V");
   cam.setAttribute("aria-pressed", String(state.videoMuted));
   cam.disabled = !sending || !state.local?.getVideoTracks().length;
   const hand = $("toggle-hand");
-  hand.textContent = t(state.hand ? "lower_hand" : "raise_hand");
+  labelButton(hand, "hand", t(state.hand ? "lower_hand" : "raise_hand"), "Alt+H");
   hand.setAttribute("aria-pressed", String(state.hand));
   const selfHidden = localStorage.getItem(SELF_KEY) === "1";
   const self = $("toggle-self");
-  self.textContent = t(selfHidden ? "show_self" : "hide_self");
+  labelButton(self, "self", t(selfHidden ? "show_self" : "hide_self"));
   self.setAttribute("aria-pressed", String(selfHidden));
   self.disabled = !state.local?.getVideoTracks().length;
   const share = $("toggle-share");
-  share.textContent = t(state.screen ? "stop_share" : "share_screen");
+  labelButton(share, "screen", t(state.screen ? "stop_share" : "share_screen"), "Alt+S");
+  const full = Boolean(document.fullscreenElement);
+  labelButton($("fullscreen"), "fullscreen", t(full ? "exit_fullscreen" : "fullscreen"), "Alt+F");
+  $("fullscreen").setAttribute("aria-pressed", String(full));
+  $("fullscreen").hidden = !document.fullscreenEnabled;
+  labelButton($("devices"), "settings", t("devices"));
+  labelButton($("shortcuts"), "keyboard", t("shortcuts"), "Alt+K");
+  if (!state.copied) labelButton($("copy-link"), "link", t("copy_link"));
+  labelButton($("leave"), "leave", t("leave"));
   share.setAttribute("aria-pressed", String(Boolean(state.screen)));
   share.disabled = !state.mayPublish || !navigator.mediaDevices?.getDisplayMedia;
 
@@ -450,6 +449,16 @@ function addChat(line) {
   li.append(time, " ", who, " ", text);
   $("messages").append(li);
   $("messages").scrollTop = $("messages").scrollHeight;
+  if ($("chat-box").hidden) {
+    state.unread = (state.unread ?? 0) + 1;
+    showUnread();
+  }
+}
+
+function showUnread() {
+  $("chat-unread").hidden = !state.unread;
+  $("chat-unread").textContent = state.unread ? String(state.unread) : "";
+  $("chat-unread").setAttribute("aria-label", state.unread ? `${state.unread} ${t("unread")}` : "");
 }
 
 /// Camera and microphone to the server (when allowed and available).
@@ -475,6 +484,7 @@ async function stopPublishing() {
 }
 
 async function startMedia() {
+  stopMeter();
   $("prejoin").hidden = true;
   $("waiting").hidden = true;
   $("meeting").hidden = false;
@@ -753,8 +763,74 @@ $("rejoin").addEventListener("click", () => {
 });
 $("copy-link").addEventListener("click", async () => {
   await navigator.clipboard?.writeText(`${location.origin}/r/${room}`).catch(() => {});
-  $("copy-link").textContent = t("copied");
-  setTimeout(() => ($("copy-link").textContent = t("copy_link")), 1500);
+  state.copied = true;
+  labelButton($("copy-link"), "link", t("copied"));
+  setTimeout(() => {
+    state.copied = false;
+    render();
+  }, 1500);
+});
+
+// Fullscreen: the picture alone, filling the screen.
+$("fullscreen").addEventListener("click", () => {
+  if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+  else document.querySelector(".stage").requestFullscreen().catch(() => {});
+});
+document.addEventListener("fullscreenchange", () => render());
+
+// Devices inside the room: another camera or microphone is sent without a new connection;
+// the loudspeaker plays the meeting's sound where the browser lets one choose.
+const roomDevices = () => ({ camera: $("room-camera-select"), mic: $("room-mic-select"), speaker: $("room-speaker-select") });
+let stopRoomMeter = () => {};
+$("devices").addEventListener("click", async () => {
+  const selects = roomDevices();
+  await listDevices(selects);
+  for (const [select, kind] of [[selects.camera, "video"], [selects.mic, "audio"]]) {
+    const id = state.local?.getTracks().find((tr) => tr.kind === kind)?.getSettings().deviceId;
+    if (id) select.value = id;
+  }
+  if (state.speaker) selects.speaker.value = state.speaker;
+  $("devices-note").textContent = "";
+  stopRoomMeter = levelMeter(state.local, $("room-mic-level"));
+  $("devices-dialog").showModal();
+});
+for (const [id, kind] of [["room-camera-select", "video"], ["room-mic-select", "audio"]]) {
+  $(id).addEventListener("change", async (ev) => {
+    if (!state.local) return;
+    try {
+      await switchDevice(state.local, state.whip?.pc, kind, ev.target.value);
+      if (kind === "video") $("self").srcObject = state.local;
+      if (kind === "audio") {
+        stopRoomMeter();
+        stopRoomMeter = levelMeter(state.local, $("room-mic-level"));
+      }
+      applyMute();
+    } catch (err) {
+      $("devices-note").textContent = t("error_prefix") + err.message;
+    }
+  });
+}
+$("room-speaker-select").addEventListener("change", (ev) => {
+  state.speaker = ev.target.value;
+  useSpeaker($("mix"), state.speaker);
+});
+$("room-test-sound").addEventListener("click", () => testSound(state.speaker));
+$("test-sound").addEventListener("click", () => testSound($("speaker-select").value));
+$("speaker-select").addEventListener("change", (ev) => (state.speaker = ev.target.value));
+$("devices-close").addEventListener("click", () => $("devices-dialog").close());
+$("devices-dialog").addEventListener("close", () => stopRoomMeter());
+$("shortcuts").addEventListener("click", () => $("shortcuts-dialog").showModal());
+$("shortcuts-close").addEventListener("click", () => $("shortcuts-dialog").close());
+
+// The chat folds away (on a phone, for more room); what arrives meanwhile is counted.
+$("chat-toggle").addEventListener("click", () => {
+  const open = $("chat-box").hidden;
+  $("chat-box").hidden = !open;
+  $("chat-toggle").setAttribute("aria-expanded", String(open));
+  if (open) {
+    state.unread = 0;
+    showUnread();
+  }
 });
 $("modkey-copy").addEventListener("click", () => navigator.clipboard?.writeText($("modkey-link").textContent).catch(() => {}));
 $("modkey-close").addEventListener("click", () => $("modkey").close());
@@ -825,11 +901,24 @@ $("camera-form").addEventListener("submit", (ev) => {
 });
 $("end-meeting").addEventListener("click", () => state.control?.send({ type: "end_meeting" }));
 document.addEventListener("keydown", (ev) => {
-  // Alt+M / Alt+V / Alt+H: microphone, camera, hand, from anywhere on the page.
-  if (!ev.altKey || $("meeting").hidden) return;
-  if (ev.key === "m") $("toggle-mic").click();
-  if (ev.key === "v") $("toggle-camera").click();
-  if (ev.key === "h") $("toggle-hand").click();
+  // Alt+M / V / H / S / F: microphone, camera, hand, screen, fullscreen; Alt+C the chat,
+  // Alt+K this list; from anywhere on the page (also while typing).
+  if (!ev.altKey || ev.ctrlKey || ev.metaKey || $("meeting").hidden) return;
+  const act = {
+    m: () => $("toggle-mic").click(),
+    v: () => $("toggle-camera").click(),
+    h: () => $("toggle-hand").click(),
+    s: () => $("toggle-share").click(),
+    f: () => $("fullscreen").click(),
+    c: () => {
+      if ($("chat-box").hidden) $("chat-toggle").click();
+      $("chat-input").focus();
+    },
+    k: () => $("shortcuts-dialog").showModal(),
+  }[ev.key.toLowerCase()];
+  if (!act) return;
+  ev.preventDefault();
+  act();
 });
 window.addEventListener("pagehide", () => {
   state.whip?.close();

@@ -78,6 +78,24 @@ try {
   if (await ada.page.isVisible("#lobby-title")) fail("a 'waiting' heading while nobody waits");
   await mustFit(ada, "#chat-input", "a moderator at 1366x768");
   await shot(ada, "laptop-en-moderator");
+
+  // Controls carry icons and tooltips naming their shortcuts; Alt+K lists them.
+  const tip = await ada.page.getAttribute("#toggle-mic", "title");
+  if (!tip?.includes("Alt+M") || !(await ada.page.$("#toggle-mic svg"))) fail(`the microphone button: icon and tooltip "${tip}"`);
+  await ada.page.keyboard.press("Alt+K");
+  await ada.page.waitForSelector("#shortcuts-dialog[open]", { timeout: 3_000 }).catch(() => fail("Alt+K shows no shortcuts"));
+  const keys = await ada.page.$$eval("#shortcuts-dialog dt", (d) => d.length);
+  await audit(ada, "the list of shortcuts (English)");
+  await ada.page.click("#shortcuts-close");
+  // Devices in the room: the microphone's level moves (the fake one plays a tone).
+  await ada.page.click("#devices");
+  await ada.page
+    .waitForFunction(() => document.getElementById("room-mic-level").value > 0.2, null, { timeout: 5_000 })
+    .catch(() => fail("the microphone level does not move in the devices dialog"));
+  const cameras = await ada.page.$$eval("#room-camera-select option", (o) => o.length);
+  await audit(ada, "the devices dialog (English)");
+  await ada.page.click("#devices-close");
+  console.log(`ok icons with tooltips ("${tip}"), ${keys} shortcuts listed on Alt+K, devices dialog with ${cameras} camera(s) and a moving level meter`);
   await audit(ada, "the meeting page (English, moderator)");
 
   // Bo on a phone, in German: the landing page's room field is usable, the pre-join page
@@ -92,6 +110,10 @@ try {
   await audit(bo, "the landing page (German)");
   await bo.page.goto(`${base}/r/${ROOM}`);
   await bo.page.waitForFunction(() => document.getElementById("camera-select").options.length > 0);
+  await bo.page
+    .waitForFunction(() => document.getElementById("mic-level").value > 0.2, null, { timeout: 5_000 })
+    .catch(() => fail("the pre-join page's microphone level does not move"));
+  console.log("ok the pre-join page shows the microphone's level moving (can they hear me?)");
   if (await bo.page.isVisible("#conn")) fail("a connection dot on the pre-join page");
   await shot(bo, "phone-de-prejoin");
   await audit(bo, "the pre-join page (German)");
@@ -137,6 +159,17 @@ try {
   const line = await ada.page.evaluate(() => document.querySelector("#messages li:last-child").innerText.replace(/\s+/g, " ").trim());
   if (!/Bo: Hallo$/.test(line)) fail(`a chat line reads "${line}"`);
   console.log(`ok controls say whom (${labels.join("; ")}), the picture is labelled ("${mix}"), chat reads "${line}"`);
+
+  // Bo folds the chat away: what arrives meanwhile is counted on it.
+  await bo.page.click("#chat-toggle");
+  if (await bo.page.isVisible("#chat-input")) fail("the chat does not fold");
+  await ada.page.fill("#chat-input", "Willkommen");
+  await ada.page.press("#chat-input", "Enter");
+  await bo.page.waitForFunction(() => document.getElementById("chat-unread").textContent === "1", null, { timeout: 5_000 }).catch(() => fail("no unread count on the folded chat"));
+  await shot(bo, "phone-de-chat-folded");
+  await bo.page.click("#chat-toggle");
+  if (await bo.page.isVisible("#chat-unread")) fail("the unread count stays after opening the chat");
+  console.log("ok the chat folds, counts what arrives meanwhile, and clears the count when opened");
 
   // Ada makes Bo a moderator: his page shows the moderation at once (folded on his phone).
   await ada.page.click('#people .actions button[aria-label="Make moderator: Bo"]');
