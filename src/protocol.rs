@@ -202,6 +202,11 @@ pub struct ParticipantInfo {
     pub hand_raised: bool,
     /// Seen and heard in presentation mode.
     pub presenter: bool,
+    /// How the room's picture reaches this participant when less than the full picture: a
+    /// rung of the ladder ("360p") or "audio" (sound only), because its link is weak or it
+    /// chose the data saver. Absent: the full picture (or nothing known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiving: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

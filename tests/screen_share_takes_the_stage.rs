@@ -46,7 +46,9 @@ fn a_shared_screen_is_shown_large() {
     let screen = Publisher::share_screen(server.addr, room, Source { audio: false, width: 640, height: 360, ..Source::new(BLUE, 0) }, &bo_token);
     wait_for(Duration::from_secs(10), "the screen large, the cameras small", || {
         let [r, g, b] = shares(&viewer)?;
-        if b >= 0.6 && (0.01..0.15).contains(&r) && (0.01..0.15).contains(&g) {
+        // A 16:9 screen shown whole on the 1280x562 stage covers 61 % of the canvas, less the
+        // presenter's name plate inside it.
+        if b >= 0.55 && (0.01..0.15).contains(&r) && (0.01..0.15).contains(&g) {
             Ok(())
         } else {
             Err(analysis::describe(viewer.frame().as_deref(), None, &[RED, GREEN, BLUE], &[]))

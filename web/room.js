@@ -317,6 +317,8 @@ function render() {
       p.speaking && t("speaking"),
       p.audio_muted && t("muted"),
       p.video_muted && t("camera_is_off"),
+      // What reaches them when less than the full picture (weak link or data saver).
+      p.receiving && (p.receiving === "audio" ? t("receives_audio") : `${t("receives")} ${p.receiving}`),
     ]
       .filter(Boolean)
       .join(", ");

@@ -637,6 +637,11 @@ impl ControlTask {
             MediaEvent::Stream { id, target, state } => self.stream_changed(id, target, state),
             MediaEvent::BroadcastStopped { reason } => self.broadcast_stopped(reason).await,
             MediaEvent::Camera { session, state } => self.camera_changed(session, state).await,
+            MediaEvent::Receiving { participant, rung } => {
+                if self.state.set_receiving(participant, rung) {
+                    self.changed().await;
+                }
+            }
         }
     }
 

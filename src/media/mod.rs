@@ -86,6 +86,9 @@ pub enum MediaEvent {
     Stream { id: String, target: String, state: crate::outputs::live::StreamState },
     /// A hall camera connected, delivers, or dropped and will be tried again.
     Camera { session: SessionId, state: crate::inputs::camera::CameraState },
+    /// A participant's view moved to another rung: `None` the full picture, else the rung's
+    /// name ("360p") or "audio".
+    Receiving { participant: ParticipantId, rung: Option<String> },
 }
 
 /// Settings every room's pipeline is built with.

@@ -72,6 +72,8 @@ pub(super) struct Participant {
     pub(super) hand_raised: bool,
     /// Seen and heard in presentation mode.
     pub(super) presenter: bool,
+    /// How the picture reaches it when less than the full one (see `ParticipantInfo`).
+    receiving: Option<String>,
     speaking: bool,
     speaking_since: Option<Duration>,
     /// When this participant last started to speak.
@@ -231,6 +233,7 @@ impl Room {
             waiting,
             hand_raised: false,
             presenter: false,
+            receiving: None,
             speaking: false,
             speaking_since: None,
             last_spoke: None,
@@ -397,6 +400,17 @@ impl Room {
         self.participants.remove(&id).is_some()
     }
 
+    /// How the picture reaches `id` now (`None`: the full picture); whether that changed.
+    pub fn set_receiving(&mut self, id: ParticipantId, receiving: Option<String>) -> bool {
+        match self.participants.get_mut(&id) {
+            Some(p) if p.receiving != receiving => {
+                p.receiving = receiving;
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.participants.is_empty()
     }
@@ -545,6 +559,7 @@ impl Room {
                     moderator: p.moderator,
                     hand_raised: p.hand_raised,
                     presenter: p.presenter,
+                    receiving: p.receiving.clone(),
                 };
                 (*id, info)
             })

@@ -171,6 +171,18 @@ try {
   if (await bo.page.isVisible("#chat-unread")) fail("the unread count stays after opening the chat");
   console.log("ok the chat folds, counts what arrives meanwhile, and clears the count when opened");
 
+  // What reaches Bo shows in Ada's list when it is less than the full picture.
+  await bo.page.selectOption("#quality", "low");
+  await ada.page
+    .waitForFunction(() => [...document.querySelectorAll("#people li")].some((li) => li.textContent.includes("Bo") && li.textContent.includes("gets")), null, { timeout: 10_000 })
+    .catch(() => fail("the list does not say that Bo gets a smaller picture"));
+  const gets = await ada.page.evaluate(() => [...document.querySelectorAll("#people li")].find((li) => li.textContent.includes("Bo")).querySelector(".state").textContent);
+  await bo.page.selectOption("#quality", "auto");
+  await ada.page
+    .waitForFunction(() => ![...document.querySelectorAll("#people li")].some((li) => li.textContent.includes("gets")), null, { timeout: 15_000 })
+    .catch(() => fail("the list still says Bo gets less after automatic brought the full picture back"));
+  console.log(`ok the moderator's list shows what reaches Bo ("${gets}"), and nothing once the full picture is back`);
+
   // Ada makes Bo a moderator: his page shows the moderation at once (folded on his phone).
   await ada.page.click('#people .actions button[aria-label="Make moderator: Bo"]');
   await bo.page.waitForSelector("#mod-panel:not([hidden])", { timeout: 5_000 }).catch(() => fail("Bo was made a moderator but sees no moderation"));

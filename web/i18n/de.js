@@ -99,6 +99,8 @@ export default {
   hand: "Hand gehoben",
   moderator: "Moderation",
   make_moderator: "Zur Moderation machen",
+  receives: "empfängt",
+  receives_audio: "empfängt nur Ton",
   you_moderate: "Sie moderieren jetzt mit.",
   presenter: "vortragend",
   muted_by_moderator: "Die Moderation hat Ihr Mikrofon stumm geschaltet.",

@@ -99,6 +99,8 @@ export default {
   hand: "hand raised",
   moderator: "moderator",
   make_moderator: "Make moderator",
+  receives: "gets",
+  receives_audio: "gets sound only",
   you_moderate: "You are a moderator now.",
   presenter: "presenter",
   muted_by_moderator: "A moderator muted your microphone.",

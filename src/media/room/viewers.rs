@@ -139,7 +139,7 @@ impl RoomTask {
 
     /// Moves a viewer to `target` (audio only for `None`) at the new rung's next keyframe.
     fn move_viewer(&mut self, id: SessionId, target: RungIndex) {
-        let Some(Session { kind: Kind::Viewer { video: Some(v), .. }, name, .. }) = self.sessions.get_mut(&id) else { return };
+        let Some(Session { kind: Kind::Viewer { video: Some(v), owner, .. }, name, .. }) = self.sessions.get_mut(&id) else { return };
         if target == v.rung {
             return;
         }
@@ -179,6 +179,15 @@ impl RoomTask {
         let label = |r: RungIndex| r.and_then(|i| rungs.get(i)).map_or("audio only".to_string(), |r| r.name.clone());
         tracing::debug!(room = %self.room, session = %name, from = %label(v.rung), to = %label(target), ?refused, "viewer changed rung");
         v.rung = target;
+        if let Some(participant) = *owner {
+            // The participant list says who gets less than the full picture.
+            let rung = match target {
+                Some(0) => None,
+                Some(i) => Some(rungs.get(i).map_or_else(|| "low".to_string(), |r| r.name.clone())),
+                None => Some("audio".to_string()),
+            };
+            let _ = self.out.send(super::MediaEvent::Receiving { participant, rung });
+        }
         if let (Some(rung), true) = (target, down) {
             self.keyframes_later(codec, rung, &super::KEYFRAMES_AFTER_MOVE_DOWN);
         }
