@@ -1,5 +1,6 @@
 // Shared by the browser tests: launching Debian's chromium with fake devices, and sampling
 // what a page receives (colour coverage of the mixed video, tone levels of the mixed audio).
+import { readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
 export function fail(message) {
@@ -124,4 +125,23 @@ export async function receivedVideoCodec(page) {
     }
     return null;
   });
+}
+
+const AXE = readFileSync(new URL("./node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
+
+/// Runs axe-core's WCAG 2.0/2.1 A and AA rules on `page` as it is now (evaluated through the
+/// debugging protocol: the page's content security policy rightly refuses injected scripts);
+/// fails on any serious or critical violation.
+export async function auditPage(page, what) {
+  if (!(await page.evaluate(() => typeof window.axe !== "undefined"))) await page.evaluate(AXE);
+  const result = await page.evaluate(() =>
+    window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } }),
+  );
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  const minor = result.violations.filter((v) => !bad.includes(v)).map((v) => `${v.id} (${v.impact})`);
+  if (bad.length) {
+    const where = (v) => v.nodes.slice(0, 3).map((n) => `${n.target.join(" ")}${n.any[0]?.message ? ` [${n.any[0].message}]` : ""}`).join(", ");
+    fail(`accessibility of ${what}: ${bad.map((v) => `${v.id} (${v.impact}) at ${where(v)}`).join("; ")}`);
+  }
+  console.log(`ok accessibility of ${what}: no serious or critical violation (${result.passes.length} rules pass${minor.length ? `; minor: ${minor.join(", ")}` : ""})`);
 }

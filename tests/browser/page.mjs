@@ -7,8 +7,8 @@
 // Screenshots of each step go to the artifacts directory (kept by the test run, not committed).
 //
 // usage: node page.mjs <base-url> <fixtures-dir> <artifacts-dir>
-import { mkdirSync, readFileSync } from "node:fs";
-import { fail, launch, waitMix } from "./lib.mjs";
+import { mkdirSync } from "node:fs";
+import { auditPage, fail, launch, waitMix } from "./lib.mjs";
 
 const [base, fixtures, artifacts] = process.argv.slice(2);
 const ROOM = "e2e-page";
@@ -20,25 +20,11 @@ const LAPTOP = { width: 1366, height: 768 };
 const PHONE = { width: 390, height: 844 };
 mkdirSync(artifacts, { recursive: true });
 
-const AXE = readFileSync(new URL("./node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
 const audited = [];
-
-/// Runs axe-core in the page as it is now (evaluated through the debugging protocol: the
-/// page's content security policy rightly refuses injected scripts).
-async function audit(person, what) {
-  if (!(await person.page.evaluate(() => typeof window.axe !== "undefined"))) await person.page.evaluate(AXE);
-  const result = await person.page.evaluate(() =>
-    window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } }),
-  );
-  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  const minor = result.violations.filter((v) => !bad.includes(v)).map((v) => `${v.id} (${v.impact})`);
-  if (bad.length) {
-    const where = (v) => v.nodes.slice(0, 3).map((n) => `${n.target.join(" ")}${n.any[0]?.message ? ` [${n.any[0].message}]` : ""}`).join(", ");
-    fail(`accessibility of ${what}: ${bad.map((v) => `${v.id} (${v.impact}) at ${where(v)}`).join("; ")}`);
-  }
+const audit = async (person, what) => {
+  await auditPage(person.page, what);
   audited.push(what);
-  console.log(`ok accessibility of ${what}: no serious or critical violation (${result.passes.length} rules pass${minor.length ? `; minor: ${minor.join(", ")}` : ""})`);
-}
+};
 
 async function shot(person, what) {
   await person.page.screenshot({ path: `${artifacts}/${what}.png` });

@@ -5,13 +5,10 @@
 //
 // usage: node watch.mjs <base-url> <room> <r,g,b> [<r,g,b>...]
 import { chromium } from "playwright-core";
+import { auditPage, fail } from "./lib.mjs";
 
 const [base, room, ...colours] = process.argv.slice(2);
 const wanted = colours.map((c) => c.split(",").map(Number));
-const fail = (m) => {
-  console.log(`FAIL ${m}`);
-  process.exit(1);
-};
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   headless: true,
@@ -72,5 +69,6 @@ async function watch(player) {
   if (elsewhere.length) fail(`requests to other servers: ${elsewhere.join(", ")}`);
   const text = await page.textContent("#watch-state");
   if (!text.includes("Live")) fail(`${player}: the page says: ${text}`);
+  if (player === "native") await auditPage(page, "the watch page (German)");
   await page.close();
 }
