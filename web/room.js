@@ -2,11 +2,12 @@
 // stream, own preview, mute, hand, screen share, leave, participants, chat) and, for
 // moderators, the moderation panel. Protocol details live in protocol.js.
 import { apply, languageSwitch, t } from "./i18n.js";
-import { labelButton } from "./icons.js";
+import { icon, labelButton } from "./icons.js";
+import { $, button } from "./ui.js";
+import { loadRecordings, renderModeration, showKey, wireModeration } from "./moderation.js";
 import { levelMeter, listDevices, switchDevice, testSound, useSpeaker } from "./devices.js";
 import { Control, publish, receivedVideo, roomInfo, view } from "./protocol.js";
 
-const $ = (id) => document.getElementById(id);
 const room = decodeURIComponent(location.pathname.split("/")[2] || "");
 const NAME_KEY = "plenum.name";
 const QUALITY_KEY = "plenum.quality";
@@ -160,33 +161,6 @@ movableSelf();
 // the chat stay near the picture.
 if (matchMedia("(max-width: 48rem)").matches) $("mod-panel").open = false;
 
-/// A button; with `whom`, it says (to screen readers and as a tooltip) whom it acts on.
-function button(label, onClick, whom) {
-  const b = document.createElement("button");
-  b.type = "button";
-  b.textContent = label;
-  if (whom) {
-    b.setAttribute("aria-label", `${label}: ${whom}`);
-    b.title = `${label}: ${whom}`;
-  }
-  b.addEventListener("click", onClick);
-  return b;
-}
-
-const SVG = "http://www.w3.org/2000/svg";
-/// Our own raised-hand mark (an emoji needs a font the computer may not have).
-function handIcon() {
-  const svg = document.createElementNS(SVG, "svg");
-  svg.setAttribute("viewBox", "0 0 24 24");
-  svg.setAttribute("class", "icon");
-  svg.setAttribute("aria-hidden", "true");
-  const path = document.createElementNS(SVG, "path");
-  path.setAttribute("d", "M7 12V5.5a1.5 1.5 0 0 1 3 0V11V3.5a1.5 1.5 0 0 1 3 0V11V4.5a1.5 1.5 0 0 1 3 0V11.5V7.5a1.5 1.5 0 0 1 3 0V14c0 4.2-3 7-7 7c-3 0-4.8-1.4-6.3-4L3.9 13.6a1.5 1.5 0 0 1 2.6-1.5z");
-  path.setAttribute("fill", "currentColor");
-  svg.append(path);
-  return svg;
-}
-
 /// A short cue when a recording starts (rising) or stops (falling), made here: nothing is loaded.
 function cue(rising) {
   try {
@@ -207,65 +181,19 @@ function cue(rising) {
   }
 }
 
-/// The room's recordings, for moderators: name, length, size, and a download (the moderator
-/// key authorises it; the file goes from this server to this browser only).
-async function loadRecordings() {
-  const key = sessionStorage.getItem(keyKey);
-  const list = $("recordings");
-  if (!key || !$("recordings-box").open) return;
-  const auth = { Authorization: `Bearer ${key}` };
-  const answer = await fetch(`/api/rooms/${encodeURIComponent(room)}/recordings`, { headers: auth }).then((r) => (r.ok ? r.json() : null)).catch(() => null);
-  list.replaceChildren();
-  for (const r of answer?.recordings ?? []) {
-    const li = document.createElement("li");
-    const mb = (r.bytes / 1e6).toFixed(1);
-    const seconds = Math.round(r.duration_s ?? 0);
-    const length = r.duration_s == null ? "" : `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}, `;
-    li.textContent = `${r.name} (${length}${mb} MB${r.recording ? `, ${t("recording_now")}` : ""}) `;
-    if (!r.recording) {
-      li.append(
-        button(t("download"), async () => {
-          const file = await fetch(`/api/rooms/${encodeURIComponent(room)}/recordings/${encodeURIComponent(r.name)}`, { headers: auth });
-          if (!file.ok) return notice("");
-          const url = URL.createObjectURL(await file.blob());
-          const a = document.createElement("a");
-          a.href = url;
-          a.download = r.name;
-          a.click();
-          setTimeout(() => URL.revokeObjectURL(url), 10_000);
-        }),
-      );
-    }
-    list.append(li);
-  }
-  if (!list.children.length) {
-    const li = document.createElement("li");
-    li.textContent = t("no_recordings");
-    list.append(li);
-  }
-}
-
-function renderStreams() {
-  const list = $("streams");
-  list.replaceChildren();
-  for (const s of state.streams) {
-    const li = document.createElement("li");
-    const target = document.createElement("code");
-    target.textContent = s.target;
-    const what = document.createElement("span");
-    what.className = "state";
-    what.textContent = s.state === "retrying" ? t("stream_retrying").replace("{s}", s.in_s) + ` (${s.error})` : t(`stream_${s.state}`);
-    li.append(target, " ", what, button(t("stop_stream"), () => state.control.send({ type: "stop_stream", id: s.id })));
-    list.append(li);
-  }
-}
-
+/// Shows the state: banner, controls, people, moderation.
 function render() {
   const { recording } = state.settings;
   const streaming = state.settings.streaming || state.settings.broadcast;
   $("recording-banner").hidden = !recording && !streaming;
   $("recording-text").textContent = t(recording && streaming ? "recorded_and_streamed" : recording ? "recording_banner" : "streaming_banner");
-  if (state.moderator) renderStreams();
+  renderControls();
+  renderPeople();
+  renderExternals();
+  renderModeration(state, room);
+}
+
+function renderControls() {
   const sending = Boolean(state.whip);
   const mic = $("toggle-mic");
   labelButton(mic, state.audioMuted ? "mic-off" : "mic", t(state.audioMuted ? "unmute" : "mute"), "Alt+M");
@@ -295,7 +223,9 @@ function render() {
   labelButton($("leave"), "leave", t("leave"));
   share.setAttribute("aria-pressed", String(Boolean(state.screen)));
   share.disabled = !state.mayPublish || !navigator.mediaDevices?.getDisplayMedia;
+}
 
+function renderPeople() {
   const list = $("people");
   list.replaceChildren();
   // In presentation mode the audience is a number; those on stage and raised hands are listed.
@@ -307,7 +237,7 @@ function render() {
     const name = document.createElement("span");
     name.className = "name";
     name.textContent = p.id === state.me ? `${p.name} (${t("you")})` : p.name;
-    if (p.hand_raised) name.prepend(handIcon(), " ");
+    if (p.hand_raised) name.prepend(icon("hand"), " ");
     const info = document.createElement("span");
     info.className = "state";
     info.textContent = [
@@ -339,42 +269,6 @@ function render() {
   }
   $("audience").hidden = !presenting;
   $("audience").textContent = `${t("audience_count")}: ${state.audience}`;
-  renderExternals();
-
-  $("mod-panel").hidden = !state.moderator;
-  if (state.moderator) {
-    const lobby = $("lobby");
-    lobby.replaceChildren();
-    lobby.hidden = $("lobby-title").hidden = $("mod-badge").hidden = state.lobby.length === 0;
-    $("lobby-count").textContent = $("mod-badge").textContent = state.lobby.length;
-    for (const w of state.lobby) {
-      const li = document.createElement("li");
-      const name = document.createElement("span");
-      name.textContent = w.name;
-      li.append(
-        name,
-        button(t("admit"), () => state.control.send({ type: "admit", id: w.id }), w.name),
-        button(t("refuse"), () => state.control.send({ type: "refuse", id: w.id }), w.name),
-      );
-      lobby.append(li);
-    }
-    $("set-waiting").checked = Boolean(state.settings.waiting_room);
-    $("set-presentation").checked = Boolean(state.settings.presentation);
-    $("set-audience-chat").checked = Boolean(state.settings.audience_chat);
-    $("set-shares").checked = Boolean(state.settings.multiple_shares);
-    $("set-recording").checked = Boolean(state.settings.recording);
-    $("set-broadcast").checked = Boolean(state.settings.broadcast);
-    $("watch-link").hidden = !state.settings.broadcast;
-    $("watch-link").href = `/watch/${room}`;
-    $("watch-link").textContent = `/watch/${room}`;
-    $("set-layout").value = state.settings.layout || "grid";
-    $("clear-password").disabled = !state.settings.password;
-    for (const kind of ["publisher", "viewer"]) {
-      const active = Boolean(state.settings[`${kind}_key`]);
-      $(`${kind}-key-state`).textContent = active ? `(${t("key_active")})` : "";
-      $(`${kind}-key`).textContent = t(active ? "revoke_key" : "create_key");
-    }
-  }
 }
 
 function externalItem(e) {
@@ -423,17 +317,6 @@ function renderExternals() {
     }
     list.append(li);
   }
-}
-
-/// A new room key, shown once with the URL to give the external client.
-function showKey(kind, key) {
-  const publisher = kind === "publisher";
-  $("key-title").textContent = t(publisher ? "key_publisher_title" : "key_viewer_title");
-  $("key-once").textContent = t(publisher ? "key_once_publisher" : "key_once_viewer");
-  $("key-url-label").textContent = t(publisher ? "key_url_publisher" : "key_url_viewer");
-  $("key-url").textContent = `${location.origin}/${publisher ? "whip" : "whep"}/${room}`;
-  $("key-value").textContent = key;
-  $("keydialog").showModal();
 }
 
 function addChat(line) {
@@ -558,7 +441,7 @@ function onControl(control) {
       if (now !== was[what] && state.joinedOnce) {
         notice(`${what}_${now ? "started" : "stopped"}`);
         cue(now);
-        if (what === "recording") loadRecordings();
+        if (what === "recording") loadRecordings(room, keyKey);
       }
     }
     state.joinedOnce = true;
@@ -608,7 +491,7 @@ function onControl(control) {
   control.addEventListener("external_left", (ev) => {
     $("notice").textContent = `${externalName(ev.detail.session)} ${t("has_left")}`;
   });
-  control.addEventListener("key", (ev) => showKey(ev.detail.kind, ev.detail.key));
+  control.addEventListener("key", (ev) => showKey(room, ev.detail.kind, ev.detail.key));
   control.addEventListener("chat", (ev) => addChat(ev.detail));
   control.addEventListener("chat_history", (ev) => ev.detail.messages.forEach(addChat));
   control.addEventListener("bye", (ev) => leave(ev.detail.reason));
@@ -843,65 +726,7 @@ $("chat-form").addEventListener("submit", (ev) => {
   if (text) state.control?.chat(text);
   input.value = "";
 });
-// Moderation panel.
-// Each setting shows the new value at once (the server's `room` message confirms it).
-for (const [id, type, key] of [
-  ["set-waiting", "set_waiting_room", "waiting_room"],
-  ["set-presentation", "set_presentation", "presentation"],
-  ["set-audience-chat", "set_audience_chat", "audience_chat"],
-  ["set-shares", "allow_multiple_shares", "multiple_shares"],
-  ["set-recording", "set_recording", "recording"],
-  ["set-broadcast", "set_broadcast", "broadcast"],
-]) {
-  $(id).addEventListener("change", (ev) => {
-    state.settings = { ...state.settings, [key]: ev.target.checked };
-    state.control?.send({ type, on: ev.target.checked });
-  });
-}
-$("set-layout").addEventListener("change", (ev) => {
-  state.settings = { ...state.settings, layout: ev.target.value };
-  state.control?.send({ type: "set_layout", layout: ev.target.value });
-});
-$("password-form").addEventListener("submit", (ev) => {
-  ev.preventDefault();
-  const password = $("new-password").value;
-  if (password) state.control?.send({ type: "set_password", password });
-  $("new-password").value = "";
-});
-$("clear-password").addEventListener("click", () => state.control?.send({ type: "set_password", password: null }));
-for (const kind of ["publisher", "viewer"]) {
-  $(`${kind}-key`).addEventListener("click", () => {
-    const type = state.settings[`${kind}_key`] ? "revoke_key" : "create_key";
-    state.control?.send({ type, kind });
-  });
-}
-for (const [button, source] of [["key-url-copy", "key-url"], ["key-value-copy", "key-value"]]) {
-  $(button).addEventListener("click", () => navigator.clipboard?.writeText($(source).textContent).catch(() => {}));
-}
-$("key-close").addEventListener("click", () => {
-  $("key-value").textContent = "";
-  $("keydialog").close();
-});
-// Shown once: the key is gone from the page when the dialog closes (button or Escape).
-$("keydialog").addEventListener("close", () => ($("key-value").textContent = ""));
-$("mute-all").addEventListener("click", () => state.control?.send({ type: "mute_all" }));
-$("recordings-box").addEventListener("toggle", () => loadRecordings());
-$("stream-form").addEventListener("submit", (ev) => {
-  ev.preventDefault();
-  const url = $("stream-url").value.trim();
-  if (url) state.control?.send({ type: "start_stream", url });
-  // The key is not kept in the page: the list shows the server only.
-  $("stream-url").value = "";
-});
-$("camera-form").addEventListener("submit", (ev) => {
-  ev.preventDefault();
-  const url = $("camera-url").value.trim();
-  const name = $("camera-name").value.trim() || t("hall_camera_default");
-  if (url) state.control?.send({ type: "add_camera", url, name });
-  // The URL may hold the camera's password: not kept in the page.
-  $("camera-url").value = "";
-});
-$("end-meeting").addEventListener("click", () => state.control?.send({ type: "end_meeting" }));
+wireModeration(state, room, keyKey);
 document.addEventListener("keydown", (ev) => {
   // Alt+M / V / H / S / F: microphone, camera, hand, screen, fullscreen; Alt+C the chat,
   // Alt+K this list; from anywhere on the page (also while typing).
