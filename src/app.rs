@@ -45,8 +45,23 @@ fn check_elements() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loads everything, serves until Ctrl-C or SIGTERM, then closes every room.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// What `plenum check` does: everything start-up checks, without listening.
+pub fn check(config: &Config) -> anyhow::Result<String> {
+    let (profiles, media) = prepare(config)?;
+    Ok(format!(
+        "ok: configuration, GStreamer elements and encoder profiles ({}) are usable; VP8 {}, H.264 {}; canvas {}x{}@{}; would listen on {}",
+        profiles.names().collect::<Vec<_>>().join(", "),
+        media.vp8_profile.name,
+        media.h264_profile.name,
+        config.canvas.width,
+        config.canvas.height,
+        config.fps,
+        config.listen,
+    ))
+}
+
+/// GStreamer, its elements, the profiles: what a room needs, checked before anything starts.
+fn prepare(config: &Config) -> anyhow::Result<(Profiles, MediaConfig)> {
     gst::init().context("GStreamer failed to initialise")?;
     check_elements()?;
     let profiles = Profiles::load(config.pipelines_dir.as_deref())?;
@@ -62,6 +77,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         recordings: Some(Recordings::new(config.recordings_dir.clone())),
         hls: Default::default(),
     };
+    Ok((profiles, media))
+}
+
+/// Loads everything, serves until Ctrl-C or SIGTERM, then closes every room.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let (profiles, media) = prepare(&config)?;
     tracing::info!(
         profiles = %profiles.names().collect::<Vec<_>>().join(","),
         canvas = %format!("{}x{}@{}", config.canvas.width, config.canvas.height, config.fps),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 
 use crate::profiles::VideoCodec;
@@ -30,12 +30,25 @@ pub const DEFAULT_RECORDINGS_DIR: &str = "recordings";
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// How log lines look on standard error: `text` for people, `json` (one object a line)
+    /// for journald, Loki and the like. What is logged is the same (`PLENUM_LOG` filters).
+    #[arg(long, global = true, env = "PLENUM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the conference server.
     Serve(ServeArgs),
+    /// Check the configuration (file, environment, flags), the GStreamer elements and the
+    /// encoder profiles without starting: exit 0 with a summary, or 1 with the reason.
+    Check(ServeArgs),
 }
 
 /// Every flag is optional here so that the config file can fill what the command line leaves out.

@@ -1,20 +1,21 @@
 use clap::Parser;
-use plenum::config::{Cli, Command, Config};
+use plenum::config::{Cli, Command, Config, LogFormat};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PLENUM_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PLENUM_LOG").unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).init(),
+    }
     let result = match cli.command {
         Command::Serve(args) => match Config::resolve(args) {
             Ok(config) => plenum::app::run(config).await,
             Err(e) => Err(e),
         },
+        Command::Check(args) => Config::resolve(args).and_then(|config| plenum::app::check(&config)).map(|summary| println!("{summary}")),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -28,13 +28,38 @@ impl Server {
     }
 
     pub fn start_with(args: &[&str]) -> Self {
+        let log = std::env::var("PLENUM_LOG").unwrap_or_else(|_| "warn".into());
+        let server = Self::spawn(&["serve"], args, &log, Stdio::inherit());
+        server.ready();
+        server
+    }
+
+    /// A server at log level `level` whose log lines (standard error) the test reads: every
+    /// line so far, as written. `global` goes before `serve` (e.g. `--log-format json`).
+    pub fn start_logging(global: &[&str], args: &[&str], level: &str) -> (Self, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let command: Vec<&str> = global.iter().copied().chain(["serve"]).collect();
+        let mut server = Self::spawn(&command, args, level, Stdio::piped());
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stderr = server.child.stderr.take().expect("stderr is piped");
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        server.ready();
+        (server, lines)
+    }
+
+    /// Starts the binary and reads the address it listens on (it is not ready yet).
+    fn spawn(command: &[&str], args: &[&str], log: &str, stderr: Stdio) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_plenum"))
-            .arg("serve")
+            .args(command)
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
-            .env("PLENUM_LOG", std::env::var("PLENUM_LOG").unwrap_or_else(|_| "warn".into()))
+            .env("PLENUM_LOG", log)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("the plenum binary starts");
         let stdout = child.stdout.take().expect("stdout is piped");
@@ -45,12 +70,14 @@ impl Server {
             .strip_prefix("plenum listening on http://")
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("server did not report its address; it printed {line:?}"));
-        let server = Self { child, addr };
+        Self { child, addr }
+    }
+
+    fn ready(&self) {
         super::wait_for(std::time::Duration::from_secs(10), "/healthz to answer 200", || {
-            let r = server.get("/healthz");
+            let r = self.get("/healthz");
             if r.status == 200 { Ok(()) } else { Err(format!("status {}", r.status)) }
         });
-        server
     }
 
     pub fn get(&self, path: &str) -> Response {
