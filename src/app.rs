@@ -109,6 +109,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(%addr, "listening");
     // Machine-readable for scripts and tests that start the server on port 0.
     println!("plenum listening on http://{addr}");
+    if let Some(metrics) = config.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(metrics).await.with_context(|| format!("cannot listen for metrics on {metrics}"))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "metrics listening");
+        println!("plenum metrics on http://{addr}/metrics");
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, crate::http::metrics_router()).await {
+                tracing::warn!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await?;

@@ -126,6 +126,10 @@ pub struct ServeArgs {
     /// [default: recordings, in the working directory].
     #[arg(long, env = "PLENUM_RECORDINGS_DIR")]
     pub recordings_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics (`GET /metrics`) on this separate address, e.g.
+    /// `127.0.0.1:9090` [default: off; never on the public listener].
+    #[arg(long, env = "PLENUM_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The same settings as they may appear in the `--config` file.
@@ -157,6 +161,7 @@ struct FileConfig {
     web_dir: Option<PathBuf>,
     empty_room_grace_secs: Option<u64>,
     recordings_dir: Option<PathBuf>,
+    metrics_listen: Option<SocketAddr>,
 }
 
 fn parse_codec(s: &str) -> Result<VideoCodec, String> {
@@ -233,6 +238,7 @@ pub struct Config {
     pub web_dir: Option<PathBuf>,
     pub empty_room_grace: Duration,
     pub recordings_dir: PathBuf,
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -291,6 +297,7 @@ impl Config {
                 .map(Duration::from_secs)
                 .unwrap_or(DEFAULT_EMPTY_ROOM_GRACE),
             recordings_dir: args.recordings_dir.or(file.recordings_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_RECORDINGS_DIR)),
+            metrics_listen: args.metrics_listen.or(file.metrics_listen),
         })
     }
 }

@@ -17,6 +17,7 @@ pub mod config;
 pub mod control;
 pub mod http;
 pub mod ids;
+pub mod metrics;
 pub mod inputs;
 pub mod media;
 pub mod outputs;

@@ -286,6 +286,7 @@ impl ControlTask {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut media_events: mpsc::UnboundedReceiver<MediaEvent>, on_idle: OnIdle) {
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         let mut shutdown = None;
+        crate::metrics::metrics().rooms.inc();
         loop {
             tokio::select! {
                 cmd = commands.recv() => match cmd {
@@ -310,6 +311,8 @@ impl ControlTask {
         if let Some(media) = self.media.take() {
             media.shutdown().await;
         }
+        crate::metrics::metrics().rooms.dec();
+        crate::metrics::metrics().forget_participants(self.room.as_str());
         match shutdown {
             Some(reply) => {
                 let _ = reply.send(());
@@ -648,6 +651,7 @@ impl ControlTask {
     /// After any change: the list and settings to everyone, the lobby to moderators, labels and
     /// stage to the media task.
     async fn changed(&mut self) {
+        crate::metrics::metrics().set_participants(self.room.as_str(), self.state.count());
         let entries = self.state.entries();
         let active = self.state.active_speaker();
         if let Some(media) = self.media.as_ref().filter(|m| !m.is_closed()) {

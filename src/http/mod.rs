@@ -95,11 +95,30 @@ pub fn router(state: AppState) -> Router {
         .route("/whep/{room}/{session}", axum::routing::delete(end_session).patch(trickle).options(preflight))
         .fallback(web::not_found)
         .layer(axum::middleware::map_response(cors))
+        .layer(axum::middleware::map_response(count_response))
         .with_state(state)
 }
 
 /// WHIP and WHEP are used from pages on other origins (RFC 9725 §4.1): answer preflights and
 /// expose the headers a client needs.
+/// Every answer counted by status, for the metrics.
+async fn count_response(response: Response) -> Response {
+    crate::metrics::metrics().http_responses.get_or_create(&crate::metrics::StatusLabels { status: response.status().as_u16() }).inc();
+    response
+}
+
+/// The metrics listener's only page (`--metrics-listen`).
+pub fn metrics_router() -> Router {
+    Router::new().route(
+        "/metrics",
+        get(|| async {
+            let mut r = crate::metrics::metrics().render().into_response();
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"));
+            r
+        }),
+    )
+}
+
 async fn cors(mut response: Response) -> Response {
     let h = response.headers_mut();
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));

@@ -59,6 +59,7 @@ fn classify(frame: Option<Result<Message, axum::Error>>) -> Incoming {
 }
 
 pub async fn serve(mut socket: WebSocket, control: RoomControl, address: IpAddr) {
+    let _counted = OpenSocket::counted();
     let Some(membership) = wait_for_join(&mut socket, &control, address).await else { return };
     let id = membership.id;
     run_joined(socket, &control, membership).await;
@@ -124,6 +125,22 @@ async fn wait_for_join(socket: &mut WebSocket, control: &RoomControl, address: I
             Incoming::Message(_) => ServerMessage::error(ErrorCode::NotJoined, "send join first"),
         };
         socket.send(encode(&reply)).await.ok()?;
+    }
+}
+
+/// Counts an open WebSocket for the metrics while it lives.
+struct OpenSocket;
+
+impl OpenSocket {
+    fn counted() -> Self {
+        crate::metrics::metrics().websockets.inc();
+        Self
+    }
+}
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        crate::metrics::metrics().websockets.dec();
     }
 }
 

@@ -76,6 +76,14 @@ impl RoomPipeline {
         );
         let canvas_tee = make("tee", "canvas-tee")?;
         canvas_tee.set_property("allow-not-linked", true);
+        // Every composed frame counted: the operator's view of the room's frame rate.
+        let frames = crate::metrics::metrics().composite_frames.get_or_create(&crate::metrics::RoomLabels { room: room.to_string() }).clone();
+        if let Some(pad) = canvas_tee.static_pad("sink") {
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                frames.inc();
+                gst::PadProbeReturn::Ok
+            });
+        }
         pipeline.add_many([&compositor, &canvas_caps, &canvas_tee]).map_err(gst_err)?;
         gst::Element::link_many([&compositor, &canvas_caps, &canvas_tee]).map_err(gst_err)?;
         let mixer = Mixer::start(room, levels).map_err(|e| MediaError::Internal(format!("mixer thread: {e}")))?;
@@ -146,6 +154,7 @@ impl RoomPipeline {
 
     /// Asks a rung's encoder for a keyframe (throttled, see [`super::ladder`]).
     pub fn force_keyframe(&self, codec: VideoCodec, rung: usize) {
+        crate::metrics::metrics().keyframe_requests.inc();
         self.ladder.force_keyframe(codec, rung);
     }
 

@@ -411,6 +411,11 @@ impl Room {
         }
     }
 
+    /// Everyone in the room, waiting ones too.
+    pub fn count(&self) -> usize {
+        self.participants.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.participants.is_empty()
     }

@@ -9,6 +9,8 @@ use super::http::{self, Response};
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+    /// The rest of what the server prints (kept open: a closed pipe would fail its next line).
+    stdout: BufReader<std::process::ChildStdout>,
 }
 
 /// Settings that keep the media tests real-time on a 2-core machine.
@@ -62,15 +64,22 @@ impl Server {
             .stderr(stderr)
             .spawn()
             .expect("the plenum binary starts");
-        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("server prints its address");
+        stdout.read_line(&mut line).expect("server prints its address");
         let addr = line
             .trim()
             .strip_prefix("plenum listening on http://")
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("server did not report its address; it printed {line:?}"));
-        Self { child, addr }
+        Self { child, addr, stdout }
+    }
+
+    /// The next line the server prints on standard output.
+    pub fn stdout_line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("the server's standard output");
+        line.trim().to_string()
     }
 
     fn ready(&self) {

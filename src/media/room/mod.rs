@@ -13,6 +13,7 @@ use super::link_stats::LinkCounts;
 use super::rate::RungPolicy;
 
 mod cameras;
+mod metrics;
 mod outputs;
 mod sessions;
 mod viewers;
@@ -396,6 +397,7 @@ impl RoomTask {
                     self.read_feedback();
                     if self.ticks % LINK_POLL_TICKS == 0 {
                         self.poll_links();
+                        self.report_metrics();
                     }
                     if self.idle_expired() {
                         // Refuse new commands first, so nobody queues behind a closing room.
@@ -409,6 +411,7 @@ impl RoomTask {
             }
         }
         self.stop_outputs();
+        crate::metrics::metrics().forget_room(self.room.as_str());
         let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
         for id in ids {
             self.remove(id, "room closing");

@@ -1,0 +1,202 @@
+//! What an operator watches: one registry of Prometheus metrics for the whole process, served
+//! in the OpenMetrics text format by `--metrics-listen` only (off by default, never on the
+//! public listener). Room names appear as labels (they are in every room's address anyway);
+//! nothing about participants does.
+//!
+//! The HTTP edge and the control tasks count as things happen; each room's media task writes
+//! its own gauges once a second (so they cannot drift) and takes them away when it closes;
+//! the process's figures are read from `/proc` when scraped.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoomLabels {
+    pub room: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ViewerLabels {
+    pub room: String,
+    pub codec: String,
+    /// A rung's name ("720p", "360p"), or "audio" for sound only.
+    pub rung: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutputLabels {
+    pub room: String,
+    /// "recording", "hls", "stream" or "camera".
+    pub kind: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_responses: Family<StatusLabels, Counter>,
+    pub websockets: Gauge,
+    pub rooms: Gauge,
+    pub participants: Family<RoomLabels, Gauge>,
+    pub publishers: Family<RoomLabels, Gauge>,
+    pub viewers: Family<ViewerLabels, Gauge>,
+    pub outputs: Family<OutputLabels, Gauge>,
+    pub composite_frames: Family<RoomLabels, Counter>,
+    pub keyframe_requests: Counter,
+    cpu_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    cpu_ticks_seen: AtomicU64,
+    resident_bytes: Gauge,
+    open_fds: Gauge,
+    threads: Gauge,
+    /// Labels of a room's media gauges last written, to take them away when it closes.
+    room_labels: Mutex<std::collections::HashMap<String, Vec<ViewerLabels>>>,
+}
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+    &METRICS
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("plenum");
+        let m = Self {
+            http_responses: Family::default(),
+            websockets: Gauge::default(),
+            rooms: Gauge::default(),
+            participants: Family::default(),
+            publishers: Family::default(),
+            viewers: Family::default(),
+            outputs: Family::default(),
+            composite_frames: Family::default(),
+            keyframe_requests: Counter::default(),
+            cpu_seconds: Counter::default(),
+            cpu_ticks_seen: AtomicU64::new(0),
+            resident_bytes: Gauge::default(),
+            open_fds: Gauge::default(),
+            threads: Gauge::default(),
+            room_labels: Mutex::default(),
+            registry: Registry::default(),
+        };
+        registry.register("http_responses", "HTTP responses by status", m.http_responses.clone());
+        registry.register("websocket_connections", "Open control WebSocket connections", m.websockets.clone());
+        registry.register("rooms", "Rooms open on this node", m.rooms.clone());
+        registry.register("participants", "Participants in a room (waiting ones too)", m.participants.clone());
+        registry.register("publishers", "Sessions sending media into a room (cameras, screens, external)", m.publishers.clone());
+        registry.register("viewers", "Sessions receiving a room's mix, by codec and rung", m.viewers.clone());
+        registry.register("outputs", "Recordings, HLS broadcasts, live streams and hall cameras running", m.outputs.clone());
+        registry.register("composite_frames", "Frames the room's compositor produced (rate: its fps)", m.composite_frames.clone());
+        registry.register("keyframe_requests", "Keyframes asked of the room encoders", m.keyframe_requests.clone());
+        let process = registry.sub_registry_with_prefix("process");
+        process.register("cpu_seconds", "CPU time used by the process (user and system)", m.cpu_seconds.clone());
+        process.register("resident_memory_bytes", "Resident memory of the process", m.resident_bytes.clone());
+        process.register("open_fds", "Open file descriptors of the process", m.open_fds.clone());
+        process.register("threads", "Threads of the process", m.threads.clone());
+        Self { registry, ..m }
+    }
+
+    /// A room's media, as its task sees it now: publishers, viewers by codec and rung, outputs.
+    pub fn set_room(&self, room: &str, publishers: i64, viewers: &[(String, String, i64)], outputs: &[(&str, i64)]) {
+        self.publishers.get_or_create(&RoomLabels { room: room.to_string() }).set(publishers);
+        let mut known = self.room_labels.lock().unwrap_or_else(|e| e.into_inner());
+        let labels = known.entry(room.to_string()).or_default();
+        for l in labels.iter() {
+            if !viewers.iter().any(|(codec, rung, _)| *codec == l.codec && *rung == l.rung) {
+                self.viewers.remove(l);
+            }
+        }
+        labels.clear();
+        for (codec, rung, n) in viewers {
+            let l = ViewerLabels { room: room.to_string(), codec: codec.clone(), rung: rung.clone() };
+            self.viewers.get_or_create(&l).set(*n);
+            labels.push(l);
+        }
+        for (kind, n) in outputs {
+            self.outputs.get_or_create(&OutputLabels { room: room.to_string(), kind: kind.to_string() }).set(*n);
+        }
+    }
+
+    /// A room's control: how many participants it has now.
+    pub fn set_participants(&self, room: &str, n: usize) {
+        self.participants.get_or_create(&RoomLabels { room: room.to_string() }).set(n as i64);
+    }
+
+    /// A room closed: its participants' label goes.
+    pub fn forget_participants(&self, room: &str) {
+        self.participants.remove(&RoomLabels { room: room.to_string() });
+    }
+
+    /// A room's media closed: its labels go.
+    pub fn forget_room(&self, room: &str) {
+        let r = RoomLabels { room: room.to_string() };
+        self.publishers.remove(&r);
+        self.composite_frames.remove(&r);
+        for kind in ["recording", "hls", "stream", "camera"] {
+            self.outputs.remove(&OutputLabels { room: room.to_string(), kind: kind.to_string() });
+        }
+        if let Some(labels) = self.room_labels.lock().unwrap_or_else(|e| e.into_inner()).remove(room) {
+            for l in labels {
+                self.viewers.remove(&l);
+            }
+        }
+    }
+
+    /// The OpenMetrics text of everything, with the process's figures read now.
+    pub fn render(&self) -> String {
+        self.read_process();
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+
+    fn read_process(&self) {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+        let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        // utime + stime in clock ticks (100 a second on Linux), as a counter.
+        let ticks = field(11) + field(12);
+        let before = self.cpu_ticks_seen.swap(ticks, Ordering::Relaxed);
+        self.cpu_seconds.inc_by(ticks.saturating_sub(before) as f64 / 100.0);
+        self.threads.set(field(17) as i64);
+        let page = 4096;
+        self.resident_bytes.set((field(21) * page) as i64);
+        let fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
+        self.open_fds.set(fds as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rooms_gauges_come_and_go_with_it() {
+        let m = Metrics::new();
+        m.set_room("a", 2, &[("h264".into(), "720p".into(), 3), ("vp8".into(), "audio".into(), 1)], &[("hls", 1)]);
+        let text = m.render();
+        assert!(text.contains(r#"plenum_publishers{room="a"} 2"#), "{text}");
+        assert!(text.contains(r#"plenum_viewers{room="a",codec="h264",rung="720p"} 3"#), "{text}");
+        assert!(text.contains(r#"plenum_outputs{room="a",kind="hls"} 1"#), "{text}");
+        assert!(text.contains("plenum_process_threads "), "{text}");
+        // A viewer moves: the old label goes.
+        m.set_room("a", 2, &[("h264".into(), "360p".into(), 3)], &[("hls", 1)]);
+        let text = m.render();
+        assert!(!text.contains("720p") && text.contains(r#"rung="360p"} 3"#), "{text}");
+        m.forget_room("a");
+        let text = m.render();
+        assert!(!text.contains(r#"room="a""#), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
