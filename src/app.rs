@@ -12,6 +12,9 @@ use crate::outputs::recording::Recordings;
 use crate::profiles::{Profiles, VideoCodec};
 use crate::rooms::Rooms;
 
+/// How long a shutdown (Ctrl-C, SIGTERM) waits for the rooms to close.
+const SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Checks that the GStreamer elements the engine always needs are installed, so a missing
 /// package is a start-up error instead of a failed first call.
 const REQUIRED_ELEMENTS: &[(&str, &str)] = &[
@@ -124,7 +127,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!(rooms = rooms.room_count(), "shutting down");
-    rooms.shutdown().await;
+    // Every client is told "server restarting" (and comes back by itself when a server
+    // answers again); a room that does not close in time does not hold the exit.
+    if tokio::time::timeout(SHUTDOWN_LIMIT, rooms.shutdown()).await.is_err() {
+        tracing::warn!(limit_s = SHUTDOWN_LIMIT.as_secs(), "rooms still closing at the shutdown limit; exiting anyway");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -9,6 +9,7 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use support::fixtures::{self, Fake};
 use support::server::Server;
@@ -67,4 +68,51 @@ fn a_moderator_admits_and_a_shared_screen_takes_the_stage() {
 fn the_meeting_page_fits_laptops_and_phones() {
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     run_browser_script("page.mjs", &[shots.to_str().expect("a UTF-8 target directory")]);
+}
+
+/// Two browsers meet; the server is stopped with SIGTERM, then killed, and each time started
+/// again on the same port: both pages say they reconnect and are back in the mix (seeing and
+/// hearing the other, with their names) within 5 s of the server answering again.
+#[test]
+fn a_meeting_survives_a_server_restart() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+
+    gst::init().unwrap();
+    let dir = std::env::temp_dir().join(format!("plenum-e2e-{}-restart", std::process::id()));
+    make_fixtures(&dir);
+    let args = support::server::TEST_ARGS;
+    let mut server = Some(Server::start_with(args));
+    let addr = server.as_ref().expect("a server").addr;
+    let mut node = Command::new("node")
+        .arg(format!("{}/tests/browser/restart.mjs", env!("CARGO_MANIFEST_DIR")))
+        .arg(format!("http://{addr}"))
+        .arg(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node runs (./dev test installs it)");
+    let mut input = node.stdin.take().expect("stdin");
+    let mut said = Vec::new();
+    for line in BufReader::new(node.stdout.take().expect("stdout")).lines().map_while(Result::ok) {
+        eprintln!("{line}");
+        said.push(line.clone());
+        if let Some(n) = line.strip_prefix("READY ") {
+            let old = server.take().expect("a server to stop");
+            if n == "1" {
+                let status = old.terminate();
+                assert!(status.success(), "SIGTERM ends the server cleanly: {status:?}");
+            } else {
+                drop(old); // SIGKILL
+            }
+        } else if let Some(n) = line.strip_prefix("TOLD ") {
+            // Down for a moment longer, as a real restart is; then up on the same port.
+            std::thread::sleep(Duration::from_secs(1));
+            server = Some(Server::start_at(addr, args));
+            writeln!(input, "UP {n}").expect("node reads");
+        }
+    }
+    let status = node.wait().expect("node ends");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(status.success() && said.iter().any(|l| l.starts_with("RESULT ")), "the browsers' checks failed:\n{}", said.join("\n"));
 }

@@ -494,17 +494,31 @@ function onControl(control) {
   control.addEventListener("key", (ev) => showKey(room, ev.detail.kind, ev.detail.key));
   control.addEventListener("chat", (ev) => addChat(ev.detail));
   control.addEventListener("chat_history", (ev) => ev.detail.messages.forEach(addChat));
-  control.addEventListener("bye", (ev) => leave(ev.detail.reason));
+  control.addEventListener("bye", (ev) => (ev.detail.reason === "server restarting" ? reconnect() : leave(ev.detail.reason)));
   control.addEventListener("error", (ev) => {
     if (state.me) $("notice").textContent = t("error_prefix") + ev.detail.message;
   });
   control.addEventListener("closed", () => {
-    if (state.control === control) {
-      setConnection("bad");
-      // The server has already removed us; a reload joins again with the same name.
-      setTimeout(() => state.control === control && location.reload(), 2000);
-    }
+    if (state.control === control) reconnect();
   });
+}
+
+/// The server went away (a restart, a network change): say so, wait until it answers again,
+/// then join again. The page reloads and finds itself joined: it comes back with its name,
+/// its token (no second wait in the lobby) and its moderator key, on new media sessions.
+async function reconnect() {
+  const control = state.control;
+  state.control = null;
+  control?.leave();
+  await Promise.all([state.whip?.close({ tell: false }), state.whep?.close({ tell: false }), stopSharing({ tell: false })]);
+  state.whip = state.whep = null;
+  setConnection("bad");
+  notice("reconnecting");
+  for (let wait = 500; ; wait = Math.min(wait * 2, 2000)) {
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    const up = await fetch("/healthz", { cache: "no-store" }).then((r) => r.ok).catch(() => false);
+    if (up) return location.reload();
+  }
 }
 
 async function join() {
@@ -550,6 +564,14 @@ async function join() {
     }
     await startMedia();
   } catch (err) {
+    if (err.code === "forbidden" && sessionStorage.getItem(keyKey)) {
+      // A moderator key of a room the server no longer has (it restarted, someone else
+      // opened the room again): join without it.
+      sessionStorage.removeItem(keyKey);
+      state.control = null;
+      control.leave();
+      return join();
+    }
     const key = { password_required: "password_needed", wrong_password: "wrong_password", room_full: "room_full" }[err.code];
     $("join-error").textContent = key ? t(key) : t("error_prefix") + err.message;
     if (err.code === "password_required" || err.code === "wrong_password") $("password-row").hidden = false;

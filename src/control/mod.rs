@@ -307,7 +307,8 @@ impl ControlTask {
                 }
             }
         }
-        self.close_everyone("room closed");
+        // Closed by the server's shutdown: the clients come back when it is up again.
+        self.close_everyone(if shutdown.is_some() { "server restarting" } else { "room closed" });
         if let Some(media) = self.media.take() {
             media.shutdown().await;
         }

@@ -31,7 +31,15 @@ impl Server {
 
     pub fn start_with(args: &[&str]) -> Self {
         let log = std::env::var("PLENUM_LOG").unwrap_or_else(|_| "warn".into());
-        let server = Self::spawn(&["serve"], args, &log, Stdio::inherit());
+        let server = Self::spawn(&["serve"], "127.0.0.1:0", args, &log, Stdio::inherit());
+        server.ready();
+        server
+    }
+
+    /// A server on `addr` (to start one again where the last one was).
+    pub fn start_at(addr: SocketAddr, args: &[&str]) -> Self {
+        let log = std::env::var("PLENUM_LOG").unwrap_or_else(|_| "warn".into());
+        let server = Self::spawn(&["serve"], &addr.to_string(), args, &log, Stdio::inherit());
         server.ready();
         server
     }
@@ -40,7 +48,7 @@ impl Server {
     /// line so far, as written. `global` goes before `serve` (e.g. `--log-format json`).
     pub fn start_logging(global: &[&str], args: &[&str], level: &str) -> (Self, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
         let command: Vec<&str> = global.iter().copied().chain(["serve"]).collect();
-        let mut server = Self::spawn(&command, args, level, Stdio::piped());
+        let mut server = Self::spawn(&command, "127.0.0.1:0", args, level, Stdio::piped());
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let stderr = server.child.stderr.take().expect("stderr is piped");
         let sink = lines.clone();
@@ -54,10 +62,10 @@ impl Server {
     }
 
     /// Starts the binary and reads the address it listens on (it is not ready yet).
-    fn spawn(command: &[&str], args: &[&str], log: &str, stderr: Stdio) -> Self {
+    fn spawn(command: &[&str], listen: &str, args: &[&str], log: &str, stderr: Stdio) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_plenum"))
             .args(command)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .args(args)
             .env("PLENUM_LOG", log)
             .stdout(Stdio::piped())
@@ -115,8 +123,17 @@ impl Server {
     }
 
     /// Sends SIGINT (Ctrl-C) and waits for the exit status.
-    pub fn interrupt(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+    pub fn interrupt(self) -> std::process::ExitStatus {
+        self.signal("-INT")
+    }
+
+    /// Sends SIGTERM (systemd's stop) and waits for the exit status.
+    pub fn terminate(self) -> std::process::ExitStatus {
+        self.signal("-TERM")
+    }
+
+    fn signal(mut self, signal: &str) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args([signal, &self.child.id().to_string()]).status();
         let status = self.child.wait().expect("server exits");
         std::mem::forget(self);
         status

@@ -60,6 +60,7 @@ export default {
   moderation: "Moderation",
   lobby: "Wartend",
   is_waiting: "wartet auf Einlass",
+  reconnecting: "Die Verbindung zum Server ist unterbrochen: wird wiederhergestellt …",
   mic_level: "Mikrofonpegel (sprechen Sie: er sollte sich bewegen)",
   speaker: "Lautsprecher",
   test_sound: "Ton testen",

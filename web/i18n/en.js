@@ -60,6 +60,7 @@ export default {
   moderation: "Moderation",
   lobby: "Waiting",
   is_waiting: "is waiting to be let in",
+  reconnecting: "The connection to the server was lost: reconnecting…",
   mic_level: "Microphone level (speak: it should move)",
   speaker: "Loudspeaker",
   test_sound: "Test sound",
