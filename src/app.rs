@@ -104,6 +104,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         rooms: rooms.clone(),
         web: WebFiles { dir: config.web_dir.clone() },
         trust_forwarded_for: config.trust_forwarded_for,
+        limits: Arc::new(crate::http::limits::AddressLimits::new(config.session_rate)),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

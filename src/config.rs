@@ -130,6 +130,10 @@ pub struct ServeArgs {
     /// `127.0.0.1:9090` [default: off; never on the public listener].
     #[arg(long, env = "PLENUM_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// New WHIP/WHEP sessions one address may start per second, after a burst of six
+    /// seconds' worth (at least 30); beyond that `429` [default: 5].
+    #[arg(long, env = "PLENUM_SESSION_RATE")]
+    pub session_rate: Option<f64>,
 }
 
 /// The same settings as they may appear in the `--config` file.
@@ -162,6 +166,7 @@ struct FileConfig {
     empty_room_grace_secs: Option<u64>,
     recordings_dir: Option<PathBuf>,
     metrics_listen: Option<SocketAddr>,
+    session_rate: Option<f64>,
 }
 
 fn parse_codec(s: &str) -> Result<VideoCodec, String> {
@@ -239,6 +244,7 @@ pub struct Config {
     pub empty_room_grace: Duration,
     pub recordings_dir: PathBuf,
     pub metrics_listen: Option<SocketAddr>,
+    pub session_rate: f64,
 }
 
 impl Config {
@@ -263,6 +269,8 @@ impl Config {
         anyhow::ensure!(jitterbuffer_ms <= 2000, "jitterbuffer_ms must be at most 2000");
         let max_tiles = args.max_tiles.or(file.max_tiles).unwrap_or(DEFAULT_MAX_TILES);
         anyhow::ensure!((1..=100).contains(&max_tiles), "max_tiles must be between 1 and 100");
+        let session_rate = args.session_rate.or(file.session_rate).unwrap_or(crate::http::limits::DEFAULT_SESSION_RATE);
+        anyhow::ensure!(session_rate.is_finite() && (0.1..=10_000.0).contains(&session_rate), "session_rate must be between 0.1 and 10000");
         Ok(Self {
             listen: args
                 .listen
@@ -298,6 +306,7 @@ impl Config {
                 .unwrap_or(DEFAULT_EMPTY_ROOM_GRACE),
             recordings_dir: args.recordings_dir.or(file.recordings_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_RECORDINGS_DIR)),
             metrics_listen: args.metrics_listen.or(file.metrics_listen),
+            session_rate,
         })
     }
 }

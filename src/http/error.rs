@@ -11,11 +11,19 @@ use crate::protocol::ErrorCode;
 pub struct ApiError {
     status: StatusCode,
     reason: String,
+    /// Seconds a refused client should wait (`Retry-After`).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
-        Self { status, reason: reason.into() }
+        Self { status, reason: reason.into(), retry_after: None }
+    }
+
+    /// `429` with the time to wait.
+    pub fn too_many(reason: &str, wait: std::time::Duration) -> Self {
+        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+        Self { status: StatusCode::TOO_MANY_REQUESTS, reason: format!("{reason}; try again in {seconds} s"), retry_after: Some(seconds) }
     }
 
     pub fn unauthorized(reason: &str) -> Self {
@@ -62,6 +70,10 @@ impl IntoResponse for ApiError {
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            // The password limiter's pause is a minute.
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(self.retry_after.unwrap_or(60)));
         }
         r
     }

@@ -3,6 +3,7 @@
 
 mod error;
 mod hls;
+pub mod limits;
 mod outputs;
 mod web;
 mod ws;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub web: WebFiles,
     /// Take client addresses from `X-Forwarded-For` (a reverse proxy in front).
     pub trust_forwarded_for: bool,
+    /// New sessions and open WebSockets per client address.
+    pub limits: Arc<limits::AddressLimits>,
 }
 
 /// The client's address: the TCP peer, or behind a trusted proxy the last `X-Forwarded-For`
@@ -257,10 +260,17 @@ async fn websocket(
     let room = room_id(&room)?;
     let control = state.rooms.control(&room)?;
     let address = client_address(&headers, peer, state.trust_forwarded_for);
+    let counted = state
+        .limits
+        .open_socket(address)
+        .ok_or_else(|| ApiError::too_many("too many open connections from this address", std::time::Duration::from_secs(10)))?;
     Ok(upgrade
         .max_message_size(ws::MAX_WS_MESSAGE)
         .max_frame_size(ws::MAX_WS_MESSAGE)
-        .on_upgrade(move |socket| ws::serve(socket, control, address)))
+        .on_upgrade(move |socket| async move {
+            ws::serve(socket, control, address).await;
+            drop(counted);
+        }))
 }
 
 /// What a visitor may know before joining: password needed, waiting room, presentation mode.
@@ -292,9 +302,11 @@ async fn whip_post(
     body: Body,
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
+    let address = client_address(&headers, address, state.trust_forwarded_for);
+    state.limits.new_session(address).map_err(|wait| ApiError::too_many("too many new sessions from this address", wait))?;
     require_content_type(&headers, SDP)?;
     let label = label(&headers, query.label.as_deref())?;
-    let caller = caller(&headers, client_address(&headers, address, state.trust_forwarded_for), label, ReceiverCap::default())?;
+    let caller = caller(&headers, address, label, ReceiverCap::default())?;
     let body = read_body(&headers, body).await?;
     let screen = query.screen.is_some_and(|v| v == "1" || v == "true");
     let answer = state.rooms.publish(&room, &body, caller, screen).await?;
@@ -310,10 +322,12 @@ async fn whep_post(
     body: Body,
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
+    let address = client_address(&headers, address, state.trust_forwarded_for);
+    state.limits.new_session(address).map_err(|wait| ApiError::too_many("too many new sessions from this address", wait))?;
     require_content_type(&headers, SDP)?;
     let label = label(&headers, query.label.as_deref())?;
     let cap = query.cap()?;
-    let caller = caller(&headers, client_address(&headers, address, state.trust_forwarded_for), label, cap)?;
+    let caller = caller(&headers, address, label, cap)?;
     let body = read_body(&headers, body).await?;
     let answer = state.rooms.view(&room, &body, caller).await?;
     Ok(created(Flow::Whep, &room, answer))

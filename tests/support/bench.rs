@@ -200,10 +200,11 @@ pub fn run(scenario: &Scenario, cache: &Path) -> Outcome {
         Codec::Vp8 => "vp8",
         Codec::H264 => "h264",
     };
-    // The load generator's publishers and receivers are anonymous clients.
+    // The load generator's publishers and receivers are anonymous clients, all from one
+    // address (which the server would otherwise hold to 5 new sessions a second).
     let server = Server::start_with(&[
         "--ice-address", "127.0.0.1", "--canvas", &canvas, "--fps", &fps, "--max-tiles", &max_tiles, "--viewer-codec", codec,
-        "--open-media",
+        "--open-media", "--session-rate", "1000",
     ]);
     let pid = server.pid();
     let moderator = (scenario.layout.is_some() || scenario.presentation).then(|| {

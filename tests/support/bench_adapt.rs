@@ -51,7 +51,7 @@ fn to_sound_only(v: &Viewer, since: Instant) -> Duration {
 }
 
 fn one_receiver(receiver: &str, reports_only: bool) -> Vec<Adaptation> {
-    let server = Server::start_with(&["--ice-address", "127.0.0.1", "--canvas", "1280x720", "--fps", "30", "--open-media"]);
+    let server = Server::start_with(&["--ice-address", "127.0.0.1", "--canvas", "1280x720", "--fps", "30", "--open-media", "--session-rate", "1000"]);
     let _cameras: Vec<Publisher> =
         [RED, GREEN, BLUE].iter().zip([440, 660, 880]).map(|(c, t)| Publisher::start_source(server.addr, ROOM, Source::camera(*c, t))).collect();
     let shaper = Shaper::install();

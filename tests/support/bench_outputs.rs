@@ -130,7 +130,7 @@ pub fn outputs(cache: &Path, measure: Duration) -> Option<OutputFigures> {
     }
     let recordings = std::env::temp_dir().join(format!("plenum-bench-recordings-{}", std::process::id()));
     let server = Server::start_with(&[
-        "--ice-address", "127.0.0.1", "--canvas", "1280x720", "--fps", "30", "--open-media", "--recordings-dir",
+        "--ice-address", "127.0.0.1", "--canvas", "1280x720", "--fps", "30", "--open-media", "--session-rate", "1000", "--recordings-dir",
         recordings.to_str().expect("UTF-8"),
     ]);
     let (mut moderator, _, _) = Control::join_first(server.addr, ROOM, "Bench");
