@@ -63,6 +63,8 @@ struct Framing {
     fit: Fit,
     tile: Option<Size>,
     source: Option<Size>,
+    /// The crop was taken away while another size was negotiated.
+    uncropped: bool,
 }
 
 fn lock(framing: &Mutex<Framing>) -> std::sync::MutexGuard<'_, Framing> {
@@ -78,15 +80,20 @@ fn apply_framing(crop: Option<&gst::Element>, overlay: &gst::Element, framing: &
         // Even offsets and sizes: the picture is 4:2:0.
         let (x, y) = (keep.x & !1, keep.y & !1);
         let (w, h) = ((keep.width & !1).max(2), (keep.height & !1).max(2));
-        crop.set_property("left", x as i32);
-        crop.set_property("top", y as i32);
-        crop.set_property("right", source.width.saturating_sub(x + w) as i32);
-        crop.set_property("bottom", source.height.saturating_sub(y + h) as i32);
+        set_crop(crop, x, y, source.width.saturating_sub(x + w), source.height.saturating_sub(y + h));
     }
     let plate = framing::name_plate(framing::picture(framing.fit, framing.source, tile), tile.height);
     overlay.set_property("font-desc", format!("Sans Bold {}px", plate.font_px));
     overlay.set_property("xpad", plate.left as i32);
     overlay.set_property("ypad", plate.bottom as i32);
+}
+
+fn set_crop(crop: &gst::Element, left: u32, top: u32, right: u32, bottom: u32) {
+    for (side, value) in [("left", left), ("top", top), ("right", right), ("bottom", bottom)] {
+        if crop.property::<i32>(side) != value as i32 {
+            crop.set_property(side, value as i32);
+        }
+    }
 }
 
 fn size_of(rect: Rect) -> Size {
@@ -261,7 +268,7 @@ impl Camera {
         let chain: Vec<&gst::Element> = [Some(&convert), crop.as_ref(), Some(&scale), Some(&scaler_caps), Some(&overlay)].into_iter().flatten().collect();
         bin.add_many(&chain).map_err(gst_err)?;
         gst::Element::link_many(&chain).map_err(gst_err)?;
-        let framing = Arc::new(Mutex::new(Framing { fit, tile: None, source: None }));
+        let framing = Arc::new(Mutex::new(Framing { fit, tile: None, source: None, uncropped: false }));
         watch_source_size(crop.as_ref().unwrap_or(&scale), crop.as_ref(), &overlay, framing.clone());
         let target = overlay.static_pad("src").expect("textoverlay has a src pad");
         // Never block here: this is a streaming thread, and the room task may need it. Frames
@@ -291,41 +298,55 @@ impl Camera {
     }
 }
 
-/// Frames each new source size before `first` (the crop, or the scaler) sees it: a crop
-/// meant for the old size may not fit the new one (a publisher going from 640x360 to 160x90
-/// would find its new size refused), and the name of a source shown whole moves with its bars.
-/// The new size is first seen in the queries that negotiate it (the crop answers them), then
-/// in its caps event.
+/// Frames each source size as it comes: the crop (when the source fills its tile) and the
+/// name's place. A crop meant for one size may not fit another (one of 140+140 pixels makes a
+/// 160-pixel-wide picture impossible), and the crop answers the queries that negotiate a new
+/// size: so while a size other than the current one is being negotiated there is no crop (any
+/// size fits), and the crop for the size agreed on is set when its caps arrive, or at the next
+/// frame when the size stayed as it was.
 fn watch_source_size(first: &gst::Element, crop: Option<&gst::Element>, overlay: &gst::Element, framing: Arc<Mutex<Framing>>) {
     let Some(pad) = first.static_pad("sink") else { return };
     let (crop, overlay) = (crop.map(|c| c.downgrade()), overlay.downgrade());
-    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM | gst::PadProbeType::QUERY_DOWNSTREAM, move |_, info| {
-        let caps = match &info.data {
-            Some(gst::PadProbeData::Event(event)) => match event.view() {
-                gst::EventView::Caps(c) => Some(c.caps_owned()),
-                _ => None,
-            },
-            Some(gst::PadProbeData::Query(query)) => match query.view() {
-                gst::QueryView::AcceptCaps(q) => Some(q.caps_owned()),
-                gst::QueryView::Caps(q) => q.filter_owned(),
-                _ => None,
-            },
-            _ => None,
-        };
-        let Some(size) = caps.as_ref().and_then(fixed_size) else { return gst::PadProbeReturn::Ok };
+    let kinds = gst::PadProbeType::EVENT_DOWNSTREAM | gst::PadProbeType::QUERY_DOWNSTREAM | gst::PadProbeType::BUFFER;
+    pad.add_probe(kinds, move |_, info| {
         let Some(overlay) = overlay.upgrade() else { return gst::PadProbeReturn::Ok };
         let crop = crop.as_ref().and_then(|c| c.upgrade());
         let mut framing = lock(&framing);
-        if framing.source != Some(size) {
-            framing.source = Some(size);
-            apply_framing(crop.as_ref(), &overlay, &framing);
+        match &info.data {
+            Some(gst::PadProbeData::Event(event)) => {
+                if let gst::EventView::Caps(c) = event.view() {
+                    if let Some(size) = fixed_size(c.caps()) {
+                        framing.source = Some(size);
+                        framing.uncropped = false;
+                        apply_framing(crop.as_ref(), &overlay, &framing);
+                    }
+                }
+            }
+            Some(gst::PadProbeData::Query(query)) => {
+                let asked = match query.view() {
+                    gst::QueryView::AcceptCaps(q) => Some(fixed_size(q.caps())),
+                    gst::QueryView::Caps(q) => Some(q.filter().and_then(fixed_size)),
+                    _ => None,
+                };
+                if let (Some(asked), Some(crop)) = (asked, crop.as_ref()) {
+                    if asked.is_none() || asked != framing.source {
+                        set_crop(crop, 0, 0, 0, 0);
+                        framing.uncropped = true;
+                    }
+                }
+            }
+            Some(gst::PadProbeData::Buffer(_)) if framing.uncropped => {
+                framing.uncropped = false;
+                apply_framing(crop.as_ref(), &overlay, &framing);
+            }
+            _ => {}
         }
         gst::PadProbeReturn::Ok
     });
 }
 
 /// The width and height of caps that name exactly one.
-fn fixed_size(caps: &gst::Caps) -> Option<Size> {
+fn fixed_size(caps: &gst::CapsRef) -> Option<Size> {
     let s = caps.structure(0)?;
     let (width, height) = (s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?);
     (width > 0 && height > 0).then(|| Size { width: width as u32, height: height as u32 })
