@@ -71,10 +71,12 @@ fn metrics_parse_and_move_with_the_room() {
         let (p, v) = (value(&s, "plenum_publishers", &[("room", room)]), value(&s, "plenum_viewers", &[("room", room)]));
         if p == 2.0 && v == 1.0 { Ok(s) } else { Err(format!("publishers {p}, viewers {v}")) }
     });
-    let frames_a = value(&during, "plenum_composite_frames_total", &[("room", room)]);
+    // The frame counter's rate over the time between two scrapes (each taken when fetched).
+    let (at_a, a) = (std::time::Instant::now(), scrape(&metrics));
     std::thread::sleep(Duration::from_secs(2));
-    let later = scrape(&metrics);
-    let fps = (value(&later, "plenum_composite_frames_total", &[("room", room)]) - frames_a) / 2.0;
+    let (at_b, later) = (std::time::Instant::now(), scrape(&metrics));
+    let frames = value(&later, "plenum_composite_frames_total", &[("room", room)]) - value(&a, "plenum_composite_frames_total", &[("room", room)]);
+    let fps = frames / (at_b - at_a).as_secs_f64();
     let figures = [
         ("rooms", value(&during, "plenum_rooms", &[])),
         ("participants", value(&during, "plenum_participants", &[("room", room)])),

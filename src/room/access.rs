@@ -151,7 +151,7 @@ impl Access {
         let given = SessionId::parse(bearer)?;
         // Every publisher session is compared, so timing tells nothing about which exist.
         self.externals.values().filter(|e| e.kind == ExternalKind::Publisher).fold(None, |found, e| {
-            if super::participants::same_secret(e.session, given) { Some(e.session) } else { found }
+            if crate::ids::same_secret(e.session, given) { Some(e.session) } else { found }
         })
     }
 

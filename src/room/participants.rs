@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
-use crate::ids::SessionId;
+use crate::ids::{same_secret, SessionId};
 use super::layout::LayoutMode;
 use crate::protocol::{ChatLine, ErrorCode, LobbyEntry, ParticipantInfo, RoomSettings, MAX_CHAT_CHARS, MAX_NAME_CHARS};
 
@@ -129,12 +129,6 @@ pub struct Joined {
     /// Only for the participant who opened the room: the moderator key, shown once.
     pub new_moderator_key: Option<SessionId>,
     pub waiting: bool,
-}
-
-/// Compares secrets in time independent of where they differ.
-pub fn same_secret(a: SessionId, b: SessionId) -> bool {
-    let (a, b) = (a.to_string(), b.to_string());
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl Default for Room {

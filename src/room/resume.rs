@@ -43,7 +43,7 @@ impl Resume {
 
     /// Every entry is compared in constant time, so timing tells nothing about the tokens.
     fn position(&self, token: SessionId) -> Option<usize> {
-        self.left.iter().enumerate().fold(None, |found, (i, (t, _, _))| if super::participants::same_secret(*t, token) { Some(i) } else { found })
+        self.left.iter().enumerate().fold(None, |found, (i, (t, _, _))| if crate::ids::same_secret(*t, token) { Some(i) } else { found })
     }
 
     fn forget_old(&mut self, now: Duration) {
