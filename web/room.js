@@ -514,8 +514,10 @@ async function reconnect() {
   state.whip = state.whep = null;
   setConnection("bad");
   notice("reconnecting");
-  for (let wait = 500; ; wait = Math.min(wait * 2, 2000)) {
-    await new Promise((resolve) => setTimeout(resolve, wait));
+  // Every half second for the first minute (a restart takes seconds: be back at once), then
+  // every 5 s.
+  for (let tries = 0; ; tries++) {
+    await new Promise((resolve) => setTimeout(resolve, tries < 120 ? 500 : 5000));
     const up = await fetch("/healthz", { cache: "no-store" }).then((r) => r.ok).catch(() => false);
     if (up) return location.reload();
   }
