@@ -5,6 +5,7 @@
 //! forward). Nothing outside this module holds an element.
 
 pub mod audio_mix;
+mod backlog;
 mod broadcast;
 mod egress;
 mod ingest;

@@ -25,6 +25,8 @@
 
 use std::time::Duration;
 
+use super::backlog::Backlog;
+
 /// Loss at or above this in one report interval is a bad second...
 const LOSS_BAD: f64 = 0.08;
 /// ...at or above this, a very bad one (move two rungs at once).
@@ -254,6 +256,8 @@ pub struct RungPolicy {
     /// When its last report came, and the recent gaps between reports.
     last_report: Option<Duration>,
     report_gaps: std::collections::VecDeque<Duration>,
+    /// The last reads of feedback summed, for a queue too slow to show in one.
+    backlog: Backlog,
 }
 
 impl RungPolicy {
@@ -287,6 +291,7 @@ impl RungPolicy {
             rtt_since_down: true,
             last_report: None,
             report_gaps: std::collections::VecDeque::with_capacity(REPORT_GAPS),
+            backlog: Backlog::default(),
         }
     }
 
@@ -488,7 +493,8 @@ impl RungPolicy {
         if self.clear_reads >= CLEAR_READS {
             self.draining = None;
         }
-        if !(queueing || overflowing) {
+        let slow_fill = judged && self.fills_slowly(&arrivals);
+        if !(queueing || overflowing || slow_fill) {
             return None;
         }
         self.clean_since = None;
@@ -504,7 +510,7 @@ impl RungPolicy {
             self.overflow_reads.count_ones() >= OVERFLOW_READS
         };
         let old_queue = self.rates.is_some() && !probing && now < self.old_queue_until;
-        let full_verdict = judged && !old_queue && (queueing && queue_verdict || overflowing && overflow_verdict);
+        let full_verdict = judged && !old_queue && (queueing && queue_verdict || overflowing && overflow_verdict || slow_fill);
         if !(full_verdict || short_verdict) || self.current >= self.rungs {
             return None;
         }
@@ -523,6 +529,22 @@ impl RungPolicy {
             self.draining = Some(now + ARRIVALS_SETTLE_AFTER_PROBE);
         }
         Some(moved)
+    }
+
+    /// Whether the last reads, summed, show a queue filling while the current rung was sent
+    /// in full (a link a little slower than the rung); what arrived then counts as what the
+    /// link carries.
+    fn fills_slowly(&mut self, a: &Arrivals) -> bool {
+        let sent = if a.delivered > 0.0 { f64::from(a.received_kbps) / a.delivered } else { 0.0 };
+        let Some(sum) = self.backlog.read(f64::from(a.received_kbps), sent, a.lost) else { return false };
+        let filling = sum.filling && self.need() > 0.0 && sum.sent_kbps >= self.need() * SHORT_OF_RUNG;
+        if filling {
+            if self.arrived.len() == OVERFLOW_WINDOW as usize {
+                self.arrived.pop_front();
+            }
+            self.arrived.push_back(Some(sum.received_kbps as u32));
+        }
+        filling
     }
 
     /// What the current rung and its sound need (kbit/s; 0 when not known).
@@ -570,6 +592,7 @@ impl RungPolicy {
         self.overflow_reads = 0;
         self.short_reads = 0;
         self.arrived.clear();
+        self.backlog.clear();
         if down {
             self.arrivals_settle_until = now + ARRIVALS_SETTLE;
             self.old_queue_until = now + OLD_QUEUE_DRAINS;
@@ -695,6 +718,22 @@ mod tests {
             let a = if i % 2 == 0 { burst } else { jitter };
             assert_eq!(p.observe_arrivals(a, ms(i * 250)), None, "a keyframe's burst arrives in full; sub-millisecond jitter is no queue");
         }
+    }
+
+    #[test]
+    fn a_link_a_little_slower_than_the_rung_moves_down_before_it_overflows() {
+        // 500 kbit/s under a 500 kbit/s rung and its sound: reads as they came (no single one a
+        // queue, a sixth of the sent rate short over all of them).
+        let seen = [(444, 0.88), (442, 0.89), (462, 0.45), (438, 1.19), (431, 1.59), (434, 1.30), (453, 0.70), (448, 0.95)];
+        let mut p = RungPolicy::new(3, 0, 0, s(0)).with_rates(vec![500, 100, 50]);
+        let moves: Vec<(u64, usize)> = (0..seen.len() as u64)
+            .filter_map(|i| {
+                let (received_kbps, delivered) = seen[i as usize];
+                let a = Arrivals { delay_growth: Duration::ZERO, delivered, lost: 0.0, received_kbps };
+                p.observe_arrivals(a, ms(2000 + i * 250)).map(|r| (i, r))
+            })
+            .collect();
+        assert_eq!(moves, vec![(6, 1)], "down to the rung that 440 kbit/s carry, 1.75 s in");
     }
 
     #[test]
