@@ -52,6 +52,7 @@ pub struct Metrics {
     pub viewers: Family<ViewerLabels, Gauge>,
     pub outputs: Family<OutputLabels, Gauge>,
     pub composite_frames: Family<RoomLabels, Counter>,
+    pub mixer_underruns: Family<RoomLabels, Counter>,
     pub keyframe_requests: Counter,
     cpu_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     cpu_ticks_seen: AtomicU64,
@@ -80,6 +81,7 @@ impl Metrics {
             viewers: Family::default(),
             outputs: Family::default(),
             composite_frames: Family::default(),
+            mixer_underruns: Family::default(),
             keyframe_requests: Counter::default(),
             cpu_seconds: Counter::default(),
             cpu_ticks_seen: AtomicU64::new(0),
@@ -97,6 +99,11 @@ impl Metrics {
         registry.register("viewers", "Sessions receiving a room's mix, by codec and rung", m.viewers.clone());
         registry.register("outputs", "Recordings, HLS broadcasts, live streams and hall cameras running", m.outputs.clone());
         registry.register("composite_frames", "Frames the room's compositor produced (rate: its fps)", m.composite_frames.clone());
+        registry.register(
+            "mixer_underruns",
+            "Times a voice ran dry in the room's audio mixer (its sound arrived late; each costs a few ms of it)",
+            m.mixer_underruns.clone(),
+        );
         registry.register("keyframe_requests", "Keyframes asked of the room encoders", m.keyframe_requests.clone());
         let process = registry.sub_registry_with_prefix("process");
         process.register("cpu_seconds", "CPU time used by the process (user and system)", m.cpu_seconds.clone());
@@ -127,6 +134,12 @@ impl Metrics {
         }
     }
 
+    /// How often the room's mixer has found a voice run dry, in all (a counter: only grows).
+    pub fn set_mixer_underruns(&self, room: &str, total: u64) {
+        let counter = self.mixer_underruns.get_or_create(&RoomLabels { room: room.to_string() });
+        counter.inc_by(total.saturating_sub(counter.get()));
+    }
+
     /// A room's control: how many participants it has now.
     pub fn set_participants(&self, room: &str, n: usize) {
         self.participants.get_or_create(&RoomLabels { room: room.to_string() }).set(n as i64);
@@ -142,6 +155,7 @@ impl Metrics {
         let r = RoomLabels { room: room.to_string() };
         self.publishers.remove(&r);
         self.composite_frames.remove(&r);
+        self.mixer_underruns.remove(&r);
         for kind in ["recording", "hls", "stream", "camera"] {
             self.outputs.remove(&OutputLabels { room: room.to_string(), kind: kind.to_string() });
         }

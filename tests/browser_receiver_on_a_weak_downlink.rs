@@ -114,6 +114,10 @@ fn a_browser_on_a_slow_downlink_gets_a_smaller_picture_and_all_its_sound() {
         if last.len() == 3 && moving && last.iter().all(|r| r.height == 360.0) { Ok(()) } else { Err("not yet".to_string()) }
     });
     let lossy = after(Duration::from_secs(2));
+    // (Known gap: this drops 5 % of what the browser sends to the server's ports, its RTCP
+    // feedback, not of its downlink. With the same share of the server's packets to the
+    // browser dropped (`lose_from_ports`), the browser showed 1.2 fps and 12.5 s of freezes
+    // in 20 s on 2026-12-03: retransmission to browsers is still to be found out.)
     shaper.lose(5);
     let clean = after(Duration::from_secs(20));
     shaper.stop_losing();

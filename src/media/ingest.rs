@@ -91,6 +91,11 @@ impl VideoGate {
 }
 
 pub fn on_incoming_streams(webrtc: &gst::Element, liveness: Liveness, gate: VideoGate) {
+    // The jitterbuffer tells the decoders what never came (Opus then rebuilds it from the next
+    // packet's FEC or conceals it; a video depayloader knows its frame is broken).
+    if let Some(rtpbin) = webrtc.downcast_ref::<gst::Bin>().and_then(|b| b.by_name("rtpbin")) {
+        rtpbin.set_property("do-lost", true);
+    }
     webrtc.connect_pad_added(move |webrtc, pad| {
         if pad.direction() != gst::PadDirection::Src {
             return;
@@ -134,7 +139,9 @@ fn link_decoder(webrtc: &gst::Element, pad: &gst::Pad) -> Result<(), MediaError>
             "rtph264depay request-keyframe=true wait-for-keyframe=true ! h264parse ! avdec_h264",
             VIDEO_HEAD,
         ),
-        "OPUS" => ("rtpopusdepay ! opusdec plc=true", AUDIO_HEAD),
+        // A lost packet is rebuilt from the next one's in-band FEC where the publisher sends it
+        // (browsers do once their reports show loss), else concealed.
+        "OPUS" => ("rtpopusdepay ! opusdec plc=true use-inband-fec=true", AUDIO_HEAD),
         _ => ("fakesink", ""),
     };
     let decoder = gst::parse::bin_from_description(description, true).map_err(gst_err)?;

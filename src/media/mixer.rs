@@ -10,21 +10,18 @@
 //! An input that stops (a vanished peer) simply contributes nothing: the tick never waits for
 //! anybody, so no participant can stall the mix.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::audio_mix::{self, FRAME_SAMPLES};
+use super::playout::Playout;
 use super::Voice;
 
 /// One tick of the mixer.
 pub const TICK: Duration = Duration::from_millis(10);
-/// An input starts being mixed once this much is queued (absorbs network and decoder jitter).
-const PRIME_SAMPLES: usize = 2 * FRAME_SAMPLES;
-/// Queued audio beyond this is dropped (clock drift, bursts): it would only add delay.
-const MAX_QUEUED_SAMPLES: usize = 10 * FRAME_SAMPLES;
 /// Audio levels are reported every this many ticks (100 ms).
 const LEVEL_TICKS: u32 = 10;
 
@@ -40,8 +37,7 @@ pub type MixKey = Option<Voice>;
 
 #[derive(Default)]
 struct InputQueue {
-    samples: VecDeque<i16>,
-    primed: bool,
+    playout: Playout,
     /// Sum of squares (full scale = 1.0) and sample count since the last level report.
     energy: f64,
     counted: usize,
@@ -49,28 +45,16 @@ struct InputQueue {
 
 impl InputQueue {
     fn push(&mut self, samples: impl IntoIterator<Item = i16>) {
-        self.samples.extend(samples);
-        if self.samples.len() > MAX_QUEUED_SAMPLES {
-            let excess = self.samples.len() - PRIME_SAMPLES;
-            self.samples.drain(..excess);
-        }
+        self.playout.push(samples);
     }
 
     /// One frame, or `None` while the input is (re)filling after an underrun.
     fn pop_frame(&mut self, frame: &mut [i16; FRAME_SAMPLES]) -> bool {
-        if !self.primed {
-            if self.samples.len() < PRIME_SAMPLES {
-                return false;
-            }
-            self.primed = true;
-        }
-        if self.samples.len() < FRAME_SAMPLES {
-            self.primed = false;
+        if !self.playout.pop_frame(frame) {
             return false;
         }
-        for (dst, src) in frame.iter_mut().zip(self.samples.drain(..FRAME_SAMPLES)) {
-            *dst = src;
-            let v = f64::from(src) / f64::from(i16::MAX);
+        for v in frame.iter() {
+            let v = f64::from(*v) / f64::from(i16::MAX);
             self.energy += v * v;
         }
         self.counted += FRAME_SAMPLES;
@@ -108,6 +92,8 @@ struct MixState {
     broadcast: Option<Box<dyn MixSink>>,
     /// Voices that are read (so their queues stay fresh) but not mixed.
     silenced: std::collections::BTreeSet<Voice>,
+    /// Underruns of inputs since removed.
+    past_underruns: u64,
 }
 
 /// Owned by the room's media task; dropping it stops the tick thread.
@@ -160,7 +146,16 @@ impl Mixer {
 
     /// From the next tick on, `id` is in no mix.
     pub fn remove_input(&self, id: &Voice) {
-        lock(&self.state).inputs.remove(id);
+        let mut state = lock(&self.state);
+        if let Some(gone) = state.inputs.remove(id) {
+            state.past_underruns += gone.playout.underruns();
+        }
+    }
+
+    /// How often an input ran dry while it was being mixed, over the mixer's life.
+    pub fn underruns(&self) -> u64 {
+        let state = lock(&self.state);
+        state.past_underruns + state.inputs.values().map(|q| q.playout.underruns()).sum::<u64>()
     }
 
     /// From the next tick on, these voices are left out of every mix.

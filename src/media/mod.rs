@@ -14,6 +14,7 @@ mod link_stats;
 pub mod rate;
 mod mixer;
 mod peer;
+mod playout;
 mod pipeline;
 mod retransmit;
 mod room;

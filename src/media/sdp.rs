@@ -251,6 +251,34 @@ pub fn name_rtx_primaries(sdp: &str, primary: impl Fn(usize) -> Option<u32>) -> 
     out
 }
 
+/// Says in `sdp` (an answer) that we decode Opus' in-band FEC (`useinbandfec=1`, RFC 7587):
+/// a browser sends it only then, and a lost packet of its voice is then rebuilt from the next.
+pub fn ask_for_opus_fec(sdp: &str) -> String {
+    let opus: Vec<String> = sdp
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=rtpmap:"))
+        .filter_map(|rest| rest.split_once(' ').filter(|(_, codec)| codec.to_ascii_uppercase().starts_with("OPUS/")).map(|(pt, _)| pt.to_string()))
+        .collect();
+    let has_fmtp = |pt: &str| sdp.lines().any(|l| l.starts_with(&format!("a=fmtp:{pt} ")));
+    let mut out = String::with_capacity(sdp.len() + 64);
+    for line in sdp.split_inclusive('\n') {
+        let trimmed = line.trim_end();
+        let fmtp_of = opus.iter().find(|pt| trimmed.starts_with(&format!("a=fmtp:{pt} ")));
+        match fmtp_of {
+            Some(_) if !trimmed.contains("useinbandfec") => {
+                out.push_str(trimmed);
+                out.push_str(";useinbandfec=1\r\n");
+            }
+            _ => out.push_str(line),
+        }
+        let rtpmap_of = opus.iter().find(|pt| trimmed.starts_with(&format!("a=rtpmap:{pt} ")));
+        if let Some(pt) = rtpmap_of.filter(|pt| !has_fmtp(pt)) {
+            out.push_str(&format!("a=fmtp:{pt} useinbandfec=1\r\n"));
+        }
+    }
+    out
+}
+
 /// Adds, for every host candidate in `sdp`, the same candidate on `public_ip` (a server behind
 /// 1:1 NAT). The originals stay, so clients on the same network still connect directly.
 pub fn announce_public_ip(sdp: &str, public_ip: IpAddr) -> String {
@@ -360,6 +388,17 @@ a=rtpmap:106 H264/90000\r\na=fmtp:106 level-asymmetry-allowed=1;packetization-mo
         }
         let no_ice = CHROME_LIKE.replace("a=ice-ufrag:abcd\r\n", "");
         assert!(parse_offer(no_ice.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn answers_ask_for_opus_fec() {
+        let answer = "m=audio 9 UDP 111\r\na=rtpmap:111 OPUS/48000/2\r\na=fmtp:111 sprop-stereo=0\r\nm=video 9 UDP 96\r\na=rtpmap:96 VP8/90000\r\n";
+        let asked = ask_for_opus_fec(answer);
+        assert!(asked.contains("a=fmtp:111 sprop-stereo=0;useinbandfec=1\r\n"), "{asked}");
+        assert!(!asked.contains("a=fmtp:96"), "{asked}");
+        assert_eq!(ask_for_opus_fec(&asked), asked, "once only");
+        let bare = "m=audio 9 UDP 111\r\na=rtpmap:111 opus/48000/2\r\na=sendrecv\r\n";
+        assert_eq!(ask_for_opus_fec(bare), "m=audio 9 UDP 111\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 useinbandfec=1\r\na=sendrecv\r\n");
     }
 
     #[test]

@@ -126,12 +126,16 @@ pub struct Source {
     /// Camera-like: the colour under moving noise, so encoders fill their bitrate (a solid
     /// colour compresses to nothing and hides bandwidth problems).
     pub noise: bool,
+    /// The UDP ports its ICE agent may use (so a test can make its uplink lossy by port).
+    pub ports: Option<(u32, u32)>,
+    /// Sends lost video packets again when asked (RTX, as browsers do).
+    pub resend: bool,
 }
 
 impl Source {
     /// Small and cheap: 320x240@15 VP8, so several fit on two cores beside the server.
     pub fn new(colour: Rgb, tone_hz: u32) -> Self {
-        Self { colour, tone_hz, codec: Codec::Vp8, width: 320, height: 240, fps: 15, video: true, audio: true, noise: false }
+        Self { colour, tone_hz, codec: Codec::Vp8, width: 320, height: 240, fps: 15, video: true, audio: true, noise: false, ports: None, resend: false }
     }
 
     /// The same, camera-like (see [`Source::noise`]).
@@ -177,7 +181,7 @@ impl Publisher {
     /// Publishes real media to `path` (e.g. `/whip/room?label=Hall`) with `token` as bearer;
     /// the server's refusal if it does not take it.
     pub fn try_start_at(addr: SocketAddr, path: &str, source: Source, token: Option<&str>) -> Result<Self, http::Response> {
-        let Source { colour, tone_hz, codec, width, height, fps, video, audio, noise } = source;
+        let Source { colour, tone_hz, codec, width, height, fps, video, audio, noise, ports, resend } = source;
         assert!(video || audio, "a publisher sends something");
         let argb = 0xff00_0000u32 | (u32::from(colour.0) << 16) | (u32::from(colour.1) << 8) | u32::from(colour.2);
         let (enc, pay, name, pt) = match codec {
@@ -192,12 +196,12 @@ impl Publisher {
         let raw = format!("video/x-raw,format=I420,width={width},height={height},framerate={fps}/1");
         let picture = if noise {
             format!(
-                "videotestsrc is-live=true pattern=solid-color foreground-color={argb} ! {raw} ! cam.sink_0 \
+                "videotestsrc name=colour is-live=true pattern=solid-color foreground-color={argb} ! {raw} ! cam.sink_0 \
                  videotestsrc is-live=true pattern=snow ! {raw} ! cam.sink_1 \
                  compositor name=cam sink_1::alpha=0.12 ! {raw}"
             )
         } else {
-            format!("videotestsrc is-live=true pattern=solid-color foreground-color={argb} ! {raw}")
+            format!("videotestsrc name=colour is-live=true pattern=solid-color foreground-color={argb} ! {raw}")
         };
         // A named size stage: a test may change the picture's size mid-stream (as a browser
         // does when its link gets slower).
@@ -225,6 +229,14 @@ impl Publisher {
                 .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&i])
                 .expect("a transceiver per track");
             t.set_direction(WebRTCRTPTransceiverDirection::Sendonly);
+            if resend && video && i == 0 {
+                t.set_property("do-nack", true);
+            }
+        }
+        if let Some((min, max)) = ports {
+            let agent = webrtc.property::<gst_webrtc::WebRTCICE>("ice-agent");
+            agent.set_property("min-rtp-port", min);
+            agent.set_property("max-rtp-port", max);
         }
         pipeline.set_state(gst::State::Playing).expect("publisher plays");
         super::wait_for(Duration::from_secs(10), "caps on the publisher's webrtcbin", || {
@@ -235,6 +247,15 @@ impl Publisher {
         let (location, answer) = try_post_offer(addr, path, &offer, token)?;
         apply_answer(&webrtc, &answer);
         Ok(Self { pipeline, addr, location })
+    }
+
+    /// Changes the colour it sends from now on (the camera's noise stays).
+    pub fn colour_switch(&self) -> impl Fn(Rgb) + Send + 'static {
+        let src = self.pipeline.by_name("colour").expect("a video publisher");
+        move |c: Rgb| {
+            let argb = 0xff00_0000u32 | (u32::from(c.0) << 16) | (u32::from(c.1) << 8) | u32::from(c.2);
+            src.set_property("foreground-color", argb);
+        }
     }
 
     /// The session id, which is also this publisher's bearer token for its own WHEP view.
@@ -302,6 +323,14 @@ pub struct Received {
     colour_present: bool,
     /// ...and when this tone starts.
     pub watch_tone: Option<f64>,
+    /// Each decoded frame's time and which of these colours covers at least
+    /// [`PRESENT`](super::analysis::PRESENT) of it (the first that does), if asked for.
+    pub watch_colours: Vec<Rgb>,
+    pub colour_log: Vec<(Instant, Option<usize>)>,
+    /// With `watch_tone`: for each 20 ms of decoded audio, when it was complete, its samples
+    /// and whether the tone is in it (fixed windows: however the decoder cuts its output).
+    pub tone_log: Vec<(Instant, u64, bool)>,
+    tone_window: Vec<f32>,
     pub tone_onsets: Vec<Instant>,
     tone_present: bool,
     /// The viewer's own jitterbuffer (webrtcbin's default, 200 ms, when `None`).
@@ -325,6 +354,8 @@ pub struct Received {
     pub height_changes: Vec<(Instant, i32)>,
 }
 
+/// The audio a tone log judges at a time: 20 ms (about nine periods of a 440 Hz tone).
+const TONE_WINDOW: usize = 960;
 pub const VIEW_W: usize = 160;
 pub const VIEW_H: usize = 90;
 const AUDIO_KEEP: usize = 48_000;
@@ -453,6 +484,15 @@ impl Viewer {
         Self::start_inner_with(addr, room, None, codec, true, true, |r| {
             r.jitterbuffer_ms = Some(50);
             r.watch_colour = Some((colour, threshold));
+            r.watch_tone = Some(tone_hz);
+        })
+    }
+
+    /// A decoding viewer that logs, frame by frame, which of `colours` it sees, and chunk by
+    /// chunk whether `tone_hz` sounds.
+    pub fn start_watching(addr: SocketAddr, room: &str, colours: &[Rgb], tone_hz: f64) -> Self {
+        Self::start_inner_with(addr, room, None, Codec::Vp8, true, true, |r| {
+            r.watch_colours = colours.to_vec();
             r.watch_tone = Some(tone_hz);
         })
     }
@@ -665,6 +705,10 @@ fn decode_into(pipeline: &gst::Pipeline, pad: &gst::Pad, received: Arc<Mutex<Rec
                         }
                         r.colour_present = present;
                     }
+                    if !r.watch_colours.is_empty() {
+                        let seen = r.watch_colours.iter().position(|c| super::analysis::coverage(&map, *c, super::analysis::TOLERANCE) >= super::analysis::PRESENT);
+                        r.colour_log.push((now, seen));
+                    }
                     r.frame = Some(map.to_vec());
                 } else {
                     r.audio_times.push(now);
@@ -675,6 +719,12 @@ fn decode_into(pipeline: &gst::Pipeline, pad: &gst::Pad, received: Arc<Mutex<Rec
                             r.tone_onsets.push(now);
                         }
                         r.tone_present = present;
+                        r.tone_window.extend_from_slice(&chunk);
+                        while r.tone_window.len() >= TONE_WINDOW {
+                            let window: Vec<f32> = r.tone_window.drain(..TONE_WINDOW).collect();
+                            let present = super::analysis::tone_level(&window, freq) >= super::analysis::TONE_PRESENT;
+                            r.tone_log.push((now, TONE_WINDOW as u64, present));
+                        }
                     }
                     for v in chunk {
                         r.audio.push_back(v);

@@ -72,10 +72,21 @@ impl Shaper {
         tc(&format!("class change dev lo parent 1: classid 1:2 htb rate {kbit}kbit ceil {kbit}kbit")).expect("tc class change");
     }
 
-    /// From now on the receiver's link loses `percent` % of its UDP packets at random.
+    /// From now on what is sent *to* `PORTS` loses `percent` % of its UDP packets at random.
     pub fn lose(&self, percent: u32) {
+        self.lose_matching("dport", percent);
+    }
+
+    /// From now on what is sent *from* `PORTS` loses `percent` % of its UDP packets at random
+    /// (100: all of it).
+    pub fn lose_from_ports(&self, percent: u32) {
+        self.lose_matching("sport", percent);
+    }
+
+    fn lose_matching(&self, field: &str, percent: u32) {
         self.stop_losing();
-        let rule = format!("udp dport {}-{} numgen random mod 100 < {percent} drop", PORTS.0, PORTS.1);
+        let share = if percent >= 100 { String::new() } else { format!("numgen random mod 100 < {percent} ") };
+        let rule = format!("udp {field} {}-{} {share}drop", PORTS.0, PORTS.1);
         let steps: [&[&str]; 3] = [
             &["add", "table", "inet", NFT_TABLE],
             &["add", "chain", "inet", NFT_TABLE, "out", "{ type filter hook output priority 0 ; }"],

@@ -34,5 +34,6 @@ impl RoomTask {
             ("camera", self.cameras.len() as i64),
         ];
         metrics().set_room(self.room.as_str(), publishers, &viewers, &outputs);
+        metrics().set_mixer_underruns(self.room.as_str(), self.pipe.mixer.underruns());
     }
 }

@@ -26,12 +26,14 @@ impl RoomTask {
         self.next_element_id += 1;
         let name = format!("{prefix}-{}", self.next_element_id);
         let bin = gst::Bin::with_name(&name);
-        let webrtc = peer::new_webrtcbin("webrtc", &self.cfg.ice, self.cfg.jitterbuffer_ms)?;
+        let publisher = matches!(kind, Kind::Publisher { .. });
+        let rtcp = if publisher { peer::RTCP_INTERVAL_TO_PUBLISHERS } else { peer::RTCP_INTERVAL };
+        let webrtc = peer::new_webrtcbin("webrtc", &self.cfg.ice, self.cfg.jitterbuffer_ms, rtcp)?;
         bin.add(&webrtc).map_err(gst_err)?;
         self.pipe.pipeline.add(&bin).map_err(gst_err)?;
         let liveness = Liveness::new(self.epoch);
         let gate = ingest::VideoGate::default();
-        if matches!(kind, Kind::Publisher { .. }) {
+        if publisher {
             ingest::on_incoming_streams(&webrtc, liveness.clone(), gate.clone());
         }
         self.watch_connection(id, &webrtc);
@@ -122,7 +124,7 @@ impl RoomTask {
             let mut tracks: Vec<&Track> = plan.video.iter().map(|(_, t)| t).chain(plan.audio.iter()).collect();
             tracks.sort_by_key(|t| t.mline);
             for track in tracks {
-                receive_only(&webrtc, track);
+                receive_only(&webrtc, track, plan.video.as_ref().is_some_and(|(_, v)| v.mline == track.mline));
             }
             peer::set_remote_offer(&webrtc, offer).await?;
             Ok::<_, MediaError>(())
@@ -244,6 +246,7 @@ impl RoomTask {
                         tracing::warn!("no ICE source found to watch; the session relies on RTP alone");
                     }
                     sdp = super::super::sdp::name_rtx_primaries(&sdp, |mline| egress::payloader_ssrc(&webrtc, mline));
+                    sdp = super::super::sdp::ask_for_opus_fec(&sdp);
                     if let Some(ip) = public_ip {
                         sdp = super::super::sdp::announce_public_ip(&sdp, ip);
                     }
@@ -267,10 +270,15 @@ pub(super) struct Feeds {
     rung: RungIndex,
 }
 
-/// Adds a receive-only transceiver for `track`'s codec.
-fn receive_only(webrtc: &gst::Element, track: &Track) {
-    webrtc.emit_by_name::<WebRTCRTPTransceiver>(
+/// Adds a receive-only transceiver for `track`'s codec. A video track asks for what it lost
+/// again (NACK, answered by the publisher's RTX when it offered it): on a lossy uplink a lost
+/// packet then costs a round trip instead of a broken picture until the next keyframe.
+fn receive_only(webrtc: &gst::Element, track: &Track, video: bool) {
+    let transceiver = webrtc.emit_by_name::<WebRTCRTPTransceiver>(
         "add-transceiver",
         &[&WebRTCRTPTransceiverDirection::Recvonly, &track.caps],
     );
+    if video {
+        transceiver.set_property("do-nack", true);
+    }
 }
