@@ -99,6 +99,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if config.open_media {
         tracing::warn!("--open-media: WHIP/WHEP clients without a token or key are accepted in every room");
     }
+    crate::memory::trim_now_and_then();
     let rooms = Arc::new(Rooms::new(Arc::new(media), config.empty_room_grace, rules));
     let app = router(AppState {
         rooms: rooms.clone(),

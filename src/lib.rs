@@ -20,6 +20,7 @@ pub mod ids;
 pub mod metrics;
 pub mod inputs;
 pub mod media;
+pub mod memory;
 pub mod outputs;
 pub mod profiles;
 pub mod protocol;

@@ -162,9 +162,10 @@ fn a_publisher_on_a_lossy_uplink_is_heard_without_gaps_and_its_tile_moves_on() {
         // outlast the concealment).
         let least = if *percent <= 5 { 0.98 } else { 0.97 };
         assert!(lossy.tone >= least, "the tone through {percent} % uplink loss: {lossy:?}");
-        // A packet whose retransmission is lost too costs a keyframe: 0.6-0.86 s of a still
-        // tile at most measured (1.2 s while feedback waited for the next regular report).
-        assert!(lossy.longest_still < Duration::from_millis(1500), "the tile through {percent} % uplink loss: {lossy:?}");
+        // A packet whose retransmission is lost too costs a keyframe, and a request that
+        // follows an early one waits for the next regular report (RFC 4585; see
+        // `media::peer::RTCP_INTERVAL`): 0.44-1.27 s of a still tile at most measured.
+        assert!(lossy.longest_still < Duration::from_secs(2), "the tile through {percent} % uplink loss: {lossy:?}");
         assert!(lossy.fps >= 14.0, "the picture through {percent} % uplink loss: {lossy:?}");
     }
     assert!(recoveries.iter().all(|d| *d < Duration::from_secs(1)), "recovery after a dropout: {recoveries:?}");

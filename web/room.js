@@ -504,8 +504,9 @@ function onControl(control) {
 }
 
 /// The server went away (a restart, a network change): say so, wait until it answers again,
-/// then join again. The page reloads and finds itself joined: it comes back with its name,
-/// its token (no second wait in the lobby) and its moderator key, on new media sessions.
+/// then join again on this page: with its name, password, token (no second wait in the
+/// lobby) and moderator key, its camera and microphone still open and muted as they were, on
+/// new media sessions.
 async function reconnect() {
   const control = state.control;
   state.control = null;
@@ -519,7 +520,26 @@ async function reconnect() {
   for (let tries = 0; ; tries++) {
     await new Promise((resolve) => setTimeout(resolve, tries < 120 ? 500 : 5000));
     const up = await fetch("/healthz", { cache: "no-store" }).then((r) => r.ok).catch(() => false);
-    if (up) return location.reload();
+    if (up) return rejoin();
+  }
+}
+
+async function rejoin() {
+  // The chat starts over from what the server still has (nothing after a restart).
+  $("messages").replaceChildren();
+  state.unread = 0;
+  showUnread();
+  state.rejoining = true;
+  try {
+    await join();
+  } finally {
+    state.rejoining = false;
+  }
+  if (state.control && !$("meeting").hidden) {
+    notice("reconnected");
+  } else if (!state.control) {
+    // Refused (the server came back with other rules): the page starts over.
+    location.reload();
   }
 }
 
@@ -534,8 +554,10 @@ async function join() {
   $("join").disabled = true;
   await state.acquiring; // camera and microphone as chosen on this page
   localStorage.setItem(NAME_KEY, name);
-  state.audioMuted = $("start-mic-off").checked;
-  state.videoMuted = $("start-camera-off").checked;
+  if (!state.rejoining) {
+    state.audioMuted = $("start-mic-off").checked;
+    state.videoMuted = $("start-camera-off").checked;
+  }
   const control = new Control(room);
   state.control = control;
   onControl(control);

@@ -532,19 +532,13 @@ impl RungPolicy {
     }
 
     /// Whether the last reads, summed, show a queue filling while the current rung was sent
-    /// in full (a link a little slower than the rung); what arrived then counts as what the
-    /// link carries.
+    /// in full (a link a little slower than the rung). What arrived in the sum is not taken as
+    /// what the link carries: its first reads may be from before a sudden cap (taken so, it
+    /// once sent a 100 kbit/s link from 360p to 180p instead of sound only).
     fn fills_slowly(&mut self, a: &Arrivals) -> bool {
         let sent = if a.delivered > 0.0 { f64::from(a.received_kbps) / a.delivered } else { 0.0 };
         let Some(sum) = self.backlog.read(f64::from(a.received_kbps), sent, a.lost) else { return false };
-        let filling = sum.filling && self.need() > 0.0 && sum.sent_kbps >= self.need() * SHORT_OF_RUNG;
-        if filling {
-            if self.arrived.len() == OVERFLOW_WINDOW as usize {
-                self.arrived.pop_front();
-            }
-            self.arrived.push_back(Some(sum.received_kbps as u32));
-        }
-        filling
+        sum.filling && self.need() > 0.0 && sum.sent_kbps >= self.need() * SHORT_OF_RUNG
     }
 
     /// What the current rung and its sound need (kbit/s; 0 when not known).
@@ -733,7 +727,17 @@ mod tests {
                 p.observe_arrivals(a, ms(2000 + i * 250)).map(|r| (i, r))
             })
             .collect();
-        assert_eq!(moves, vec![(6, 1)], "down to the rung that 440 kbit/s carry, 1.75 s in");
+        assert_eq!(moves, vec![(6, 1)], "one rung down, 1.75 s in");
+
+        // A sudden 100 kbit/s cap: free reads, then a queue that overflows; sound only at once,
+        // whatever the sum of reads from before the cap says.
+        let mut p = RungPolicy::new(3, 0, 0, s(0)).with_rates(vec![500, 100, 50]);
+        for i in 0..6u64 {
+            p.observe_arrivals(Arrivals { delay_growth: Duration::ZERO, delivered: 1.0, lost: 0.0, received_kbps: 560 }, ms(2000 + i * 250));
+        }
+        let capped = Arrivals { delay_growth: Duration::from_millis(8), delivered: 0.17, lost: 0.0, received_kbps: 95 };
+        let moves: Vec<usize> = (6..10u64).filter_map(|i| p.observe_arrivals(capped, ms(2000 + i * 250))).collect();
+        assert_eq!(moves, vec![3], "sound only");
     }
 
     #[test]

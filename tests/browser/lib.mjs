@@ -73,6 +73,11 @@ export async function sample(page, people) {
       }
       return hits / (px.length / 4);
     });
+    // A page that joined again without reloading plays a new stream: listen to that one.
+    if (window.__probe && window.__probe.stream !== video.srcObject) {
+      window.__probe.ctx.close();
+      window.__probe = null;
+    }
     if (!window.__probe) {
       const ctx = new AudioContext();
       const source = ctx.createMediaStreamSource(video.srcObject);
@@ -81,7 +86,7 @@ export async function sample(page, people) {
       // No smoothing: it is applied per call, and would make a vanished tone linger.
       analyser.smoothingTimeConstant = 0;
       source.connect(analyser);
-      window.__probe = { ctx, analyser };
+      window.__probe = { ctx, analyser, stream: video.srcObject };
       await new Promise((r) => setTimeout(r, 600));
     }
     const { ctx: audio, analyser } = window.__probe;

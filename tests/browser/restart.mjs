@@ -18,10 +18,9 @@ const PEOPLE = [
 ];
 const input = createInterface({ input: process.stdin });
 const lines = input[Symbol.asyncIterator]();
-// The issue asks for 5 s; on this 2-core machine, with two browsers reloading and the server
-// starting, it takes 2.5–4.6 s and now and then a little more: the test allows 8 s and prints
-// what it took (a reconnect without reloading the page is the next step).
-const BACK_WITHIN_MS = 8_000;
+// The pages join again without reloading (camera and microphone stay open): back in the mix
+// within 5 s of the server answering again.
+const BACK_WITHIN_MS = 5_000;
 
 const people = [];
 try {
@@ -40,7 +39,7 @@ try {
   console.log("ok two people meet");
 
   for (const [n, how] of [[1, "SIGTERM"], [2, "SIGKILL"]]) {
-    const reloaded = people.map((p) => p.page.waitForEvent("load", { timeout: 60_000 }));
+    for (const p of people) await p.page.evaluate(() => (window.plenumSamePage = true));
     console.log(`READY ${n}`);
     // While the server is away each page says so.
     for (const p of people) {
@@ -52,10 +51,12 @@ try {
     const up = await lines.next();
     if (up.value !== `UP ${n}`) fail(`expected "UP ${n}", got ${up.value}`);
     const upAt = Date.now();
-    await Promise.all(reloaded);
     for (const p of people) await p.page.waitForSelector("#meeting:not([hidden])", { timeout: BACK_WITHIN_MS });
     await seeEachOther(Math.max(BACK_WITHIN_MS - (Date.now() - upAt), 1));
     const took = Date.now() - upAt;
+    for (const p of people) {
+      if (!(await p.page.evaluate(() => window.plenumSamePage === true))) fail(`${p.name}'s page reloaded instead of joining again`);
+    }
     const names = await people[0].page.evaluate(() => [...document.querySelectorAll("#people .name")].map((e) => e.textContent));
     if (!names.some((n) => n.startsWith("Ada")) || !names.some((n) => n.startsWith("Bo"))) fail(`names after the restart: ${names}`);
     console.log(`ok after a ${how} restart both are back in the mix ${took} ms after the server answered, with their names (${names.join(", ")})`);

@@ -61,6 +61,7 @@ export default {
   lobby: "Wartend",
   is_waiting: "wartet auf Einlass",
   reconnecting: "Die Verbindung zum Server ist unterbrochen: wird wiederhergestellt …",
+  reconnected: "Wieder verbunden.",
   mic_level: "Mikrofonpegel (sprechen Sie: er sollte sich bewegen)",
   speaker: "Lautsprecher",
   test_sound: "Ton testen",

@@ -61,6 +61,7 @@ export default {
   lobby: "Waiting",
   is_waiting: "is waiting to be let in",
   reconnecting: "The connection to the server was lost: reconnecting…",
+  reconnected: "Connected again.",
   mic_level: "Microphone level (speak: it should move)",
   speaker: "Loudspeaker",
   test_sound: "Test sound",

@@ -27,8 +27,7 @@ impl RoomTask {
         let name = format!("{prefix}-{}", self.next_element_id);
         let bin = gst::Bin::with_name(&name);
         let publisher = matches!(kind, Kind::Publisher { .. });
-        let rtcp = if publisher { peer::RTCP_INTERVAL_TO_PUBLISHERS } else { peer::RTCP_INTERVAL };
-        let webrtc = peer::new_webrtcbin("webrtc", &self.cfg.ice, self.cfg.jitterbuffer_ms, rtcp)?;
+        let webrtc = peer::new_webrtcbin("webrtc", &self.cfg.ice, self.cfg.jitterbuffer_ms)?;
         bin.add(&webrtc).map_err(gst_err)?;
         self.pipe.pipeline.add(&bin).map_err(gst_err)?;
         let liveness = Liveness::new(self.epoch);
