@@ -41,9 +41,13 @@ fn a_full_grid_keeps_who_spoke_last() {
     let (_ada, _, ada_token) = Control::join(server.addr, room, "Ada");
     let (_bo, _, bo_token) = Control::join(server.addr, room, "Bo");
     let (_cy, _, cy_token) = Control::join(server.addr, room, "Cy");
+    // Among those who never spoke, who came into the picture first stays longest: Ada's camera
+    // is in the picture before Bo's starts (started together, either could be first: CI once
+    // saw Bo's first frame before Ada's).
     let _ada_cam = Publisher::start_as(server.addr, room, silent(RED), Some(&ada_token));
-    let bo_cam = Publisher::start_as(server.addr, room, silent(GREEN), Some(&bo_token));
     let viewer = Viewer::start(server.addr, room, None);
+    picture(&viewer, [true, false, false], &[], "Ada in the picture");
+    let bo_cam = Publisher::start_as(server.addr, room, silent(GREEN), Some(&bo_token));
     picture(&viewer, [true, true, false], &[], "Ada and Bo, the grid of two full");
 
     // Cy talks: in the picture at once; Bo, who joined after Ada and never spoke, makes room.
