@@ -51,8 +51,11 @@ fn check_elements() -> anyhow::Result<()> {
 /// What `plenum check` does: everything start-up checks, without listening.
 pub fn check(config: &Config) -> anyhow::Result<String> {
     let (profiles, media) = prepare(config)?;
+    if let Some(tls) = &config.tls {
+        tls.load()?;
+    }
     Ok(format!(
-        "ok: configuration, GStreamer elements and encoder profiles ({}) are usable; VP8 {}, H.264 {}; canvas {}x{}@{}; would listen on {}",
+        "ok: configuration, GStreamer elements and encoder profiles ({}) are usable; VP8 {}, H.264 {}; canvas {}x{}@{}; would listen on {}{}",
         profiles.names().collect::<Vec<_>>().join(", "),
         media.vp8_profile.name,
         media.h264_profile.name,
@@ -60,6 +63,7 @@ pub fn check(config: &Config) -> anyhow::Result<String> {
         config.canvas.height,
         config.fps,
         config.listen,
+        if config.tls.is_some() { " (HTTPS; certificate and key belong together)" } else { "" },
     ))
 }
 
@@ -111,23 +115,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "listening");
-    // Machine-readable for scripts and tests that start the server on port 0.
-    println!("plenum listening on http://{addr}");
-    if let Some(metrics) = config.metrics_listen {
-        let listener = tokio::net::TcpListener::bind(metrics).await.with_context(|| format!("cannot listen for metrics on {metrics}"))?;
-        let addr = listener.local_addr()?;
-        tracing::info!(%addr, "metrics listening");
-        println!("plenum metrics on http://{addr}/metrics");
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, crate::http::metrics_router()).await {
-                tracing::warn!(error = %e, "the metrics listener stopped");
-            }
-        });
+    // The address line comes first on standard output, the metrics one after it.
+    match config.tls.clone() {
+        Some(files) => {
+            let listener = crate::http::tls::TlsListener::start(listener, files)?;
+            announce("https", addr, config.metrics_listen).await?;
+            serve(listener, app).await?;
+        }
+        None => {
+            announce("http", addr, config.metrics_listen).await?;
+            serve(listener, app).await?;
+        }
     }
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
     tracing::info!(rooms = rooms.room_count(), "shutting down");
     // Every client is told "server restarting" (and comes back by itself when a server
     // answers again); a room that does not close in time does not hold the exit.
@@ -135,6 +134,42 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::warn!(limit_s = SHUTDOWN_LIMIT.as_secs(), "rooms still closing at the shutdown limit; exiting anyway");
     }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Says where the server listens (machine-readable for scripts and tests that start it on port
+/// 0), then opens the metrics listener if there is one.
+async fn announce(scheme: &str, addr: std::net::SocketAddr, metrics: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    tracing::info!(%addr, scheme, "listening");
+    println!("plenum listening on {scheme}://{addr}");
+    match metrics {
+        Some(at) => serve_metrics(at).await,
+        None => Ok(()),
+    }
+}
+
+/// Serves the router on a plain or TLS listener until Ctrl-C or SIGTERM.
+async fn serve<L>(listener: L, app: axum::Router) -> std::io::Result<()>
+where
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+    crate::http::Peer: for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
+{
+    axum::serve(listener, app.into_make_service_with_connect_info::<crate::http::Peer>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+/// `GET /metrics` on its own address (`--metrics-listen`), never on the public one.
+async fn serve_metrics(at: std::net::SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(at).await.with_context(|| format!("cannot listen for metrics on {at}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "metrics listening");
+    println!("plenum metrics on http://{addr}/metrics");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, crate::http::metrics_router()).await {
+            tracing::warn!(error = %e, "the metrics listener stopped");
+        }
+    });
     Ok(())
 }
 

@@ -134,6 +134,14 @@ pub struct ServeArgs {
     /// seconds' worth (at least 30); beyond that `429` [default: 5].
     #[arg(long, env = "PLENUM_SESSION_RATE")]
     pub session_rate: Option<f64>,
+    /// Serve HTTPS with this PEM certificate chain (with `--tls-key`): for a LAN without a
+    /// reverse proxy, since browsers allow camera and microphone only on secure origins.
+    /// Renewed files are picked up without a restart [default: plain HTTP].
+    #[arg(long, env = "PLENUM_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, env = "PLENUM_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The same settings as they may appear in the `--config` file.
@@ -167,6 +175,8 @@ struct FileConfig {
     recordings_dir: Option<PathBuf>,
     metrics_listen: Option<SocketAddr>,
     session_rate: Option<f64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 fn parse_codec(s: &str) -> Result<VideoCodec, String> {
@@ -245,6 +255,8 @@ pub struct Config {
     pub recordings_dir: PathBuf,
     pub metrics_listen: Option<SocketAddr>,
     pub session_rate: f64,
+    /// HTTPS instead of HTTP.
+    pub tls: Option<crate::http::tls::TlsFiles>,
 }
 
 impl Config {
@@ -271,6 +283,11 @@ impl Config {
         anyhow::ensure!((1..=100).contains(&max_tiles), "max_tiles must be between 1 and 100");
         let session_rate = args.session_rate.or(file.session_rate).unwrap_or(crate::http::limits::DEFAULT_SESSION_RATE);
         anyhow::ensure!(session_rate.is_finite() && (0.1..=10_000.0).contains(&session_rate), "session_rate must be between 0.1 and 10000");
+        let tls = match (args.tls_cert.or(file.tls_cert), args.tls_key.or(file.tls_key)) {
+            (Some(cert), Some(key)) => Some(crate::http::tls::TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => anyhow::bail!("tls_cert and tls_key go together: give both or neither"),
+        };
         Ok(Self {
             listen: args
                 .listen
@@ -307,6 +324,7 @@ impl Config {
             recordings_dir: args.recordings_dir.or(file.recordings_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_RECORDINGS_DIR)),
             metrics_listen: args.metrics_listen.or(file.metrics_listen),
             session_rate,
+            tls,
         })
     }
 }

@@ -5,16 +5,19 @@ mod error;
 mod hls;
 pub mod limits;
 mod outputs;
+pub mod tls;
 mod web;
 mod ws;
 
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
+use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::IncomingStream;
 use axum::Router;
 
 pub use error::ApiError;
@@ -36,6 +39,22 @@ pub struct AppState {
     pub trust_forwarded_for: bool,
     /// New sessions and open WebSockets per client address.
     pub limits: Arc<limits::AddressLimits>,
+}
+
+/// The TCP peer of a connection, plain or TLS (what handlers get as `ConnectInfo`).
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub std::net::SocketAddr);
+
+impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, tls::TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, tls::TlsListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
 }
 
 /// The client's address: the TCP peer, or behind a trusted proxy the last `X-Forwarded-For`
@@ -253,7 +272,7 @@ fn created(flow: Flow, room: &RoomId, answer: crate::media::Answer) -> Response 
 async fn websocket(
     State(state): State<AppState>,
     Path(room): Path<String>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     headers: HeaderMap,
     upgrade: axum::extract::WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
@@ -297,7 +316,7 @@ async fn whip_post(
     State(state): State<AppState>,
     Path(room): Path<String>,
     Query(query): Query<SessionQuery>,
-    ConnectInfo(address): ConnectInfo<std::net::SocketAddr>,
+    ConnectInfo(Peer(address)): ConnectInfo<Peer>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -317,7 +336,7 @@ async fn whep_post(
     State(state): State<AppState>,
     Path(room): Path<String>,
     Query(query): Query<SessionQuery>,
-    ConnectInfo(address): ConnectInfo<std::net::SocketAddr>,
+    ConnectInfo(Peer(address)): ConnectInfo<Peer>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {

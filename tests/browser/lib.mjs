@@ -10,7 +10,8 @@ export function fail(message) {
 
 /// A headless chromium whose fake camera shows `p{i}.y4m` and fake microphone plays `p{i}.wav`
 /// from `fixtures`; with `deny`, camera and microphone are refused instead.
-export async function launch(fixtures, i, name, { deny = false, locale = "en-GB", viewport = undefined } = {}) {
+/// `args`: more chromium switches (e.g. a host name mapping for a test).
+export async function launch(fixtures, i, name, { deny = false, locale = "en-GB", viewport = undefined, args = [] } = {}) {
   const devices = deny
     ? ["--deny-permission-prompts"]
     : [
@@ -28,6 +29,7 @@ export async function launch(fixtures, i, name, { deny = false, locale = "en-GB"
       ...devices,
       "--autoplay-policy=no-user-gesture-required",
       "--disable-features=WebRtcHideLocalIpsWithMdns",
+      ...args,
     ],
   });
   const page = await browser.newPage({ locale, ...(viewport ? { viewport } : {}) });

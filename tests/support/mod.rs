@@ -18,6 +18,7 @@ pub mod rtmp_server;
 pub mod rtsp_camera;
 pub mod server;
 pub mod shaper;
+pub mod tls;
 pub mod ws;
 
 use std::time::{Duration, Instant};

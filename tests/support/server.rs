@@ -9,6 +9,8 @@ use super::http::{self, Response};
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+    /// `https` with `--tls-cert`, else `http`.
+    pub scheme: String,
     /// The rest of what the server prints (kept open: a closed pipe would fail its next line).
     stdout: BufReader<std::process::ChildStdout>,
 }
@@ -75,12 +77,13 @@ impl Server {
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
         let mut line = String::new();
         stdout.read_line(&mut line).expect("server prints its address");
-        let addr = line
+        let (scheme, addr) = line
             .trim()
-            .strip_prefix("plenum listening on http://")
-            .and_then(|a| a.parse().ok())
+            .strip_prefix("plenum listening on ")
+            .and_then(|a| a.split_once("://"))
+            .and_then(|(scheme, a)| Some((scheme.to_string(), a.parse().ok()?)))
             .unwrap_or_else(|| panic!("server did not report its address; it printed {line:?}"));
-        Self { child, addr, stdout }
+        Self { child, addr, scheme, stdout }
     }
 
     /// The next line the server prints on standard output.
@@ -91,6 +94,10 @@ impl Server {
     }
 
     fn ready(&self) {
+        if self.scheme == "https" {
+            // The plain client here speaks no TLS: a test of HTTPS checks with its own.
+            return;
+        }
         super::wait_for(std::time::Duration::from_secs(10), "/healthz to answer 200", || {
             let r = self.get("/healthz");
             if r.status == 200 { Ok(()) } else { Err(format!("status {}", r.status)) }
