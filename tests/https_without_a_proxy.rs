@@ -122,12 +122,12 @@ fn browsers_on_the_lan_meet_over_https() {
     let secure = Server::start_with(&tls_args(&certs));
     let plain = Server::start();
     wait_https(&certs, secure.addr.port());
+    let base = format!("https://{HOST}:{}", secure.addr.port());
     let out = Command::new("node")
         .arg(format!("{}/tests/browser/https.mjs", env!("CARGO_MANIFEST_DIR")))
-        .arg(format!("https://{HOST}:{}", secure.addr.port()))
-        .arg(format!("http://{HOST}:{}", plain.addr.port()))
-        .arg(certs.spki_hash())
         .arg(&d)
+        .arg(certs.spki_hash())
+        .args([&base, &base, &format!("http://{HOST}:{}", plain.addr.port())])
         .output()
         .expect("node runs (./dev test installs it)");
     let stdout = String::from_utf8_lossy(&out.stdout);

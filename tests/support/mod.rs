@@ -13,6 +13,7 @@ pub mod ffmpeg;
 pub mod fixtures;
 pub mod http;
 pub mod link_watch;
+pub mod proxy;
 pub mod replay;
 pub mod rtmp_server;
 pub mod rtsp_camera;
