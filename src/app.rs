@@ -104,12 +104,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::warn!("--open-media: WHIP/WHEP clients without a token or key are accepted in every room");
     }
     crate::memory::trim_now_and_then();
-    let rooms = Arc::new(Rooms::new(Arc::new(media), config.empty_room_grace, rules));
+    let rooms = Arc::new(Rooms::new(Arc::new(media), config.empty_room_grace, rules, config.max_rooms));
     let app = router(AppState {
         rooms: rooms.clone(),
         web: WebFiles { dir: config.web_dir.clone() },
         trust_forwarded_for: config.trust_forwarded_for,
-        limits: Arc::new(crate::http::limits::AddressLimits::new(config.session_rate)),
+        limits: Arc::new(crate::http::limits::AddressLimits::new(config.session_rate, config.sessions_per_address)),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -24,6 +24,9 @@ pub const DEFAULT_H264_PROFILE: &str = "h264-x264";
 pub const DEFAULT_JITTERBUFFER_MS: u32 = 60;
 pub const DEFAULT_EMPTY_ROOM_GRACE: Duration = Duration::from_secs(5);
 pub const DEFAULT_RECORDINGS_DIR: &str = "recordings";
+/// Rooms open at once: far more than a machine can mix (README's capacity table), so that only
+/// abuse meets it.
+pub const DEFAULT_MAX_ROOMS: usize = 200;
 
 #[derive(Parser, Debug)]
 #[command(name = "plenum", version, about = "Self-hosted MCU video conferencing on GStreamer")]
@@ -134,6 +137,13 @@ pub struct ServeArgs {
     /// seconds' worth (at least 30); beyond that `429` [default: 5].
     #[arg(long, env = "PLENUM_SESSION_RATE")]
     pub session_rate: Option<f64>,
+    /// Rooms open at once; a request that would open one more gets `503` [default: 200].
+    #[arg(long, env = "PLENUM_MAX_ROOMS")]
+    pub max_rooms: Option<usize>,
+    /// WHIP/WHEP sessions one address may have open at once; beyond that `429` until one
+    /// ends [default: 400].
+    #[arg(long, env = "PLENUM_SESSIONS_PER_ADDRESS")]
+    pub sessions_per_address: Option<usize>,
     /// Serve HTTPS with this PEM certificate chain (with `--tls-key`): for a LAN without a
     /// reverse proxy, since browsers allow camera and microphone only on secure origins.
     /// Renewed files are picked up without a restart [default: plain HTTP].
@@ -175,6 +185,8 @@ struct FileConfig {
     recordings_dir: Option<PathBuf>,
     metrics_listen: Option<SocketAddr>,
     session_rate: Option<f64>,
+    sessions_per_address: Option<usize>,
+    max_rooms: Option<usize>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
@@ -255,6 +267,8 @@ pub struct Config {
     pub recordings_dir: PathBuf,
     pub metrics_listen: Option<SocketAddr>,
     pub session_rate: f64,
+    pub sessions_per_address: usize,
+    pub max_rooms: usize,
     /// HTTPS instead of HTTP.
     pub tls: Option<crate::http::tls::TlsFiles>,
 }
@@ -283,6 +297,13 @@ impl Config {
         anyhow::ensure!((1..=100).contains(&max_tiles), "max_tiles must be between 1 and 100");
         let session_rate = args.session_rate.or(file.session_rate).unwrap_or(crate::http::limits::DEFAULT_SESSION_RATE);
         anyhow::ensure!(session_rate.is_finite() && (0.1..=10_000.0).contains(&session_rate), "session_rate must be between 0.1 and 10000");
+        let sessions_per_address = args
+            .sessions_per_address
+            .or(file.sessions_per_address)
+            .unwrap_or(crate::http::limits::DEFAULT_SESSIONS_PER_ADDRESS);
+        anyhow::ensure!((1..=100_000).contains(&sessions_per_address), "sessions_per_address must be between 1 and 100000");
+        let max_rooms = args.max_rooms.or(file.max_rooms).unwrap_or(DEFAULT_MAX_ROOMS);
+        anyhow::ensure!((1..=100_000).contains(&max_rooms), "max_rooms must be between 1 and 100000");
         let tls = match (args.tls_cert.or(file.tls_cert), args.tls_key.or(file.tls_key)) {
             (Some(cert), Some(key)) => Some(crate::http::tls::TlsFiles { cert, key }),
             (None, None) => None,
@@ -324,6 +345,8 @@ impl Config {
             recordings_dir: args.recordings_dir.or(file.recordings_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_RECORDINGS_DIR)),
             metrics_listen: args.metrics_listen.or(file.metrics_listen),
             session_rate,
+            sessions_per_address,
+            max_rooms,
             tls,
         })
     }

@@ -276,6 +276,8 @@ pub enum ErrorCode {
     BadText,
     RateLimited,
     RoomFull,
+    /// The server holds as many rooms as it may (`--max-rooms`); the room cannot open now.
+    ServerFull,
     /// A moderator's action by someone who is not one, or something the room does not allow.
     Forbidden,
     /// In the waiting room: not yet admitted.

@@ -25,6 +25,8 @@ pub struct Caller {
     pub label: Option<String>,
     /// WHEP: which rungs of the ladder the receiver wants at most.
     pub cap: ReceiverCap,
+    /// Kept with the session until it ends (the address's session permit).
+    pub hold: Option<crate::media::Hold>,
 }
 
 fn policy(code: ErrorCode, message: &str) -> MediaError {
@@ -49,6 +51,8 @@ pub struct Rooms {
     cfg: SharedMediaConfig,
     empty_grace: Duration,
     rules: RoomRules,
+    /// Rooms open at once (`--max-rooms`).
+    max_rooms: usize,
 }
 
 /// Whom a WHIP/WHEP session belongs to, once the gate let it in.
@@ -58,8 +62,8 @@ enum Admitted {
 }
 
 impl Rooms {
-    pub fn new(cfg: SharedMediaConfig, empty_grace: Duration, rules: RoomRules) -> Self {
-        Self { inner: Arc::default(), cfg, empty_grace, rules }
+    pub fn new(cfg: SharedMediaConfig, empty_grace: Duration, rules: RoomRules, max_rooms: usize) -> Self {
+        Self { inner: Arc::default(), cfg, empty_grace, rules, max_rooms }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -79,6 +83,12 @@ impl Rooms {
         }
         if let Some(e) = inner.rooms.get(room).filter(|e| !e.control.is_closed()) {
             return Ok(e.control.clone());
+        }
+        // Rooms that closed but were not yet taken out do not count.
+        inner.rooms.retain(|_, e| !e.control.is_closed());
+        if inner.rooms.len() >= self.max_rooms {
+            tracing::warn!(max_rooms = self.max_rooms, "a new room was refused: the server holds its most rooms");
+            return Err(MediaError::ServerFull(self.max_rooms));
         }
         inner.generation += 1;
         let generation = inner.generation;
@@ -175,7 +185,7 @@ impl Rooms {
                         Admitted::Participant(owner) => Some(owner.clone()),
                         Admitted::External { .. } => None,
                     };
-                    let answer = control.media().await?.publish(session, offer, plan, owner.clone(), screen).await?;
+                    let answer = control.media().await?.publish(session, offer, plan, owner.clone(), screen, caller.hold.clone()).await?;
                     if let Some(o) = owner {
                         control.publishing(o.participant, screen).await;
                     }
@@ -204,7 +214,7 @@ impl Rooms {
                         Admitted::External { exclude } => (exclude.map(Voice::Session), None),
                     };
                     let who = ViewerOf { exclude, owner: participant, cap: caller.cap };
-                    control.media().await?.view(session, offer, plan, who).await
+                    control.media().await?.view(session, offer, plan, who, caller.hold.clone()).await
                 };
                 Self::start_session(&control, &admitted, session, start).await
             }

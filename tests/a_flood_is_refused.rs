@@ -61,3 +61,79 @@ fn a_flooding_address_gets_429_and_other_rooms_keep_their_frame_rate() {
     let r = http::request(server.addr, "POST", "/whep/flood", &headers, OFFER.as_bytes());
     assert_eq!(r.status, 201, "another client still gets in: {}", r.body);
 }
+
+/// At most `--sessions-per-address` sessions open at once per address: the next gets `429`
+/// until one ends, however it ends (DELETE, or a peer that never connects and is dropped after
+/// 10 s); another address is not affected.
+#[test]
+fn an_address_holds_a_bounded_number_of_open_sessions() {
+    client::init();
+    let mut args = support::server::OPEN_TEST_ARGS.to_vec();
+    args.extend(["--sessions-per-address", "3"]);
+    let server = Server::start_with(&args);
+    let (a, b): (IpAddr, IpAddr) = ("127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap());
+    let headers = [("Content-Type", "application/sdp")];
+    let offer = |from: IpAddr| http::request_from(from, server.addr, "POST", "/whep/bounded", &headers, OFFER.as_bytes());
+    let opened: Vec<String> = (0..3)
+        .map(|_| {
+            let r = offer(a);
+            assert_eq!(r.status, 201, "{}", r.body);
+            r.header("location").expect("a Location").to_string()
+        })
+        .collect();
+    let refused = offer(a);
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(refused.body.contains("too many open sessions") && refused.header("retry-after").is_some(), "{refused:?}");
+    assert_eq!(offer(b).status, 201, "another address has its own sessions");
+
+    // One ends by DELETE: its place is free at once.
+    assert_eq!(http::request(server.addr, "DELETE", &opened[0], &[], b"").status, 200);
+    assert_eq!(offer(a).status, 201, "a session ended by DELETE gives its place back");
+    assert_eq!(offer(a).status, 429);
+
+    // None of these peers ever connects: the server drops each 10 s after it came, and its
+    // place with it.
+    let start = Instant::now();
+    for _ in 0..3 {
+        support::wait_for(Duration::from_secs(25), "the places of sessions that never connected to be free", || {
+            let r = offer(a);
+            if r.status == 201 { Ok(()) } else { Err(format!("{} {}", r.status, r.body.trim())) }
+        });
+    }
+    eprintln!("the three places of never-connected sessions free after {:?}", start.elapsed());
+    assert_eq!(offer(a).status, 429, "and the bound holds again");
+}
+
+/// At most `--max-rooms` rooms at once: one more gets `503` with the reason (a room that is
+/// open still takes new sessions; a WebSocket gets the typed error `server_full`); when a room has
+/// closed, a new one opens.
+#[test]
+fn a_server_holds_at_most_its_rooms() {
+    client::init();
+    let mut args = support::server::OPEN_TEST_ARGS.to_vec();
+    args.extend(["--max-rooms", "2", "--empty-room-grace-secs", "1"]);
+    let server = Server::start_with(&args);
+    let headers = [("Content-Type", "application/sdp")];
+    let offer = |room: &str| http::request(server.addr, "POST", &format!("/whep/{room}"), &headers, OFFER.as_bytes());
+    assert_eq!(offer("first").status, 201);
+    let second = offer("second");
+    assert_eq!(second.status, 201);
+    let third = offer("third");
+    assert_eq!(third.status, 503, "{}", third.body);
+    assert!(third.body.contains("as many rooms as it may (2)") && third.header("retry-after").is_some(), "{third:?}");
+    assert_eq!(offer("first").status, 201, "an open room still takes sessions");
+    // A browser opening a third room is told why on its WebSocket (a page cannot read the
+    // status of a refused upgrade).
+    let mut socket = support::ws::Control::connect(server.addr, "third");
+    let told = socket.expect_type("error", Duration::from_secs(5));
+    assert_eq!(told["code"], "server_full", "{told}");
+    // The second room's only session ends; a second later the room is gone and the third opens.
+    let location = second.header("location").expect("a Location");
+    assert_eq!(http::request(server.addr, "DELETE", location, &[], b"").status, 200);
+    let start = Instant::now();
+    support::wait_for(Duration::from_secs(10), "the emptied room to close and the third to open", || {
+        let r = offer("third");
+        if r.status == 201 { Ok(()) } else { Err(format!("{} {}", r.status, r.body.trim())) }
+    });
+    eprintln!("the third room opened {:?} after the second emptied", start.elapsed());
+}

@@ -596,7 +596,7 @@ async function join() {
       control.leave();
       return join();
     }
-    const key = { password_required: "password_needed", wrong_password: "wrong_password", room_full: "room_full" }[err.code];
+    const key = { password_required: "password_needed", wrong_password: "wrong_password", room_full: "room_full", server_full: "server_full" }[err.code];
     $("join-error").textContent = key ? t(key) : t("error_prefix") + err.message;
     if (err.code === "password_required" || err.code === "wrong_password") $("password-row").hidden = false;
     $("prejoin").hidden = false;

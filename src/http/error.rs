@@ -39,7 +39,7 @@ impl From<MediaError> for ApiError {
             M::Sdp(SdpError::NoUsableCodec) => StatusCode::NOT_ACCEPTABLE,
             M::UnknownSession => StatusCode::NOT_FOUND,
             M::UnknownToken => StatusCode::UNAUTHORIZED,
-            M::RoomClosed => StatusCode::SERVICE_UNAVAILABLE,
+            M::RoomClosed | M::ServerFull(_) => StatusCode::SERVICE_UNAVAILABLE,
             M::Policy(e) => match e.code {
                 ErrorCode::Forbidden | ErrorCode::Waiting => StatusCode::FORBIDDEN,
                 ErrorCode::PasswordRequired | ErrorCode::WrongPassword | ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -52,7 +52,7 @@ impl From<MediaError> for ApiError {
             M::Negotiation(_) => StatusCode::BAD_REQUEST,
             M::Element(_) | M::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        if status.is_server_error() && !matches!(e, M::Policy(_) | M::RoomClosed) {
+        if status.is_server_error() && !matches!(e, M::Policy(_) | M::RoomClosed | M::ServerFull(_)) {
             tracing::error!(error = %e, "request failed inside the server");
             return Self::new(status, "internal error; see the server log");
         }

@@ -1,6 +1,6 @@
 //! What one address may ask of the server: new WHIP/WHEP sessions at a bounded rate (a burst,
-//! then a steady pace; beyond it `429` with `Retry-After`) and a bounded number of open control
-//! WebSockets. One client flooding the server gets refused before any SDP is parsed or element
+//! then a steady pace; beyond it `429` with `Retry-After`), a bounded number of sessions open at
+//! once and a bounded number of open control WebSockets. One client flooding the server gets refused before any SDP is parsed or element
 //! built, so the other rooms do not notice. Addresses live in memory only, and only while they
 //! are limited.
 
@@ -15,6 +15,9 @@ pub const SESSION_BURST: f64 = 30.0;
 pub const DEFAULT_SESSION_RATE: f64 = 5.0;
 /// Open control WebSockets per address (a school behind one NAT address: a few classes).
 pub const WEBSOCKETS_PER_ADDRESS: usize = 200;
+/// WHIP/WHEP sessions open at once per address (`--sessions-per-address`): a participant has
+/// up to three (camera, screen, the mix), so this matches the WebSockets with room to spare.
+pub const DEFAULT_SESSIONS_PER_ADDRESS: usize = 400;
 /// Addresses remembered before idle ones are forgotten.
 const REMEMBERED: usize = 10_000;
 
@@ -28,22 +31,29 @@ struct Bucket {
 pub struct AddressLimits {
     rate: f64,
     burst: f64,
-    sessions: Mutex<HashMap<IpAddr, Bucket>>,
-    sockets: Mutex<HashMap<IpAddr, usize>>,
+    rates: Mutex<HashMap<IpAddr, Bucket>>,
+    sockets: Arc<Gauge>,
+    sessions: Arc<Gauge>,
 }
 
 impl Default for AddressLimits {
     fn default() -> Self {
-        Self::new(DEFAULT_SESSION_RATE)
+        Self::new(DEFAULT_SESSION_RATE, DEFAULT_SESSIONS_PER_ADDRESS)
     }
 }
 
 impl AddressLimits {
     /// `rate` new sessions a second per address, after a burst of six seconds' worth (at least
-    /// [`SESSION_BURST`]).
-    pub fn new(rate: f64) -> Self {
+    /// [`SESSION_BURST`]); at most `open_sessions` open at once.
+    pub fn new(rate: f64, open_sessions: usize) -> Self {
         let rate = rate.max(0.1);
-        Self { rate, burst: (rate * 6.0).max(SESSION_BURST), sessions: Mutex::default(), sockets: Mutex::default() }
+        Self {
+            rate,
+            burst: (rate * 6.0).max(SESSION_BURST),
+            rates: Mutex::default(),
+            sockets: Arc::new(Gauge::new(WEBSOCKETS_PER_ADDRESS)),
+            sessions: Arc::new(Gauge::new(open_sessions)),
+        }
     }
 
     /// Takes one new session for `address` now, or says how long until there is one.
@@ -52,7 +62,7 @@ impl AddressLimits {
     }
 
     fn new_session_at(&self, address: IpAddr, now: Instant) -> Result<(), Duration> {
-        let mut buckets = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buckets = self.rates.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() >= REMEMBERED {
             let (rate, burst) = (self.rate, self.burst);
             buckets.retain(|_, b| b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst);
@@ -68,37 +78,62 @@ impl AddressLimits {
         }
     }
 
-    /// Counts an open WebSocket of `address` until the returned guard is dropped; `None` when
+    /// Counts an open WebSocket of `address` until the returned slot is dropped; `None` when
     /// the address has too many open already.
-    pub fn open_socket(self: &Arc<Self>, address: IpAddr) -> Option<SocketGuard> {
-        let mut sockets = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
-        let open = sockets.entry(address).or_default();
-        if *open >= WEBSOCKETS_PER_ADDRESS {
-            return None;
-        }
-        *open += 1;
-        Some(SocketGuard { limits: self.clone(), address })
+    pub fn open_socket(&self, address: IpAddr) -> Option<Slot> {
+        self.sockets.take(address)
+    }
+
+    /// Counts an open WHIP/WHEP session of `address` until the returned slot is dropped (it
+    /// goes with the session); `None` when the address has too many open already.
+    pub fn open_session(&self, address: IpAddr) -> Option<Slot> {
+        self.sessions.take(address)
     }
 }
 
-/// One open WebSocket, counted for its address while it lives.
-pub struct SocketGuard {
-    limits: Arc<AddressLimits>,
+/// How many of something each address has open, up to a bound.
+#[derive(Debug)]
+struct Gauge {
+    max: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Gauge {
+    fn new(max: usize) -> Self {
+        Self { max, open: Mutex::default() }
+    }
+
+    fn take(self: &Arc<Self>, address: IpAddr) -> Option<Slot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(address).or_default();
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(Slot { gauge: self.clone(), address })
+    }
+
+    #[cfg(test)]
+    fn open(&self, address: IpAddr) -> usize {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).get(&address).copied().unwrap_or(0)
+    }
+}
+
+/// One open WebSocket or session, counted for its address while it lives.
+#[derive(Debug)]
+pub struct Slot {
+    gauge: Arc<Gauge>,
     address: IpAddr,
 }
 
-impl Drop for SocketGuard {
+impl Drop for Slot {
     fn drop(&mut self) {
-        release(&self.limits.sockets, self.address);
-    }
-}
-
-fn release(sockets: &Mutex<HashMap<IpAddr, usize>>, address: IpAddr) {
-    let mut sockets = sockets.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(open) = sockets.get_mut(&address) {
-        *open = open.saturating_sub(1);
-        if *open == 0 {
-            sockets.remove(&address);
+        let mut open = self.gauge.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.address) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.address);
+            }
         }
     }
 }
@@ -109,7 +144,7 @@ mod tests {
 
     #[test]
     fn an_address_gets_a_burst_then_a_steady_pace_and_others_are_not_touched() {
-        let limits = AddressLimits::new(5.0);
+        let limits = AddressLimits::new(5.0, 10);
         let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
         let t0 = Instant::now();
         for _ in 0..30 {
@@ -127,13 +162,21 @@ mod tests {
     }
 
     #[test]
-    fn open_sockets_are_bounded_per_address_and_freed_when_closed() {
-        let limits = Arc::new(AddressLimits::new(5.0));
-        let a: IpAddr = "192.0.2.1".parse().unwrap();
+    fn open_sockets_and_sessions_are_bounded_per_address_and_freed_when_closed() {
+        let limits = AddressLimits::new(5.0, 3);
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
         let guards: Vec<_> = (0..WEBSOCKETS_PER_ADDRESS).map(|_| limits.open_socket(a).expect("room for it")).collect();
         assert!(limits.open_socket(a).is_none());
         drop(guards);
         assert!(limits.open_socket(a).is_some());
-        assert!(limits.sockets.lock().unwrap().is_empty(), "forgotten when none is open");
+        assert!(limits.sockets.open.lock().unwrap().is_empty(), "forgotten when none is open");
+
+        let sessions: Vec<_> = (0..3).map(|_| limits.open_session(a).expect("room for it")).collect();
+        assert!(limits.open_session(a).is_none());
+        assert!(limits.open_session(b).is_some(), "another address has its own");
+        assert_eq!(limits.sessions.open(a), 3);
+        drop(sessions);
+        assert_eq!(limits.sessions.open(a), 0);
+        assert!(limits.open_session(a).is_some());
     }
 }

@@ -207,7 +207,17 @@ fn label(headers: &HeaderMap, given: Option<&str>) -> Result<Option<String>, Api
 }
 
 /// `Authorization: Bearer <participant token | room key | room password | publisher session>`.
-fn caller(headers: &HeaderMap, address: std::net::IpAddr, label: Option<String>, cap: ReceiverCap) -> Result<Caller, ApiError> {
+/// A new session for `address`: within its rate and its number of open sessions (the slot goes
+/// with the session and is given back when it ends), or `429` with the reason.
+fn session_slot(state: &AppState, address: std::net::IpAddr) -> Result<limits::Slot, ApiError> {
+    state.limits.new_session(address).map_err(|wait| ApiError::too_many("too many new sessions from this address", wait))?;
+    state
+        .limits
+        .open_session(address)
+        .ok_or_else(|| ApiError::too_many("too many open sessions from this address", std::time::Duration::from_secs(10)))
+}
+
+fn caller(headers: &HeaderMap, address: std::net::IpAddr, label: Option<String>, cap: ReceiverCap, slot: limits::Slot) -> Result<Caller, ApiError> {
     let bearer = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(value) => {
@@ -221,7 +231,7 @@ fn caller(headers: &HeaderMap, address: std::net::IpAddr, label: Option<String>,
             Some(token.to_string())
         }
     };
-    Ok(Caller { bearer, address, label, cap })
+    Ok(Caller { bearer, address, label, cap, hold: Some(std::sync::Arc::new(slot)) })
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -277,7 +287,12 @@ async fn websocket(
     upgrade: axum::extract::WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
-    let control = state.rooms.control(&room)?;
+    // A room that cannot open is said on the socket, so that the page can show why.
+    let control = match state.rooms.control(&room) {
+        Ok(control) => Ok(control),
+        Err(e @ crate::media::MediaError::ServerFull(_)) => Err(e.to_string()),
+        Err(e) => return Err(e.into()),
+    };
     let address = client_address(&headers, peer, state.trust_forwarded_for);
     let counted = state
         .limits
@@ -287,7 +302,10 @@ async fn websocket(
         .max_message_size(ws::MAX_WS_MESSAGE)
         .max_frame_size(ws::MAX_WS_MESSAGE)
         .on_upgrade(move |socket| async move {
-            ws::serve(socket, control, address).await;
+            match control {
+                Ok(control) => ws::serve(socket, control, address).await,
+                Err(reason) => ws::refuse(socket, crate::protocol::ErrorCode::ServerFull, reason).await,
+            }
             drop(counted);
         }))
 }
@@ -322,10 +340,10 @@ async fn whip_post(
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
     let address = client_address(&headers, address, state.trust_forwarded_for);
-    state.limits.new_session(address).map_err(|wait| ApiError::too_many("too many new sessions from this address", wait))?;
+    let slot = session_slot(&state, address)?;
     require_content_type(&headers, SDP)?;
     let label = label(&headers, query.label.as_deref())?;
-    let caller = caller(&headers, address, label, ReceiverCap::default())?;
+    let caller = caller(&headers, address, label, ReceiverCap::default(), slot)?;
     let body = read_body(&headers, body).await?;
     let screen = query.screen.is_some_and(|v| v == "1" || v == "true");
     let answer = state.rooms.publish(&room, &body, caller, screen).await?;
@@ -342,11 +360,11 @@ async fn whep_post(
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
     let address = client_address(&headers, address, state.trust_forwarded_for);
-    state.limits.new_session(address).map_err(|wait| ApiError::too_many("too many new sessions from this address", wait))?;
+    let slot = session_slot(&state, address)?;
     require_content_type(&headers, SDP)?;
     let label = label(&headers, query.label.as_deref())?;
     let cap = query.cap()?;
-    let caller = caller(&headers, address, label, cap)?;
+    let caller = caller(&headers, address, label, cap, slot)?;
     let body = read_body(&headers, body).await?;
     let answer = state.rooms.view(&room, &body, caller).await?;
     Ok(created(Flow::Whep, &room, answer))

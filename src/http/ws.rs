@@ -58,6 +58,12 @@ fn classify(frame: Option<Result<Message, axum::Error>>) -> Incoming {
     }
 }
 
+/// Says why the room cannot be entered (a typed error the page can show) and closes.
+pub async fn refuse(mut socket: WebSocket, code: ErrorCode, message: String) {
+    let _ = socket.send(encode(&ServerMessage::error(code, message))).await;
+    let _ = socket.send(Message::Close(None)).await;
+}
+
 pub async fn serve(mut socket: WebSocket, control: RoomControl, address: IpAddr) {
     let _counted = OpenSocket::counted();
     let Some(membership) = wait_for_join(&mut socket, &control, address).await else { return };

@@ -27,7 +27,7 @@ use crate::config::IceConfig;
 use crate::profiles::EncoderProfile;
 use crate::room::layout::Size;
 
-pub use room::{Answer, RoomMedia, ViewerOf};
+pub use room::{Answer, Hold, RoomMedia, ViewerOf};
 
 use crate::ids::SessionId;
 use crate::room::participants::ParticipantId;
@@ -133,6 +133,9 @@ pub enum MediaError {
     Negotiation(#[from] peer::PeerError),
     #[error("room is closing; try again")]
     RoomClosed,
+    /// `--max-rooms` rooms are open already.
+    #[error("this server holds as many rooms as it may ({0}); try again later")]
+    ServerFull(usize),
     /// The room's policy says no (waiting room, password, presentation mode, ...).
     #[error("{0}")]
     Policy(crate::room::participants::RoomError),

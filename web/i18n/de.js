@@ -43,6 +43,7 @@ export default {
   copied: "Link kopiert",
   language: "English",
   error_prefix: "Fehler: ",
+  server_full: "Dieser Server ist gerade ausgelastet. Bitte später noch einmal versuchen.",
   room_full: "Der Raum ist voll.",
   password: "Raumpasswort",
   password_needed: "Dieser Raum hat ein Passwort.",

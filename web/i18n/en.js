@@ -43,6 +43,7 @@ export default {
   copied: "Link copied",
   language: "Deutsch",
   error_prefix: "Error: ",
+  server_full: "This server is at capacity right now. Please try again later.",
   room_full: "The room is full.",
   password: "Room password",
   password_needed: "This room has a password.",

@@ -67,6 +67,7 @@ impl RoomTask {
             liveness: Liveness::new(self.epoch),
             connected: true,
             kind: Kind::Publisher { tile: Some(tile), has_audio: true, voice: voice.clone(), owner: None, screen: false },
+            hold: None,
         };
         self.insert_session(id, session)?;
         let sinks = CameraSinks { video: Arc::new(picture_into(src)), audio: Arc::new({

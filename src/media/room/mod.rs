@@ -67,8 +67,20 @@ pub struct Answer {
 
 type Reply<T> = oneshot::Sender<Result<T, MediaError>>;
 
+/// Whatever the caller wants held while a session lives (an address's session permit):
+/// dropped when the session ends, however it ends (DELETE, a vanished peer, the room closing).
+pub type Hold = std::sync::Arc<dyn Send + Sync>;
+
 enum Command {
-    Publish { id: SessionId, offer: gst_sdp::SDPMessage, plan: OfferPlan, owner: Option<Owner>, screen: bool, reply: Reply<Answer> },
+    Publish {
+        id: SessionId,
+        offer: gst_sdp::SDPMessage,
+        plan: OfferPlan,
+        owner: Option<Owner>,
+        screen: bool,
+        hold: Option<Hold>,
+        reply: Reply<Answer>,
+    },
     View {
         id: SessionId,
         offer: gst_sdp::SDPMessage,
@@ -76,6 +88,7 @@ enum Command {
         exclude: Option<Voice>,
         owner: Option<ParticipantId>,
         cap: ReceiverCap,
+        hold: Option<Hold>,
         reply: Reply<Answer>,
     },
     /// What `participant`'s views may receive from now on.
@@ -179,7 +192,8 @@ impl RoomMedia {
         rx.await.map_err(|_| MediaError::RoomClosed)?
     }
 
-    /// A publisher under the session id `id` (drawn by the caller, which may have listed it).
+    /// A publisher under the session id `id` (drawn by the caller, which may have listed it);
+    /// `hold` is kept until the session ends.
     pub async fn publish(
         &self,
         id: SessionId,
@@ -187,16 +201,17 @@ impl RoomMedia {
         plan: OfferPlan,
         owner: Option<Owner>,
         screen: bool,
+        hold: Option<Hold>,
     ) -> Result<Answer, MediaError> {
-        self.call(|reply| Command::Publish { id, offer, plan, owner, screen, reply }).await
+        self.call(|reply| Command::Publish { id, offer, plan, owner, screen, hold, reply }).await
     }
 
     /// A viewer of the room under the session id `id`; `exclude` leaves that voice out of what
     /// it hears, `owner` ties the session to a participant (ended with them), `cap` says which
     /// rung of the ladder it may get.
-    pub async fn view(&self, id: SessionId, offer: gst_sdp::SDPMessage, plan: OfferPlan, who: ViewerOf) -> Result<Answer, MediaError> {
+    pub async fn view(&self, id: SessionId, offer: gst_sdp::SDPMessage, plan: OfferPlan, who: ViewerOf, hold: Option<Hold>) -> Result<Answer, MediaError> {
         let ViewerOf { exclude, owner, cap } = who;
-        self.call(|reply| Command::View { id, offer, plan, exclude, owner, cap, reply }).await
+        self.call(|reply| Command::View { id, offer, plan, exclude, owner, cap, hold, reply }).await
     }
 
     /// Moves `participant`'s views to the highest rung `cap` allows (at a keyframe).
@@ -332,6 +347,8 @@ struct Session {
     liveness: Liveness,
     connected: bool,
     kind: Kind,
+    /// Released when the session ends (see [`Hold`]).
+    hold: Option<Hold>,
 }
 
 /// What [`RoomTask::start_session`] hands back for wiring the media.
@@ -439,17 +456,23 @@ impl RoomTask {
 
     async fn handle_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Publish { id, offer, plan, owner, screen, reply } => {
+            Command::Publish { id, offer, plan, owner, screen, hold, reply } => {
                 match self.add_publisher(id, offer, plan, owner, screen).await {
-                    Ok((id, webrtc, liveness)) => self.negotiate(id, webrtc, liveness, reply),
+                    Ok((id, webrtc, liveness)) => {
+                        self.hold(id, hold);
+                        self.negotiate(id, webrtc, liveness, reply)
+                    }
                     Err(e) => {
                         let _ = reply.send(Err(e));
                     }
                 }
             }
-            Command::View { id, offer, plan, exclude, owner, cap, reply } => {
+            Command::View { id, offer, plan, exclude, owner, cap, hold, reply } => {
                 match self.add_viewer(id, offer, plan, ViewerOf { exclude, owner, cap }).await {
-                    Ok((id, webrtc, liveness)) => self.negotiate(id, webrtc, liveness, reply),
+                    Ok((id, webrtc, liveness)) => {
+                        self.hold(id, hold);
+                        self.negotiate(id, webrtc, liveness, reply)
+                    }
                     Err(e) => {
                         let _ = reply.send(Err(e));
                     }

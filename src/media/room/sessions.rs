@@ -13,7 +13,7 @@ use super::super::sdp::{OfferPlan, Track};
 use super::super::tile::Tile;
 use super::super::{MediaError, Owner, TileLabel, Voice};
 use super::super::ladder::{self, RungIndex};
-use super::{Answer, Event, Kind, NewSession, Reply, RoomTask, Session, ViewerOf};
+use super::{Answer, Event, Hold, Kind, NewSession, Reply, RoomTask, Session, ViewerOf};
 use crate::ids::SessionId;
 use crate::profiles::VideoCodec;
 use crate::room::framing::Fit;
@@ -43,8 +43,16 @@ impl RoomTask {
             liveness: liveness.clone(),
             connected: false,
             kind,
+            hold: None,
         })?;
         Ok(NewSession { id, name, bin, webrtc, liveness, gate })
+    }
+
+    /// Keeps `hold` with session `id` until it ends.
+    pub(super) fn hold(&mut self, id: SessionId, hold: Option<Hold>) {
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.hold = hold;
+        }
     }
 
     /// Whether `participant` has a microphone in the mix (a publisher with audio).
