@@ -36,6 +36,22 @@ pub struct ViewerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EncoderLabels {
+    pub room: String,
+    pub codec: String,
+    pub rung: String,
+}
+
+/// One running encoder of a room, as [`Metrics::set_encoders`] takes it.
+pub struct EncoderFigures {
+    pub codec: String,
+    pub rung: String,
+    pub waiting: u32,
+    pub encoded: u64,
+    pub dropped: u64,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutputLabels {
     pub room: String,
     /// "recording", "hls", "stream" or "camera".
@@ -53,6 +69,9 @@ pub struct Metrics {
     pub outputs: Family<OutputLabels, Gauge>,
     pub composite_frames: Family<RoomLabels, Counter>,
     pub mixer_underruns: Family<RoomLabels, Counter>,
+    pub encoder_queue: Family<EncoderLabels, Gauge>,
+    pub encoder_frames: Family<EncoderLabels, Counter>,
+    pub encoder_dropped: Family<EncoderLabels, Counter>,
     pub keyframe_requests: Counter,
     cpu_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     cpu_ticks_seen: AtomicU64,
@@ -61,6 +80,7 @@ pub struct Metrics {
     threads: Gauge,
     /// Labels of a room's media gauges last written, to take them away when it closes.
     room_labels: Mutex<std::collections::HashMap<String, Vec<ViewerLabels>>>,
+    encoder_labels: Mutex<std::collections::HashMap<String, Vec<EncoderLabels>>>,
 }
 
 /// The process's metrics.
@@ -82,6 +102,9 @@ impl Metrics {
             outputs: Family::default(),
             composite_frames: Family::default(),
             mixer_underruns: Family::default(),
+            encoder_queue: Family::default(),
+            encoder_frames: Family::default(),
+            encoder_dropped: Family::default(),
             keyframe_requests: Counter::default(),
             cpu_seconds: Counter::default(),
             cpu_ticks_seen: AtomicU64::new(0),
@@ -89,6 +112,7 @@ impl Metrics {
             open_fds: Gauge::default(),
             threads: Gauge::default(),
             room_labels: Mutex::default(),
+            encoder_labels: Mutex::default(),
             registry: Registry::default(),
         };
         registry.register("http_responses", "HTTP responses by status", m.http_responses.clone());
@@ -103,6 +127,17 @@ impl Metrics {
             "mixer_underruns",
             "Times a voice ran dry in the room's audio mixer (its sound arrived late; each costs a few ms of it)",
             m.mixer_underruns.clone(),
+        );
+        registry.register(
+            "encoder_queue_frames",
+            "Frames waiting for a room's video encoder (by codec and rung); at its limit of 3 the encoder does not keep up",
+            m.encoder_queue.clone(),
+        );
+        registry.register("encoder_frames", "Frames a room's video encoder produced (by codec and rung)", m.encoder_frames.clone());
+        registry.register(
+            "encoder_dropped_frames",
+            "Composite frames dropped before a video encoder because it was behind (by codec and rung)",
+            m.encoder_dropped.clone(),
         );
         registry.register("keyframe_requests", "Keyframes asked of the room encoders", m.keyframe_requests.clone());
         let process = registry.sub_registry_with_prefix("process");
@@ -140,6 +175,30 @@ impl Metrics {
         counter.inc_by(total.saturating_sub(counter.get()));
     }
 
+    /// A room's running encoders: queue level now, frames produced and dropped in all. An
+    /// encoder that stopped loses its labels (when it starts again, its counters start at 0).
+    pub fn set_encoders(&self, room: &str, encoders: &[EncoderFigures]) {
+        let mut known = self.encoder_labels.lock().unwrap_or_else(|e| e.into_inner());
+        let labels = known.entry(room.to_string()).or_default();
+        for l in labels.iter() {
+            if !encoders.iter().any(|e| e.codec == l.codec && e.rung == l.rung) {
+                self.encoder_queue.remove(l);
+                self.encoder_frames.remove(l);
+                self.encoder_dropped.remove(l);
+            }
+        }
+        labels.clear();
+        for e in encoders {
+            let l = EncoderLabels { room: room.to_string(), codec: e.codec.clone(), rung: e.rung.clone() };
+            self.encoder_queue.get_or_create(&l).set(i64::from(e.waiting));
+            let frames = self.encoder_frames.get_or_create(&l);
+            frames.inc_by(e.encoded.saturating_sub(frames.get()));
+            let dropped = self.encoder_dropped.get_or_create(&l);
+            dropped.inc_by(e.dropped.saturating_sub(dropped.get()));
+            labels.push(l);
+        }
+    }
+
     /// A room's control: how many participants it has now.
     pub fn set_participants(&self, room: &str, n: usize) {
         self.participants.get_or_create(&RoomLabels { room: room.to_string() }).set(n as i64);
@@ -164,6 +223,8 @@ impl Metrics {
                 self.viewers.remove(&l);
             }
         }
+        self.set_encoders(room, &[]);
+        self.encoder_labels.lock().unwrap_or_else(|e| e.into_inner()).remove(room);
     }
 
     /// The OpenMetrics text of everything, with the process's figures read now.
@@ -208,6 +269,13 @@ mod tests {
         m.set_room("a", 2, &[("h264".into(), "360p".into(), 3)], &[("hls", 1)]);
         let text = m.render();
         assert!(!text.contains("720p") && text.contains(r#"rung="360p"} 3"#), "{text}");
+        let x264 = |waiting, encoded, dropped| EncoderFigures { codec: "h264".into(), rung: "720p".into(), waiting, encoded, dropped };
+        m.set_encoders("a", &[x264(1, 300, 2)]);
+        m.set_encoders("a", &[x264(3, 450, 7)]);
+        let text = m.render();
+        assert!(text.contains(r#"plenum_encoder_queue_frames{room="a",codec="h264",rung="720p"} 3"#), "{text}");
+        assert!(text.contains(r#"plenum_encoder_frames_total{room="a",codec="h264",rung="720p"} 450"#), "{text}");
+        assert!(text.contains(r#"plenum_encoder_dropped_frames_total{room="a",codec="h264",rung="720p"} 7"#), "{text}");
         m.forget_room("a");
         let text = m.render();
         assert!(!text.contains(r#"room="a""#), "{text}");

@@ -1,6 +1,7 @@
 //! `--metrics-listen` serves Prometheus metrics on a separate address (the public listener has
 //! none): the Prometheus project's own OpenMetrics parser reads them, and they move with the
 //! room: rooms, participants, publishers, viewers by codec and rung, the composite's frames,
+//! each encoder's frames, drops and queue,
 //! WebSocket connections, HTTP responses by status, the process's memory and threads; the
 //! Grafana dashboard in `deploy/grafana` reads only metrics that are served.
 
@@ -77,6 +78,16 @@ fn metrics_parse_and_move_with_the_room() {
     let (at_b, later) = (std::time::Instant::now(), scrape(&metrics));
     let frames = value(&later, "plenum_composite_frames_total", &[("room", room)]) - value(&a, "plenum_composite_frames_total", &[("room", room)]);
     let fps = frames / (at_b - at_a).as_secs_f64();
+    // The viewer's encoder (VP8, the test canvas's top rung): it keeps up with the canvas, so
+    // it encodes about as many frames, drops next to none and its queue is within bounds.
+    let vp8 = [("room", room), ("codec", "vp8")];
+    let encoded = value(&later, "plenum_encoder_frames_total", &vp8) - value(&a, "plenum_encoder_frames_total", &vp8);
+    let encoder_fps = encoded / (at_b - at_a).as_secs_f64();
+    let dropped = value(&later, "plenum_encoder_dropped_frames_total", &vp8) - value(&a, "plenum_encoder_dropped_frames_total", &vp8);
+    let waiting = value(&later, "plenum_encoder_queue_frames", &vp8);
+    eprintln!("VP8 encoder: {encoder_fps:.1} fps, {dropped} frames dropped in {:?}, {waiting} waiting", at_b - at_a);
+    assert!((12.0..=17.0).contains(&encoder_fps), "the viewer's encoder keeps the canvas's rate: {encoder_fps}");
+    assert!(dropped <= encoded * 0.05 && (0.0..=3.0).contains(&waiting), "dropped {dropped} of {encoded}, waiting {waiting}");
     let figures = [
         ("rooms", value(&during, "plenum_rooms", &[])),
         ("participants", value(&during, "plenum_participants", &[("room", room)])),

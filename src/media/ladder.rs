@@ -8,6 +8,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -111,6 +112,31 @@ struct Encoder {
     canvas_pad: gst::Pad,
     users: usize,
     idle_since: Option<Instant>,
+    counts: Arc<Counts>,
+}
+
+/// Frames through a rung, counted on its streaming threads.
+#[derive(Default)]
+struct Counts {
+    /// Into its queue (off the canvas)...
+    queued: AtomicU64,
+    /// ...out of it to the encoder...
+    taken: AtomicU64,
+    /// ...and out of the encoder.
+    encoded: AtomicU64,
+}
+
+/// What one running encoder has done, for the operator's metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncoderStats {
+    pub codec: VideoCodec,
+    pub rung: String,
+    /// Frames waiting in its queue now (it holds [`ENCODER_QUEUE_BUFFERS`]; full means the
+    /// encoder does not keep up with the canvas).
+    pub waiting: u32,
+    pub encoded: u64,
+    /// Frames the queue dropped because the encoder was behind (since the encoder started).
+    pub dropped: u64,
 }
 
 /// The room's running rungs, per codec.
@@ -182,6 +208,27 @@ impl Ladder {
         elements
     }
 
+    /// What each running encoder has done so far.
+    pub fn stats(&self) -> Vec<EncoderStats> {
+        let mut stats: Vec<EncoderStats> = self
+            .running
+            .iter()
+            .map(|((codec, rung), enc)| {
+                let waiting = enc.elements[0].property::<u32>("current-level-buffers");
+                let (queued, taken) = (enc.counts.queued.load(Ordering::Relaxed), enc.counts.taken.load(Ordering::Relaxed));
+                EncoderStats {
+                    codec: *codec,
+                    rung: self.rungs(*codec).get(*rung).map_or_else(|| rung.to_string(), |r| r.name.clone()),
+                    waiting,
+                    encoded: enc.counts.encoded.load(Ordering::Relaxed),
+                    dropped: queued.saturating_sub(taken).saturating_sub(u64::from(waiting)),
+                }
+            })
+            .collect();
+        stats.sort_by(|a, b| (a.codec.name(), &a.rung).cmp(&(b.codec.name(), &b.rung)));
+        stats
+    }
+
     /// Asks the rung's encoder for a keyframe (throttled at the encoder's output).
     pub fn force_keyframe(&self, codec: VideoCodec, rung: usize) {
         if let Some(pad) = self.running.get(&(codec, rung)).and_then(|e| e.tee.static_pad("sink")) {
@@ -230,7 +277,21 @@ fn start_encoder(pipeline: &gst::Pipeline, canvas_tee: &gst::Element, profile: &
     let canvas_pad = canvas_tee.request_pad_simple("src_%u").ok_or_else(|| MediaError::Internal("canvas tee".into()))?;
     canvas_pad.link(&elements[0].static_pad("sink").expect("queue has a sink pad")).map_err(gst_err)?;
     throttle_keyframe_requests(&tee.static_pad("sink").expect("tee has a sink pad"));
-    Ok(Encoder { tee, elements, canvas_pad, users: 0, idle_since: None })
+    let counts = Arc::new(Counts::default());
+    let queue = &elements[0];
+    count_buffers(&queue.static_pad("sink").expect("queue has a sink pad"), &counts, |c| &c.queued);
+    count_buffers(&queue.static_pad("src").expect("queue has a src pad"), &counts, |c| &c.taken);
+    count_buffers(&tee.static_pad("sink").expect("tee has a sink pad"), &counts, |c| &c.encoded);
+    Ok(Encoder { tee, elements, canvas_pad, users: 0, idle_since: None, counts })
+}
+
+/// Counts the buffers through `pad` into the counter `which` picks.
+fn count_buffers(pad: &gst::Pad, counts: &Arc<Counts>, which: fn(&Counts) -> &AtomicU64) {
+    let counts = counts.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        which(&counts).fetch_add(1, Ordering::Relaxed);
+        gst::PadProbeReturn::Ok
+    });
 }
 
 /// Lets one keyframe request per [`KEYFRAME_MIN_INTERVAL`] through `pad` (the encoder's output)
@@ -334,5 +395,40 @@ mod tests {
         assert_eq!(cap(Quality::Auto, Some(150)), None, "below the lowest rung: audio only");
         let fixed = resolve(&profile(&[]), Size { width: 1280, height: 720 }, 30);
         assert_eq!(pick(&fixed, ReceiverCap { quality: Quality::Auto, max_kbps: Some(100) }), Some(0));
+    }
+
+    /// An encoder three times slower than the canvas: what it could not take is counted as
+    /// dropped, what it did as encoded, and every frame is one or the other (or still waiting).
+    #[test]
+    fn frames_an_encoder_cannot_keep_up_with_are_counted_as_dropped() {
+        gst::init().unwrap();
+        let pipeline = gst::Pipeline::new();
+        let src = gst::ElementFactory::make("videotestsrc").property("is-live", true).build().unwrap();
+        let caps = gst::ElementFactory::make("capsfilter")
+            .property("caps", gst::Caps::builder("video/x-raw").field("width", 160).field("height", 90).field("framerate", gst::Fraction::new(30, 1)).build())
+            .build()
+            .unwrap();
+        let canvas = gst::ElementFactory::make("tee").property("allow-not-linked", true).build().unwrap();
+        pipeline.add_many([&src, &caps, &canvas]).unwrap();
+        gst::Element::link_many([&src, &caps, &canvas]).unwrap();
+        // 100 ms a frame: 10 of the canvas's 30 a second.
+        let slow = EncoderProfile { codec: VideoCodec::Vp8, encoder: "identity sleep-time=100000".into(), rungs: vec![], ..profile(&[]) };
+        let other = EncoderProfile { codec: VideoCodec::H264, ..slow.clone() };
+        let mut ladder = Ladder::new([&slow, &other], Size { width: 160, height: 90 }, 30);
+        ladder.attach(&pipeline, &canvas, VideoCodec::Vp8, 0).unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+        // Stopped first, so that the counts hold still while they are read (what the queue
+        // held when it stopped counts as dropped).
+        pipeline.set_state(gst::State::Null).unwrap();
+        let stats = ladder.stats();
+        let queued = ladder.running[&(VideoCodec::Vp8, 0)].counts.queued.load(Ordering::Relaxed);
+        let [s] = stats.as_slice() else { panic!("one encoder: {stats:?}") };
+        assert!((12..=24).contains(&s.encoded), "about 10 a second encoded: {s:?}");
+        assert!(s.dropped >= 25, "the rest dropped: {s:?} of {queued}");
+        assert!(s.waiting <= ENCODER_QUEUE_BUFFERS, "{s:?}");
+        // One frame may be inside the encoder, between the queue and its output.
+        let accounted = s.encoded + s.dropped + u64::from(s.waiting);
+        assert!(accounted <= queued && queued <= accounted + 1, "{s:?}: {accounted} of {queued}");
     }
 }

@@ -152,6 +152,11 @@ impl RoomPipeline {
         }
     }
 
+    /// What each running encoder has done so far.
+    pub fn encoder_stats(&self) -> Vec<super::ladder::EncoderStats> {
+        self.ladder.stats()
+    }
+
     /// Asks a rung's encoder for a keyframe (throttled, see [`super::ladder`]).
     pub fn force_keyframe(&self, codec: VideoCodec, rung: usize) {
         crate::metrics::metrics().keyframe_requests.inc();

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{Kind, RoomTask};
-use crate::metrics::metrics;
+use crate::metrics::{metrics, EncoderFigures};
 
 impl RoomTask {
     pub(super) fn report_metrics(&self) {
@@ -35,5 +35,12 @@ impl RoomTask {
         ];
         metrics().set_room(self.room.as_str(), publishers, &viewers, &outputs);
         metrics().set_mixer_underruns(self.room.as_str(), self.pipe.mixer.underruns());
+        let encoders: Vec<EncoderFigures> = self
+            .pipe
+            .encoder_stats()
+            .into_iter()
+            .map(|e| EncoderFigures { codec: e.codec.name().to_string(), rung: e.rung, waiting: e.waiting, encoded: e.encoded, dropped: e.dropped })
+            .collect();
+        metrics().set_encoders(self.room.as_str(), &encoders);
     }
 }
