@@ -515,10 +515,10 @@ async function reconnect() {
   state.whip = state.whep = null;
   setConnection("bad");
   notice("reconnecting");
-  // Every half second for the first minute (a restart takes seconds: be back at once), then
-  // every 5 s.
+  // Every quarter second for the first half minute (a restart takes seconds: be back at
+  // once), then every 5 s.
   for (let tries = 0; ; tries++) {
-    await new Promise((resolve) => setTimeout(resolve, tries < 120 ? 500 : 5000));
+    await new Promise((resolve) => setTimeout(resolve, tries < 120 ? 250 : 5000));
     const up = await fetch("/healthz", { cache: "no-store" }).then((r) => r.ok).catch(() => false);
     if (up) return rejoin();
   }

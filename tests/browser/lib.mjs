@@ -152,3 +152,23 @@ export async function auditPage(page, what) {
   }
   console.log(`ok accessibility of ${what}: no serious or critical violation (${result.passes.length} rules pass${minor.length ? `; minor: ${minor.join(", ")}` : ""})`);
 }
+
+/// Where a page's media stands now, from its newest peer connections' stats: each connection's
+/// state and, for video, frames sent (keyframes among them, PLIs received) or frames decoded
+/// (keyframes among them, PLIs sent, freezes). For telling where time went when a page is slow.
+export async function mediaState(page) {
+  return page.evaluate(async () => {
+    const pcs = (window.__peerConnections ?? []).filter((pc) => pc.connectionState !== "closed").slice(-3);
+    const out = [];
+    for (const pc of pcs) {
+      const entry = { state: pc.connectionState };
+      for (const s of (await pc.getStats()).values()) {
+        if (s.kind !== "video") continue;
+        if (s.type === "outbound-rtp") Object.assign(entry, { sent: s.framesEncoded ?? 0, sentKey: s.keyFramesEncoded ?? 0, plisIn: s.pliCount ?? 0 });
+        if (s.type === "inbound-rtp") Object.assign(entry, { decoded: s.framesDecoded ?? 0, key: s.keyFramesDecoded ?? 0, plisOut: s.pliCount ?? 0, freezes: s.freezeCount ?? 0 });
+      }
+      out.push(entry);
+    }
+    return out;
+  });
+}

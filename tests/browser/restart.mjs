@@ -2,13 +2,13 @@
 // the server with SIGTERM (the pages are told "server restarting") or kills it (the pages only
 // see their connections drop), starts it again on the same port, and says so on this
 // script's standard input. Each page must say that it reconnects, and be back in the mix
-// (seeing and hearing the other) within 8 s of the server answering again, with its name.
+// (seeing and hearing the other) within 5 s of the server answering again, with its name.
 //
 // usage: node restart.mjs <base-url> <fixtures-dir>
 //        prints "READY <n>" before restart n (1: SIGTERM, 2: SIGKILL), "TOLD <n>" once both
 //        pages say they reconnect, and reads "UP <n>" when the server answers again.
 import { createInterface } from "node:readline";
-import { fail, launch, waitMix } from "./lib.mjs";
+import { describe, fail, launch, mediaState, sample } from "./lib.mjs";
 
 const [base, fixtures] = process.argv.slice(2);
 const ROOM = "e2e-restart";
@@ -19,25 +19,67 @@ const PEOPLE = [
 const input = createInterface({ input: process.stdin });
 const lines = input[Symbol.asyncIterator]();
 // The pages join again without reloading (camera and microphone stay open): back in the mix
-// 2.0-2.3 s after the server answers again here; the issue asks 5 s, but once in a clean-clone
-// CI run (two browsers and the server starting on 2 cores) the pictures took longer than that,
-// so the test allows 8 s and prints what it took.
-const BACK_WITHIN_MS = 8_000;
+// 2.0 s after the server answers again here (the pages ask every 0.25 s; joined again after
+// 0.8-1.2 s, the other's picture 0.8 s later). What the issue asks.
+const BACK_WITHIN_MS = 5_000;
 
 const people = [];
 try {
   for (let i = 0; i < PEOPLE.length; i++) {
     const person = { ...PEOPLE[i], ...(await launch(fixtures, i, PEOPLE[i].name, { locale: i ? "de-DE" : "en-GB" })) };
     people.push(person);
+    person.page.on("response", (r) => person.onResponse?.(r));
+    person.page.on("websocket", () => person.onSocket?.());
     await person.page.goto(`${base}/r/${ROOM}`);
     await person.page.fill("#name", person.name);
     await person.page.click("#join");
     await person.page.waitForSelector("#meeting:not([hidden])");
     if (await person.page.isVisible("#modkey")) await person.page.click("#modkey-close");
   }
-  const seeEachOther = (timeout) =>
-    Promise.all(people.map((p, i) => waitMix(p, PEOPLE, "sees and hears the other", (s) => s.coverage[1 - i] >= 0.04 && s.tones[1 - i] >= -55, timeout)));
-  await seeEachOther();
+  // Waits until each page sees and hears the other; meanwhile notes when each page got to
+  // which step (joined again with media started, both connected, first picture, the other
+  // seen and heard), which
+  // is printed either way: where the time went.
+  const seeEachOther = async (timeout, since = Date.now()) => {
+    const deadline = since + timeout;
+    // Each page on its own (a page's first sample waits 0.6 s for its audio probe).
+    const watch = async (p, i) => {
+      const steps = {};
+      const note = (step) => (steps[step] ??= Date.now() - since);
+      // The page's requests on the way back: the server up, the control socket, the sessions.
+      p.onResponse = (r) => {
+        const path = new URL(r.url()).pathname;
+        if (path === "/healthz" && r.ok()) note("healthz");
+        if (r.request().method() === "POST" && r.status() === 201) {
+          const kind = path.startsWith("/whip") ? "whip" : "whep";
+          note(kind);
+          // How long the server took to answer, and when the page sent the offer.
+          const t = r.request().timing();
+          steps[`${kind}_server`] ??= Math.round(t.responseStart - t.requestStart);
+          steps[`${kind}_sent`] ??= Math.round(t.startTime - since);
+        }
+      };
+      p.onSocket = () => note("socket");
+      let last = "";
+      while (Date.now() < deadline && (steps.seen === undefined || steps.heard === undefined)) {
+        if (/Connected again|Wieder verbunden/.test(await p.page.textContent("#notice"))) note("rejoined");
+        const media = await mediaState(p.page).catch(() => []);
+        if (media.length >= 2 && media.every((m) => m.state === "connected")) note("connected");
+        if (media.some((m) => m.decoded > 0)) note("picture");
+        const s = await sample(p.page, PEOPLE);
+        if (s && s.coverage[1 - i] >= 0.04) note("seen");
+        if (s && s.tones[1 - i] >= -55) note("heard");
+        last = `${p.name}: ${describe(PEOPLE, s)}; media ${JSON.stringify(media)}`;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      p.onResponse = p.onSocket = null;
+      return { steps, last, done: steps.seen !== undefined && steps.heard !== undefined };
+    };
+    const results = await Promise.all(people.map(watch));
+    console.log(`steps (ms): ${people.map((p, i) => `${p.name} ${JSON.stringify(results[i].steps)}`).join("; ")}`);
+    if (!results.every((r) => r.done)) fail(`not both back in the mix within ${timeout} ms: ${results.map((r) => r.last).join(" | ")}`);
+  };
+  await seeEachOther(40_000);
   console.log("ok two people meet");
 
   for (const [n, how] of [[1, "SIGTERM"], [2, "SIGKILL"]]) {
@@ -53,8 +95,7 @@ try {
     const up = await lines.next();
     if (up.value !== `UP ${n}`) fail(`expected "UP ${n}", got ${up.value}`);
     const upAt = Date.now();
-    for (const p of people) await p.page.waitForSelector("#meeting:not([hidden])", { timeout: BACK_WITHIN_MS });
-    await seeEachOther(Math.max(BACK_WITHIN_MS - (Date.now() - upAt), 1));
+    await seeEachOther(BACK_WITHIN_MS, upAt);
     const took = Date.now() - upAt;
     for (const p of people) {
       if (!(await p.page.evaluate(() => window.plenumSamePage === true))) fail(`${p.name}'s page reloaded instead of joining again`);
