@@ -88,6 +88,14 @@ fn span(v: &Viewer, from: Instant, to: Instant) -> Span {
         }
     }
     longest_still = longest_still.max(to - since);
+    if std::env::var("PLENUM_DEBUG_TONE").is_ok() {
+        let mut runs: std::collections::BTreeMap<usize, usize> = Default::default();
+        let mut run = 0;
+        for (_, _, on) in r.tone_log.iter().filter(|(t, _, _)| *t >= from && *t < to) {
+            if *on { if run > 0 { *runs.entry(run).or_default() += 1; } run = 0; } else { run += 1; }
+        }
+        eprintln!("missing-window runs (length: count): {runs:?}");
+    }
     Span { tone: toned as f64 / (SAMPLE_RATE * secs), decoded: decoded as f64 / (SAMPLE_RATE * secs), longest_still, fps: frames.len() as f64 / secs }
 }
 
@@ -114,7 +122,17 @@ fn moving_again(v: &Viewer, since: Instant, within: Duration) -> Duration {
 #[test]
 fn a_publisher_on_a_lossy_uplink_is_heard_without_gaps_and_its_tile_moves_on() {
     client::init();
-    let server = Server::start_open();
+    // PLENUM_DEBUG_TONE: the server's mixer underruns after each phase, and the runs of 20 ms
+    // windows without the tone.
+    let debug = std::env::var("PLENUM_DEBUG_TONE").is_ok();
+    let mut args = support::server::OPEN_TEST_ARGS.to_vec();
+    if debug { args.extend(["--metrics-listen", "127.0.0.1:0"]); }
+    let mut server = Server::start_with(&args);
+    let metrics = if debug { Some(server.stdout_line().trim_start_matches("plenum metrics on http://").trim_end_matches("/metrics").to_string()) } else { None };
+    let underruns = || metrics.as_ref().map(|m| {
+        let r = support::http::request(m.parse().unwrap(), "GET", "/metrics", &[], b"");
+        r.body.lines().filter(|l| l.starts_with("plenum_mixer_underruns_total")).map(str::to_string).collect::<Vec<_>>().join(" ")
+    });
     let shaper = Shaper::install_from_ports();
     let publisher = Publisher::start_source(server.addr, ROOM, Source { ports: Some(PORTS), resend: true, ..Source::camera(RED, TONE as u32) });
     let _switching = Switching::start(&publisher);
@@ -128,7 +146,7 @@ fn a_publisher_on_a_lossy_uplink_is_heard_without_gaps_and_its_tile_moves_on() {
     let start = Instant::now();
     std::thread::sleep(Duration::from_secs(3));
     let clean = span(&viewer, start, Instant::now());
-    eprintln!("clean uplink: {clean:?}");
+    eprintln!("clean uplink: {clean:?} underruns {:?}", underruns());
 
     let mut figures = Vec::new();
     for percent in [5, 10] {
@@ -138,7 +156,7 @@ fn a_publisher_on_a_lossy_uplink_is_heard_without_gaps_and_its_tile_moves_on() {
         shaper.stop_losing();
         // (The first half second still plays what came before the loss.)
         let lossy = span(&viewer, from + Duration::from_millis(500), Instant::now());
-        eprintln!("{percent} % uplink loss: {lossy:?}");
+        eprintln!("{percent} % uplink loss: {lossy:?} underruns {:?}", underruns());
         figures.push((percent, lossy));
         std::thread::sleep(Duration::from_secs(2));
     }
@@ -157,11 +175,12 @@ fn a_publisher_on_a_lossy_uplink_is_heard_without_gaps_and_its_tile_moves_on() {
     eprintln!("after one-second dropouts the tile switched colours again after {recoveries:?}");
 
     for (percent, lossy) in &figures {
-        // In 20 ms windows: 99.5-100 % at 5 %, 97.9-99.7 % at 10 % measured (before: 92.9 % and
-        // 87 %, each loss holding the voice 40 ms; at 10 % two losses in a row now and then
-        // outlast the concealment).
-        let least = if *percent <= 5 { 0.98 } else { 0.97 };
-        assert!(lossy.tone >= least, "the tone through {percent} % uplink loss: {lossy:?}");
+        // In 20 ms windows: 99.1-100 % at 5 %, 98.5-99.8 % at 10 % measured (before: 92.9 % and
+        // 87 %, each loss holding the voice 40 ms). Now and then (about one run in eight) the
+        // voice reaches the mixer in bursts longer than its queue for a whole session and a
+        // fifth of it is lost: a known defect, not yet understood (README, limits); run with
+        // PLENUM_DEBUG_TONE=1 and PLENUM_LOG=warn,plenum::media::mixer=debug to see it.
+        assert!(lossy.tone >= 0.98, "the tone through {percent} % uplink loss: {lossy:?}");
         // A packet whose retransmission is lost too costs a keyframe, and a request that
         // follows an early one waits for the next regular report (RFC 4585; see
         // `media::peer::RTCP_INTERVAL`): 0.44-1.27 s of a still tile at most measured.

@@ -79,6 +79,17 @@ pub trait MixSink: Send + 'static {
     fn push(&self, samples: &[i16]);
 }
 
+/// Every 5 s at debug level: what each voice's playout received, dropped and holds.
+fn ticks_logged(state: &MixState, ticks: u32) {
+    if ticks % 500 != 0 || !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    for (voice, queue) in &state.inputs {
+        let (came_ms, dropped_ms, queued_ms, target_ms) = queue.playout.figures();
+        tracing::debug!(?voice, ticks, came_ms, dropped_ms, queued_ms, target_ms, underruns = queue.playout.underruns(), "playout");
+    }
+}
+
 struct Output {
     key: MixKey,
     sink: Box<dyn MixSink>,
@@ -202,6 +213,7 @@ fn tick_loop(state: &Mutex<MixState>, stop: &AtomicBool, levels: &LevelSink) {
             next = now;
         }
         let mut guard = lock(state);
+        ticks_logged(&guard, ticks);
         frames.clear();
         let MixState { inputs, silenced, .. } = &mut *guard;
         for (id, queue) in inputs.iter_mut() {
@@ -229,7 +241,7 @@ fn tick_loop(state: &Mutex<MixState>, stop: &AtomicBool, levels: &LevelSink) {
             audio_mix::render(&full, &mut out);
             sink.push(&out);
         }
-        ticks += 1;
+        ticks = ticks.wrapping_add(1);
         if ticks % LEVEL_TICKS == 0 && !guard.inputs.is_empty() {
             let report = guard.inputs.iter_mut().map(|(id, q)| (id.clone(), q.take_level())).collect();
             drop(guard);

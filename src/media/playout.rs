@@ -4,9 +4,10 @@
 //! holds every packet behind a lost one until the lost one's deadline (its latency, 60 ms by
 //! default), then lets them out at once, with the lost one rebuilt (Opus FEC) or concealed.
 //! With 20 ms queued, each loss then left the voice silent for about 40 ms: 5 % loss cost 7 %
-//! of the sound. So each voice's queue grows by itself after an underrun (up to 80 ms) and
-//! shrinks again after a calm spell, catching up by dropping single samples (0.5 %, which no
-//! one hears) instead of whole frames: a clean voice keeps its 20 ms, a lossy one plays on.
+//! of the sound. So each voice's queue grows by itself after an underrun (up to 120 ms) and
+//! its target comes down again after a calm spell: a clean voice keeps its 20 ms, a lossy one
+//! plays on. A voice keeps the delay it has until it runs dry or overflows (catching up by
+//! leaving out samples shifts the pitch, see `pop_frame`).
 
 use std::collections::VecDeque;
 
@@ -16,8 +17,10 @@ use super::audio_mix::FRAME_SAMPLES;
 const START: usize = 2 * FRAME_SAMPLES;
 /// Each underrun raises that by 20 ms...
 const STEP: usize = 2 * FRAME_SAMPLES;
-/// ...up to 80 ms (more than a jitterbuffer's 60 ms hold after a loss).
-const MOST: usize = 8 * FRAME_SAMPLES;
+/// ...up to 120 ms: more than a jitterbuffer's 60 ms hold after a loss plus the packet and
+/// the tick it lands in (at 80 ms, 10 % loss still ran a voice dry now and then: 97.9-99.9 %
+/// of a tone heard; at 120 ms 98.5-99.8 %).
+const MOST: usize = 12 * FRAME_SAMPLES;
 /// Frames (10 ms) without an underrun after which the target comes down by one frame (10 s),
 /// if the queue never came within a frame of running dry meanwhile (a voice whose losses
 /// need the whole queue keeps it).
@@ -36,21 +39,33 @@ pub struct Playout {
     low: usize,
     /// Times the voice ran dry while playing.
     underruns: u64,
+    /// Samples that came, and that were dropped as excess (for the debug log).
+    pushed: u64,
+    dropped: u64,
 }
 
 impl Default for Playout {
     fn default() -> Self {
-        Self { samples: VecDeque::new(), primed: false, target: START, calm: 0, low: usize::MAX, underruns: 0 }
+        Self { samples: VecDeque::new(), primed: false, target: START, calm: 0, low: usize::MAX, underruns: 0, pushed: 0, dropped: 0 }
     }
 }
 
 impl Playout {
     pub fn push(&mut self, samples: impl IntoIterator<Item = i16>) {
+        let before = self.samples.len();
         self.samples.extend(samples);
+        self.pushed += (self.samples.len() - before) as u64;
         if self.samples.len() > self.target + OVERFLOW {
             let excess = self.samples.len() - self.target;
             self.samples.drain(..excess);
+            self.dropped += excess as u64;
         }
+    }
+
+    /// For the debug log: (samples come, dropped as excess, queued now, target), in ms.
+    pub fn figures(&self) -> (u64, u64, usize, usize) {
+        let ms = |n: usize| n / (FRAME_SAMPLES / 10);
+        (self.pushed / (FRAME_SAMPLES as u64 / 10), self.dropped / (FRAME_SAMPLES as u64 / 10), ms(self.samples.len()), ms(self.target))
     }
 
     /// The next frame into `frame`; `false` while the voice (re)fills after running dry.
