@@ -176,7 +176,7 @@ fn a_publisher_on_a_lossy_uplink_is_heard_without_gaps_and_its_tile_moves_on() {
 
     for (percent, lossy) in &figures {
         // In 20 ms windows: 99.1-100 % at 5 %, 98.5-99.8 % at 10 % measured (before: 92.9 % and
-        // 87 %, each loss holding the voice 40 ms). Now and then (about one run in eight) the
+        // 87 %, each loss holding the voice 40 ms). Now and then (6 of about 30 runs) the
         // voice reaches the mixer in bursts longer than its queue for a whole session and a
         // fifth of it is lost: a known defect, not yet understood (README, limits); run with
         // PLENUM_DEBUG_TONE=1 and PLENUM_LOG=warn,plenum::media::mixer=debug to see it.
