@@ -48,22 +48,6 @@ fn check_elements() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loads the plugins of the elements every room uses (libav's alone takes a third of a second
-/// on a busy machine), so that after a restart the first room does not wait for them while its
-/// participants come back.
-fn preload_plugins(encoders: &[&str]) {
-    use gst::prelude::*;
-    let started = std::time::Instant::now();
-    for name in REQUIRED_ELEMENTS.iter().map(|(e, _)| *e).chain(encoders.iter().copied()) {
-        if let Some(factory) = gst::ElementFactory::find(name) {
-            if let Err(e) = factory.load() {
-                tracing::warn!(element = name, error = %e, "plugin not preloaded");
-            }
-        }
-    }
-    tracing::debug!(ms = started.elapsed().as_millis() as u64, "plugins loaded");
-}
-
 /// What `plenum check` does: everything start-up checks, without listening.
 pub fn check(config: &Config) -> anyhow::Result<String> {
     let (profiles, media) = prepare(config)?;
@@ -106,7 +90,6 @@ fn prepare(config: &Config) -> anyhow::Result<(Profiles, MediaConfig)> {
 /// Loads everything, serves until Ctrl-C or SIGTERM, then closes every room.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let (profiles, media) = prepare(&config)?;
-    preload_plugins(&["x264enc", "vp8enc", "rtpbin", "rtpjitterbuffer", "videocrop", "audioresample", "audioconvert"]);
     tracing::info!(
         profiles = %profiles.names().collect::<Vec<_>>().join(","),
         canvas = %format!("{}x{}@{}", config.canvas.width, config.canvas.height, config.fps),
