@@ -27,6 +27,11 @@ pub const DEFAULT_RECORDINGS_DIR: &str = "recordings";
 /// Rooms open at once: far more than a machine can mix (README's capacity table), so that only
 /// abuse meets it.
 pub const DEFAULT_MAX_ROOMS: usize = 200;
+/// New WHIP/WHEP sessions one address may start per second, after its burst.
+pub const DEFAULT_SESSION_RATE: f64 = 5.0;
+/// WHIP/WHEP sessions open at once per address: a participant has up to three (camera,
+/// screen, the mix), so this matches the 200 WebSockets an address may hold, with room to spare.
+pub const DEFAULT_SESSIONS_PER_ADDRESS: usize = 400;
 
 #[derive(Parser, Debug)]
 #[command(name = "plenum", version, about = "Self-hosted MCU video conferencing on GStreamer")]
@@ -234,6 +239,13 @@ impl FromStr for PortRange {
     }
 }
 
+/// Where the HTTPS certificate chain and its key are (PEM); read by `http::tls`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 /// ICE settings every webrtcbin of the server gets.
 #[derive(Clone, Debug, Default)]
 pub struct IceConfig {
@@ -270,7 +282,7 @@ pub struct Config {
     pub sessions_per_address: usize,
     pub max_rooms: usize,
     /// HTTPS instead of HTTP.
-    pub tls: Option<crate::http::tls::TlsFiles>,
+    pub tls: Option<TlsFiles>,
 }
 
 impl Config {
@@ -295,17 +307,17 @@ impl Config {
         anyhow::ensure!(jitterbuffer_ms <= 2000, "jitterbuffer_ms must be at most 2000");
         let max_tiles = args.max_tiles.or(file.max_tiles).unwrap_or(DEFAULT_MAX_TILES);
         anyhow::ensure!((1..=100).contains(&max_tiles), "max_tiles must be between 1 and 100");
-        let session_rate = args.session_rate.or(file.session_rate).unwrap_or(crate::http::limits::DEFAULT_SESSION_RATE);
+        let session_rate = args.session_rate.or(file.session_rate).unwrap_or(DEFAULT_SESSION_RATE);
         anyhow::ensure!(session_rate.is_finite() && (0.1..=10_000.0).contains(&session_rate), "session_rate must be between 0.1 and 10000");
         let sessions_per_address = args
             .sessions_per_address
             .or(file.sessions_per_address)
-            .unwrap_or(crate::http::limits::DEFAULT_SESSIONS_PER_ADDRESS);
+            .unwrap_or(DEFAULT_SESSIONS_PER_ADDRESS);
         anyhow::ensure!((1..=100_000).contains(&sessions_per_address), "sessions_per_address must be between 1 and 100000");
         let max_rooms = args.max_rooms.or(file.max_rooms).unwrap_or(DEFAULT_MAX_ROOMS);
         anyhow::ensure!((1..=100_000).contains(&max_rooms), "max_rooms must be between 1 and 100000");
         let tls = match (args.tls_cert.or(file.tls_cert), args.tls_key.or(file.tls_key)) {
-            (Some(cert), Some(key)) => Some(crate::http::tls::TlsFiles { cert, key }),
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
             _ => anyhow::bail!("tls_cert and tls_key go together: give both or neither"),
         };

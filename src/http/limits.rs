@@ -11,13 +11,9 @@ use std::time::{Duration, Instant};
 
 /// New sessions an address may start at once...
 pub const SESSION_BURST: f64 = 30.0;
-/// ...and then per second (`--session-rate`).
-pub const DEFAULT_SESSION_RATE: f64 = 5.0;
+/// ...and then `--session-rate` per second (see `config` for the defaults of both limits).
 /// Open control WebSockets per address (a school behind one NAT address: a few classes).
 pub const WEBSOCKETS_PER_ADDRESS: usize = 200;
-/// WHIP/WHEP sessions open at once per address (`--sessions-per-address`): a participant has
-/// up to three (camera, screen, the mix), so this matches the WebSockets with room to spare.
-pub const DEFAULT_SESSIONS_PER_ADDRESS: usize = 400;
 /// Addresses remembered before idle ones are forgotten.
 const REMEMBERED: usize = 10_000;
 
@@ -38,7 +34,7 @@ pub struct AddressLimits {
 
 impl Default for AddressLimits {
     fn default() -> Self {
-        Self::new(DEFAULT_SESSION_RATE, DEFAULT_SESSIONS_PER_ADDRESS)
+        Self::new(crate::config::DEFAULT_SESSION_RATE, crate::config::DEFAULT_SESSIONS_PER_ADDRESS)
     }
 }
 

@@ -17,6 +17,8 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::rustls::{self, crypto::CryptoProvider, server::ResolvesServerCert, sign::CertifiedKey};
 use tokio_rustls::server::TlsStream;
 
+use crate::config::TlsFiles;
+
 /// A client gets this long to finish its handshake.
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once; beyond that new connections wait in the kernel's backlog.
@@ -37,13 +39,6 @@ pub enum TlsError {
     Mismatch { cert: PathBuf, key: PathBuf, reason: String },
     #[error("TLS set-up: {0}")]
     Setup(String),
-}
-
-/// Where the certificate chain and its key are.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
 }
 
 fn provider() -> Arc<CryptoProvider> {
