@@ -175,11 +175,11 @@ fn a_publisher_on_a_lossy_uplink_is_heard_without_gaps_and_its_tile_moves_on() {
     eprintln!("after one-second dropouts the tile switched colours again after {recoveries:?}");
 
     for (percent, lossy) in &figures {
-        // In 20 ms windows: 99.1-100 % at 5 %, 98.5-99.8 % at 10 % measured (before: 92.9 % and
-        // 87 %, each loss holding the voice 40 ms). Now and then (6 of about 30 runs) the
-        // voice reaches the mixer in bursts longer than its queue for a whole session and a
-        // fifth of it is lost: a known defect, not yet understood (README, limits); run with
-        // PLENUM_DEBUG_TONE=1 and PLENUM_LOG=warn,plenum::media::mixer=debug to see it.
+        // In 20 ms windows: 99.1-100 % at 5 %, 98.2-100 % at 10 % measured (before: 92.9 % and
+        // 87 %, each loss holding the voice 40 ms). Until rtpbin's lip-sync offsets were
+        // turned off (`media::ingest`), about one run in five lost a fifth of the voice: the
+        // offset held it 260 ms behind each loss. PLENUM_DEBUG_TONE=1 prints the runs of
+        // missing 20 ms windows and the mixer's underruns.
         assert!(lossy.tone >= 0.98, "the tone through {percent} % uplink loss: {lossy:?}");
         // A packet whose retransmission is lost too costs a keyframe, and a request that
         // follows an early one waits for the next regular report (RFC 4585; see
