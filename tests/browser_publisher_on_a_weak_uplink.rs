@@ -1,8 +1,9 @@
 //! A browser publisher behind a slow uplink: the answer to its WHIP offer keeps the
 //! transport-wide sequence number, so the server's RTP session sends it congestion feedback
-//! and chromium's own congestion control lowers its bitrate and picture to fit the link
-//! instead of losing packets. Its tile keeps moving in another participant's view meanwhile,
-//! and the server's decoder follows its changes of resolution.
+//! and chromium's own congestion control lowers its bitrate to fit the link instead of losing
+//! packets; the web client (`web/uplink.js`) has it send a smaller picture while its estimate
+//! is low. Its tile keeps moving in another participant's view meanwhile, the server's decoder
+//! follows its changes of resolution, and the full picture comes back once the link is free.
 //!
 //! The cap is real: the server's media ports are 20480-20607 and `tc` slows everything sent
 //! *to* them (see `support::shaper`), which here is the browser's media (the viewer only sends
@@ -83,7 +84,7 @@ fn a_browser_behind_a_slow_uplink_lowers_its_sending_and_stays_in_the_picture() 
     let server = Server::start_with(&[OPEN_TEST_ARGS, &["--rtp-ports", &ports]].concat());
     let shaper = Shaper::install();
 
-    let seconds = (CAPPED_FOR + Duration::from_secs(40)).as_secs().to_string();
+    let seconds = (CAPPED_FOR + Duration::from_secs(80)).as_secs().to_string();
     let base = format!("http://{}", server.addr);
     let script = Script::start("weak_uplink.mjs", &[&base, dir.to_str().unwrap(), ROOM, &seconds]);
     script.wait_ready(Duration::from_secs(30));
@@ -102,7 +103,13 @@ fn a_browser_behind_a_slow_uplink_lowers_its_sending_and_stays_in_the_picture() 
     let (early_rate, early_still) = motion(&viewer, Duration::from_secs(10));
     let (late_rate, late_still) = motion(&viewer, CAPPED_FOR - Duration::from_secs(10));
     shaper.lift();
+    let lifted = Instant::now();
     let log = sending(&script);
+    let back = wait_for(Duration::from_secs(40), "the browser sending its full picture again", || {
+        let heights: Vec<f64> = sending(&script).iter().rev().take(3).map(|s| s.height).collect();
+        if heights.len() == 3 && heights.iter().all(|h| *h >= 360.0) { Ok(lifted.elapsed()) } else { Err(format!("last heights {heights:?}")) }
+    });
+    eprintln!("the link free again: the full picture sent again after {back:?}");
     drop(script);
     let _ = std::fs::remove_dir_all(&dir);
 
@@ -132,6 +139,7 @@ fn a_browser_behind_a_slow_uplink_lowers_its_sending_and_stays_in_the_picture() 
     assert!(mean(&late, |s| s.estimate) <= 1000.0 * f64::from(CAP_KBIT) * 1.2, "chromium's estimate follows the cap: {late:?}");
     assert!(rate(&late) <= f64::from(CAP_KBIT), "it sends what fits: {:.0} kbit/s", rate(&late));
     assert!(mean(&late, |s| s.fraction_lost) < 0.05, "instead of losing packets: {late:?}");
+    assert!(heights(&late).iter().all(|h| *h <= 180), "a smaller picture: {:?}", heights(&late));
     assert!(late_rate >= 5.0 && late_still < Duration::from_secs(1), "its tile keeps moving: {late_rate:.1}/s, still {late_still:?}");
     assert!(early_still < Duration::from_secs(3), "even while it adapts: still {early_still:?}");
 }

@@ -7,6 +7,7 @@ import { $, button } from "./ui.js";
 import { loadRecordings, renderModeration, showKey, wireModeration } from "./moderation.js";
 import { levelMeter, listDevices, switchDevice, testSound, useSpeaker } from "./devices.js";
 import { Control, publish, receivedVideo, roomInfo, view } from "./protocol.js";
+import { fitToUplink } from "./uplink.js";
 
 const room = decodeURIComponent(location.pathname.split("/")[2] || "");
 const NAME_KEY = "plenum.name";
@@ -33,6 +34,7 @@ const state = {
   token: null,
   whip: null,
   whep: null,
+  sendScale: 1, // 2 or 4 while the camera is sent smaller to fit a weak uplink (uplink.js)
   screen: null, // { session, stream } while sharing
   me: null,
   moderator: false,
@@ -355,6 +357,11 @@ async function startPublishing() {
   applyMute();
   state.whip = await publish(room, state.token, state.local);
   watchConnection(state.whip.pc);
+  state.sendScale = 1;
+  fitToUplink(state.whip.pc, (scale) => {
+    state.sendScale = scale;
+    showQuality();
+  });
   render();
 }
 
@@ -669,12 +676,11 @@ $("quality").addEventListener("change", (ev) => {
 const seen = { best: 0, frames: 0 };
 async function showQuality() {
   const el = $("quality-now");
-  if (!state.whep) {
-    el.textContent = "";
-    return;
-  }
+  const sending = state.whip && state.sendScale > 1 ? t("sending_smaller") : "";
+  el.textContent = sending;
+  if (!state.whep) return;
   if (state.quality === "audio") {
-    el.textContent = t("quality_now_audio");
+    el.textContent = [t("quality_now_audio"), sending].filter(Boolean).join(" · ");
     return;
   }
   const { height, frames } = await receivedVideo(state.whep);
@@ -683,7 +689,7 @@ async function showQuality() {
   seen.best = Math.max(seen.best, height);
   const why = state.quality === "low" ? t("quality_low") : stalled || height < seen.best ? t("quality_weak") : "";
   const what = stalled ? t("quality_now_audio") : height ? `${height}p` : "";
-  el.textContent = what && why ? `${what} — ${why}` : what;
+  el.textContent = [what && why ? `${what} — ${why}` : what, sending].filter(Boolean).join(" · ");
 }
 setInterval(showQuality, 2000);
 // Joins again at once (the reload finds the page joined, and its token lets it past the

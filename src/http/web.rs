@@ -27,6 +27,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("landing.js", "text/javascript; charset=utf-8", include_bytes!("../../web/landing.js")),
     ("room.js", "text/javascript; charset=utf-8", include_bytes!("../../web/room.js")),
     ("protocol.js", "text/javascript; charset=utf-8", include_bytes!("../../web/protocol.js")),
+    ("uplink.js", "text/javascript; charset=utf-8", include_bytes!("../../web/uplink.js")),
     ("i18n.js", "text/javascript; charset=utf-8", include_bytes!("../../web/i18n.js")),
     ("i18n/de.js", "text/javascript; charset=utf-8", include_bytes!("../../web/i18n/de.js")),
     ("i18n/en.js", "text/javascript; charset=utf-8", include_bytes!("../../web/i18n/en.js")),

@@ -5,6 +5,21 @@
 //
 // usage: node weak_uplink.mjs <base-url> <fixtures-dir> <room> <seconds>
 import { fail, launch } from "./lib.mjs";
+import { chooseScale } from "../../web/uplink.js";
+
+// The web client's choice of picture size, as a pure function, before the real link.
+for (const [height, estimate, now, want] of [
+  [360, 3_000_000, 1, 1], // a free link: the camera's picture
+  [360, 375_000, 1, 2], // a 500 kbit/s link: half the height
+  [360, 375_000, 2, 2], // ...and it stays there
+  [360, 100_000, 1, 4], // hardly anything: a quarter
+  [360, 500_000, 2, 2], // not up without headroom
+  [360, 700_000, 2, 1], // up with it
+  [720, 1_200_000, 4, 2], // one step up at a time
+]) {
+  const got = chooseScale(height, estimate, now);
+  if (got !== want) fail(`chooseScale(${height}, ${estimate}, ${now}) = ${got}, not ${want}`);
+}
 
 const [base, fixtures, room, seconds] = process.argv.slice(2);
 

@@ -149,6 +149,7 @@ export default {
   quality_audio: "Nur Ton",
   quality_now_audio: "nur Ton",
   quality_weak: "schwache Verbindung",
+  sending_smaller: "Ihr Bild wird kleiner gesendet (schwache Verbindung)",
   recording_banner: "Diese Sitzung wird aufgezeichnet.",
   recording_prejoin: "Diese Sitzung wird aufgezeichnet. Wenn Sie beitreten, werden Ihr Bild, Ihre Stimme und Ihr Name aufgezeichnet.",
   recording_started: "Die Aufzeichnung hat begonnen.",

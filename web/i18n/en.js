@@ -149,6 +149,7 @@ export default {
   quality_audio: "Audio only",
   quality_now_audio: "audio only",
   quality_weak: "weak connection",
+  sending_smaller: "your picture is sent smaller (weak connection)",
   recording_banner: "This meeting is being recorded.",
   recording_prejoin: "This meeting is being recorded. By joining, your picture, voice and name are part of the recording.",
   recording_started: "The recording has started.",
