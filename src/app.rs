@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::cluster::{Cluster, Me};
 use crate::config::Config;
 use crate::control::RoomRules;
 use crate::http::{router, AppState, WebFiles};
@@ -64,7 +65,10 @@ pub fn check(config: &Config) -> anyhow::Result<String> {
         config.fps,
         config.listen,
         if config.tls.is_some() { " (HTTPS; certificate and key belong together)" } else { "" },
-    ))
+    ) + &match &config.pool {
+        Some(p) => format!("; node {} of the pool in {}", p.node_id, p.redis.split('@').next_back().unwrap_or_default()),
+        None => String::new(),
+    })
 }
 
 /// GStreamer, its elements, the profiles: what a room needs, checked before anything starts.
@@ -105,16 +109,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     crate::memory::trim_now_and_then();
     let rooms = Arc::new(Rooms::new(Arc::new(media), config.empty_room_grace, rules, config.max_rooms));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let cluster = match &config.pool {
+        Some(pool) => Some(join_pool(pool, scheme, addr, rooms.clone())?),
+        None => None,
+    };
     let app = router(AppState {
         rooms: rooms.clone(),
         web: WebFiles { dir: config.web_dir.clone() },
         trust_forwarded_for: config.trust_forwarded_for,
         limits: Arc::new(crate::http::limits::AddressLimits::new(config.session_rate, config.sessions_per_address)),
+        cluster: cluster.clone(),
     });
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr = listener.local_addr()?;
     // The address line comes first on standard output, the metrics one after it.
     match config.tls.clone() {
         Some(files) => {
@@ -128,13 +138,35 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     tracing::info!(rooms = rooms.room_count(), "shutting down");
+    if let Some(cluster) = &cluster {
+        cluster.drain();
+    }
     // Every client is told "server restarting" (and comes back by itself when a server
     // answers again); a room that does not close in time does not hold the exit.
     if tokio::time::timeout(SHUTDOWN_LIMIT, rooms.shutdown()).await.is_err() {
         tracing::warn!(limit_s = SHUTDOWN_LIMIT.as_secs(), "rooms still closing at the shutdown limit; exiting anyway");
     }
+    if let Some(cluster) = &cluster {
+        // Its rooms are free for other nodes at once (not when their leases run out).
+        cluster.leave().await;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts this node's part in the pool: its heartbeat and lease renewals.
+fn join_pool(pool: &crate::config::PoolConfig, scheme: &str, addr: std::net::SocketAddr, rooms: Arc<Rooms>) -> anyhow::Result<Arc<Cluster>> {
+    let url = match &pool.public_url {
+        Some(url) => url.clone(),
+        None if addr.ip().is_unspecified() => {
+            anyhow::bail!("a node listening on {addr} needs --public-url: other nodes send clients there")
+        }
+        None => format!("{scheme}://{addr}"),
+    };
+    let cluster = Cluster::new(Me { id: pool.node_id.clone(), url: url.clone() }, &pool.redis).context("--redis")?;
+    cluster.start(rooms);
+    tracing::info!(node = %pool.node_id, %url, "member of a pool of nodes");
+    Ok(cluster)
 }
 
 /// Says where the server listens (machine-readable for scripts and tests that start it on port

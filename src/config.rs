@@ -157,6 +157,18 @@ pub struct ServeArgs {
     /// The PEM private key of `--tls-cert`.
     #[arg(long, env = "PLENUM_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Join a pool of identical nodes coordinated in this Redis, `redis://host:port/`
+    /// (`rediss://` with TLS): each room lives on one node, any node answers any request
+    /// [default: a single node on its own].
+    #[arg(long, env = "PLENUM_REDIS")]
+    pub redis: Option<String>,
+    /// This node's name in the pool: 1-64 of `a-z 0-9 - _ .` [default: a random one at start].
+    #[arg(long, env = "PLENUM_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Where browsers and WHIP/WHEP clients reach this node, e.g. `https://plenum-2.example.org`
+    /// (other nodes send them there) [default: the listen address, if it is not 0.0.0.0 or ::].
+    #[arg(long, env = "PLENUM_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 /// The same settings as they may appear in the `--config` file.
@@ -194,6 +206,9 @@ struct FileConfig {
     max_rooms: Option<usize>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    redis: Option<String>,
+    node_id: Option<String>,
+    public_url: Option<String>,
 }
 
 fn parse_codec(s: &str) -> Result<VideoCodec, String> {
@@ -283,6 +298,47 @@ pub struct Config {
     pub max_rooms: usize,
     /// HTTPS instead of HTTP.
     pub tls: Option<TlsFiles>,
+    /// A member of a pool of nodes (`--redis`).
+    pub pool: Option<PoolConfig>,
+}
+
+/// How this node joins a pool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolConfig {
+    pub redis: String,
+    pub node_id: String,
+    /// `None`: the listen address (checked at start, once the port is known).
+    pub public_url: Option<String>,
+}
+
+fn pool(redis: Option<String>, node_id: Option<String>, public_url: Option<String>) -> anyhow::Result<Option<PoolConfig>> {
+    let Some(redis) = redis else {
+        anyhow::ensure!(node_id.is_none() && public_url.is_none(), "node_id and public_url belong to a pool: give redis too");
+        return Ok(None);
+    };
+    anyhow::ensure!(redis.starts_with("redis://") || redis.starts_with("rediss://"), "redis must be a redis:// or rediss:// URL");
+    let node_id = match node_id {
+        Some(id) => {
+            anyhow::ensure!(
+                !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b)),
+                "node_id must be 1-64 of a-z, 0-9, '-', '_' and '.'"
+            );
+            id
+        }
+        None => {
+            let mut bytes = [0u8; 4];
+            getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a node id: {e}"))?;
+            format!("node-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        }
+    };
+    if let Some(url) = &public_url {
+        let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+        anyhow::ensure!(
+            rest.is_some_and(|r| !r.is_empty() && !r.contains(['/', '?', '#', ' '])),
+            "public_url must be http(s)://host[:port] with no path, e.g. https://plenum-2.example.org"
+        );
+    }
+    Ok(Some(PoolConfig { redis, node_id, public_url }))
 }
 
 impl Config {
@@ -321,6 +377,7 @@ impl Config {
             (None, None) => None,
             _ => anyhow::bail!("tls_cert and tls_key go together: give both or neither"),
         };
+        let pool = pool(args.redis.or(file.redis), args.node_id.or(file.node_id), args.public_url.or(file.public_url))?;
         Ok(Self {
             listen: args
                 .listen
@@ -360,6 +417,7 @@ impl Config {
             sessions_per_address,
             max_rooms,
             tls,
+            pool,
         })
     }
 }

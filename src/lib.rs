@@ -13,6 +13,7 @@
 //! block and never touch room state; they forward into the room task's channel.
 
 pub mod app;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod http;

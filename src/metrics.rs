@@ -75,6 +75,7 @@ pub struct Metrics {
     pub keyframe_requests: Counter,
     cpu_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     cpu_ticks_seen: AtomicU64,
+    participants_total: std::sync::atomic::AtomicI64,
     resident_bytes: Gauge,
     open_fds: Gauge,
     threads: Gauge,
@@ -108,6 +109,7 @@ impl Metrics {
             keyframe_requests: Counter::default(),
             cpu_seconds: Counter::default(),
             cpu_ticks_seen: AtomicU64::new(0),
+            participants_total: std::sync::atomic::AtomicI64::new(0),
             resident_bytes: Gauge::default(),
             open_fds: Gauge::default(),
             threads: Gauge::default(),
@@ -201,12 +203,22 @@ impl Metrics {
 
     /// A room's control: how many participants it has now.
     pub fn set_participants(&self, room: &str, n: usize) {
-        self.participants.get_or_create(&RoomLabels { room: room.to_string() }).set(n as i64);
+        let before = self.participants.get_or_create(&RoomLabels { room: room.to_string() }).set(n as i64);
+        self.participants_total.fetch_add(n as i64 - before, Ordering::Relaxed);
+    }
+
+    /// Participants in all rooms of this node (its load in the pool's heartbeat).
+    pub fn participants_total(&self) -> u32 {
+        self.participants_total.load(Ordering::Relaxed).max(0) as u32
     }
 
     /// A room closed: its participants' label goes.
     pub fn forget_participants(&self, room: &str) {
-        self.participants.remove(&RoomLabels { room: room.to_string() });
+        let r = RoomLabels { room: room.to_string() };
+        if let Some(g) = self.participants.get(&r) {
+            self.participants_total.fetch_sub(g.get(), Ordering::Relaxed);
+        }
+        self.participants.remove(&r);
     }
 
     /// A room's media closed: its labels go.
@@ -237,10 +249,9 @@ impl Metrics {
     }
 
     fn read_process(&self) {
-        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
-        let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        // utime + stime in clock ticks (100 a second on Linux), as a counter.
+        let fields = proc_stat();
+        let field = |i: usize| fields.get(i).copied().unwrap_or(0);
+        // utime + stime in clock ticks, as a counter.
         let ticks = field(11) + field(12);
         let before = self.cpu_ticks_seen.swap(ticks, Ordering::Relaxed);
         self.cpu_seconds.inc_by(ticks.saturating_sub(before) as f64 / 100.0);
@@ -250,6 +261,19 @@ impl Metrics {
         let fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
         self.open_fds.set(fds as i64);
     }
+}
+
+/// The fields of `/proc/self/stat` after the command name (0 is the state; what is not a
+/// number reads 0).
+fn proc_stat() -> Vec<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().map(|v| v.parse().unwrap_or(0)).collect()).unwrap_or_default()
+}
+
+/// CPU time the process used so far (user and system), in clock ticks (100 a second on Linux).
+pub fn cpu_ticks() -> u64 {
+    let fields = proc_stat();
+    fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0)
 }
 
 #[cfg(test)]

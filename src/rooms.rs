@@ -266,6 +266,16 @@ impl Rooms {
         self.lock().rooms.len()
     }
 
+    /// Whether the room is open on this node.
+    pub fn is_live(&self, room: &RoomId) -> bool {
+        self.get(room).is_some()
+    }
+
+    /// The rooms open on this node.
+    pub fn live_rooms(&self) -> Vec<RoomId> {
+        self.lock().rooms.iter().filter(|(_, e)| !e.control.is_closed()).map(|(id, _)| id.clone()).collect()
+    }
+
     /// Closes every room (participants told, sessions ended, pipelines to NULL) and refuses
     /// new ones.
     pub async fn shutdown(&self) {

@@ -26,6 +26,7 @@ pub use web::WebFiles;
 use crate::ids::{RoomId, SessionId};
 use crate::media::ladder::{Quality, ReceiverCap};
 use crate::media::sdp::MAX_OFFER_BYTES;
+use crate::cluster::Placement;
 use crate::rooms::{Caller, Rooms};
 
 const SDP: &str = "application/sdp";
@@ -39,6 +40,35 @@ pub struct AppState {
     pub trust_forwarded_for: bool,
     /// New sessions and open WebSockets per client address.
     pub limits: Arc<limits::AddressLimits>,
+    /// This node's pool, if it is in one (`--redis`).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+}
+
+impl AppState {
+    /// Where the room is served: here, or on another node of the pool.
+    async fn placement(&self, room: &RoomId) -> Placement {
+        match &self.cluster {
+            Some(cluster) => cluster.place(room, self.rooms.is_live(room)).await,
+            None => Placement::Here,
+        }
+    }
+
+    /// This node's own address in the pool (session URLs are absolute there: a client that
+    /// was redirected here must send its DELETE and PATCH here too).
+    fn base_url(&self) -> &str {
+        self.cluster.as_ref().map(|c| c.me().url.as_str()).unwrap_or("")
+    }
+}
+
+/// A WHIP/WHEP request for a room that lives on another node: `307` to the same path there
+/// (the client sends the same offer again).
+fn redirect(url: &str, uri: &axum::http::Uri) -> Response {
+    let target = format!("{url}{}", uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+    let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
+    if let Ok(v) = HeaderValue::from_str(&target) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
 }
 
 /// The TCP peer of a connection, plain or TLS (what handlers get as `ConnectInfo`).
@@ -267,8 +297,8 @@ impl SessionQuery {
     }
 }
 
-fn created(flow: Flow, room: &RoomId, answer: crate::media::Answer) -> Response {
-    let location = format!("/{}/{}/{}", flow.path(), room, answer.session);
+fn created(base: &str, flow: Flow, room: &RoomId, answer: crate::media::Answer) -> Response {
+    let location = format!("{base}/{}/{}/{}", flow.path(), room, answer.session);
     let mut r = (StatusCode::CREATED, answer.sdp).into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDP));
@@ -313,7 +343,14 @@ async fn websocket(
 /// What a visitor may know before joining: password needed, waiting room, presentation mode.
 async fn room_info(State(state): State<AppState>, Path(room): Path<String>) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
-    let body = match state.rooms.info(&room).await {
+    if let Placement::There { node, url } = state.placement(&room).await {
+        // Its settings are known where it lives: the client asks there.
+        let body = serde_json::json!({ "node": { "id": node, "url": url } });
+        let mut r = body.to_string().into_response();
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return Ok(r);
+    }
+    let mut body = match state.rooms.info(&room).await {
         Some(s) => serde_json::json!({
             "live": true,
             "password": s.password,
@@ -325,6 +362,9 @@ async fn room_info(State(state): State<AppState>, Path(room): Path<String>) -> R
         }),
         None => serde_json::json!({ "live": false }),
     };
+    if let Some(cluster) = &state.cluster {
+        body["node"] = serde_json::json!({ "id": cluster.me().id, "url": cluster.me().url });
+    }
     let mut r = body.to_string().into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(r)
@@ -335,10 +375,14 @@ async fn whip_post(
     Path(room): Path<String>,
     Query(query): Query<SessionQuery>,
     ConnectInfo(Peer(address)): ConnectInfo<Peer>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
+    if let Placement::There { url, .. } = state.placement(&room).await {
+        return Ok(redirect(&url, &uri));
+    }
     let address = client_address(&headers, address, state.trust_forwarded_for);
     let slot = session_slot(&state, address)?;
     require_content_type(&headers, SDP)?;
@@ -347,7 +391,7 @@ async fn whip_post(
     let body = read_body(&headers, body).await?;
     let screen = query.screen.is_some_and(|v| v == "1" || v == "true");
     let answer = state.rooms.publish(&room, &body, caller, screen).await?;
-    Ok(created(Flow::Whip, &room, answer))
+    Ok(created(state.base_url(), Flow::Whip, &room, answer))
 }
 
 async fn whep_post(
@@ -355,10 +399,14 @@ async fn whep_post(
     Path(room): Path<String>,
     Query(query): Query<SessionQuery>,
     ConnectInfo(Peer(address)): ConnectInfo<Peer>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
+    if let Placement::There { url, .. } = state.placement(&room).await {
+        return Ok(redirect(&url, &uri));
+    }
     let address = client_address(&headers, address, state.trust_forwarded_for);
     let slot = session_slot(&state, address)?;
     require_content_type(&headers, SDP)?;
@@ -367,7 +415,7 @@ async fn whep_post(
     let caller = caller(&headers, address, label, cap, slot)?;
     let body = read_body(&headers, body).await?;
     let answer = state.rooms.view(&room, &body, caller).await?;
-    Ok(created(Flow::Whep, &room, answer))
+    Ok(created(state.base_url(), Flow::Whep, &room, answer))
 }
 
 async fn end_session(

@@ -96,14 +96,28 @@ pub fn post_offer(addr: SocketAddr, path: &str, offer: &str, token: Option<&str>
     try_post_offer(addr, path, offer, token).unwrap_or_else(|r| panic!("POST {path}: {} {}", r.status, r.body))
 }
 
-/// Posts `offer` to `path`: the `Location` and answer on 201, else the refusal.
+/// Where an absolute `http://ip:port/path` URL points (a node of a pool), or `addr` and the
+/// path as they are.
+pub fn at(addr: SocketAddr, location: &str) -> (SocketAddr, String) {
+    match location.strip_prefix("http://").and_then(|r| r.split_once('/')) {
+        Some((host, path)) => (host.parse().expect("an ip:port in an absolute URL"), format!("/{path}")),
+        None => (addr, location.to_string()),
+    }
+}
+
+/// Posts `offer` to `path` (following one `307` to another node of a pool, as WHIP and WHEP
+/// clients do): the `Location` and answer on 201, else the refusal.
 pub fn try_post_offer(addr: SocketAddr, path: &str, offer: &str, token: Option<&str>) -> Result<(String, String), http::Response> {
     let auth = token.map(|t| format!("Bearer {t}"));
     let mut headers = vec![("Content-Type", "application/sdp")];
     if let Some(a) = &auth {
         headers.push(("Authorization", a.as_str()));
     }
-    let r = http::request(addr, "POST", path, &headers, offer.as_bytes());
+    let mut r = http::request(addr, "POST", path, &headers, offer.as_bytes());
+    if r.status == 307 {
+        let (to, path) = at(addr, r.header("location").expect("307 carries a Location"));
+        r = http::request(to, "POST", &path, &headers, offer.as_bytes());
+    }
     if r.status != 201 {
         return Err(r);
     }
@@ -147,7 +161,7 @@ impl Source {
 /// A WHIP publisher sending one colour and one tone.
 pub struct Publisher {
     pipeline: gst::Pipeline,
-    addr: SocketAddr,
+    pub addr: SocketAddr,
     pub location: String,
 }
 
@@ -246,6 +260,7 @@ impl Publisher {
         let offer = local_offer(&webrtc);
         let (location, answer) = try_post_offer(addr, path, &offer, token)?;
         apply_answer(&webrtc, &answer);
+        let (addr, location) = at(addr, &location);
         Ok(Self { pipeline, addr, location })
     }
 
@@ -561,6 +576,7 @@ impl Viewer {
         if answer {
             apply_answer(&webrtc, &sdp);
         }
+        let (addr, location) = at(addr, &location);
         Self { pipeline, addr, location, received, posted_at }
     }
 

@@ -14,6 +14,7 @@ pub mod fixtures;
 pub mod http;
 pub mod link_watch;
 pub mod proxy;
+pub mod redis;
 pub mod replay;
 pub mod rtmp_server;
 pub mod rtsp_camera;
