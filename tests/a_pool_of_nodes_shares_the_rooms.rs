@@ -125,3 +125,92 @@ fn whip_and_whep_to_another_node_are_sent_to_the_owner() {
     assert_eq!(host(other, room).0, owner_id);
     drop(publisher);
 }
+
+/// Waits until the viewer sees and hears `colour` and `tone`.
+fn wait_for_media(viewer: &Viewer, colour: client::Rgb, tone: u32, within: Duration, what: &str) {
+    wait_for(within, what, || {
+        let (frame, audio) = (viewer.frame(), viewer.audio(WINDOW / 2));
+        match (&frame, &audio) {
+            (Some(f), Some(a)) if coverage(f, colour, TOLERANCE) >= PRESENT && tone_level(a, f64::from(tone)) >= TONE_PRESENT => Ok(()),
+            _ => Err(analysis::describe(frame.as_deref(), audio.as_deref(), &[colour], &[tone])),
+        }
+    });
+}
+
+#[test]
+fn a_room_whose_node_dies_opens_again_on_another() {
+    client::init();
+    let redis = Redis::start();
+    let mut nodes: Vec<Option<Server>> = pool(&redis, 3).into_iter().map(Some).collect();
+    let room = "council";
+    let (owner_id, _) = host(nodes[0].as_ref().unwrap(), room);
+    let owner = IDS.iter().position(|id| *id == owner_id).expect("one of the nodes");
+    let via = (owner + 1) % 3;
+    let publisher = Publisher::start(nodes[via].as_ref().unwrap().addr, room, GREEN, 600);
+    let viewer = Viewer::start(nodes[via].as_ref().unwrap().addr, room, None);
+    wait_for_media(&viewer, GREEN, 600, Duration::from_secs(15), "the meeting on its first node");
+
+    // SIGKILL: no goodbye, its leases stay in Redis until they run out.
+    let killed = std::time::Instant::now();
+    drop(nodes[owner].take());
+    drop((publisher, viewer));
+    // The clients ask again (as the web client does when its connection drops) until a live
+    // node is named, and start again there.
+    let survivor = nodes[via].as_ref().unwrap();
+    let (new_id, _) = wait_for(Duration::from_secs(15), "a live node named for the room", || {
+        let (id, url) = host(survivor, room);
+        if id != owner_id { Ok((id, url)) } else { Err(format!("still {id}")) }
+    });
+    let publisher = Publisher::start(survivor.addr, room, GREEN, 600);
+    let viewer = Viewer::start(survivor.addr, room, None);
+    wait_for_media(&viewer, GREEN, 600, Duration::from_secs(15), "the meeting on another node");
+    let took = killed.elapsed();
+    eprintln!("owner {owner_id} killed: the room opened again on {new_id}, media back after {took:?}");
+    assert!(took < Duration::from_secs(15), "back in the mix within 15 s: {took:?}");
+    assert_eq!(redis.get(&format!("plenum:room:{room}")).as_deref(), Some(new_id.as_str()));
+    drop((publisher, viewer));
+}
+
+#[test]
+fn without_redis_nodes_go_on_and_rejoin_when_it_is_back() {
+    client::init();
+    let mut redis = Redis::start();
+    let nodes = pool(&redis, 2);
+    let room = "ongoing";
+    let (owner_id, _) = host(&nodes[0], room);
+    let owner = &nodes[IDS.iter().position(|id| *id == owner_id).expect("one of the nodes")];
+    let other = &nodes[if std::ptr::eq(owner, &nodes[0]) { 1 } else { 0 }];
+    let publisher = Publisher::start(owner.addr, room, GREEN, 600);
+    let viewer = Viewer::start(owner.addr, room, None);
+    wait_for_media(&viewer, GREEN, 600, Duration::from_secs(15), "the meeting before Redis goes");
+
+    redis.kill();
+    let gone = std::time::Instant::now();
+    // The room in progress keeps its media.
+    std::thread::sleep(Duration::from_secs(3));
+    let (frames, gap) = viewer.frames_since(gone);
+    eprintln!("Redis gone: {frames} frames in 3 s, longest gap {gap:?}");
+    assert!(frames >= 30 && gap < Duration::from_millis(500), "the room went on: {frames} frames, gap {gap:?}");
+    wait_for_media(&viewer, GREEN, 600, Duration::from_secs(2), "the meeting without Redis");
+    // A new room opens on the node it is asked of.
+    let asked = std::time::Instant::now();
+    let (id, _) = host(other, "fresh");
+    eprintln!("a new room without Redis: placed in {:?}", asked.elapsed());
+    assert_ne!(id, owner_id, "a new room stays local without Redis");
+    let fresh = Publisher::start(other.addr, "fresh", client::RED, 800);
+    assert_eq!(fresh.addr, other.addr, "no redirect without Redis");
+
+    // Redis back (empty: it kept nothing): both nodes beat again and claim their rooms.
+    let redis = Redis::start_on(redis.port);
+    let back = std::time::Instant::now();
+    wait_for(Duration::from_secs(10), "both rooms claimed again by their nodes", || {
+        let (a, b) = (redis.get(&format!("plenum:room:{room}")), redis.get("plenum:room:fresh"));
+        if a.as_deref() == Some(owner_id.as_str()) && b.as_deref() == Some(id.as_str()) { Ok(()) } else { Err(format!("leases {a:?} {b:?}")) }
+    });
+    eprintln!("Redis back: rooms claimed again after {:?}", back.elapsed());
+    for id in &IDS[..2] {
+        assert!(redis.get(&format!("plenum:node:{id}")).is_some(), "{id} beats again");
+    }
+    wait_for_media(&viewer, GREEN, 600, Duration::from_secs(2), "the meeting after Redis is back");
+    drop((publisher, fresh));
+}
