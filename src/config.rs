@@ -332,10 +332,11 @@ fn pool(redis: Option<String>, node_id: Option<String>, public_url: Option<Strin
         }
     };
     if let Some(url) = &public_url {
+        // A path is allowed (one origin behind a proxy, a path per node: https://meet.example.org/n/2).
         let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
         anyhow::ensure!(
-            rest.is_some_and(|r| !r.is_empty() && !r.contains(['/', '?', '#', ' '])),
-            "public_url must be http(s)://host[:port] with no path, e.g. https://plenum-2.example.org"
+            rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !r.ends_with('/') && !r.contains(['?', '#', ' ', '"', '\''])),
+            "public_url must be http(s)://host[:port][/path] without a trailing '/', e.g. https://plenum-2.example.org"
         );
     }
     Ok(Some(PoolConfig { redis, node_id, public_url }))

@@ -290,6 +290,8 @@ pub enum ErrorCode {
     Unavailable,
     /// What the request names does not exist (a live stream id that is not running; HTTP 404).
     NotFound,
+    /// The room lives on another node of the pool: the message is that node's URL (join there).
+    Moved,
 }
 
 impl ServerMessage {

@@ -214,3 +214,50 @@ fn without_redis_nodes_go_on_and_rejoin_when_it_is_back() {
     wait_for_media(&viewer, GREEN, 600, Duration::from_secs(2), "the meeting after Redis is back");
     drop((publisher, fresh));
 }
+
+/// Two browsers (the web client in headless chromium) open the room's page on a node that
+/// does not host the room; the room's node is killed mid-meeting (`tests/browser/pool.mjs`).
+#[test]
+fn browsers_follow_their_room_to_another_node() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+
+    client::init();
+    let dir = std::env::temp_dir().join(format!("plenum-pool-{}", std::process::id()));
+    let people = [support::fixtures::Fake::plain(0xffe6_1e1e, 500), support::fixtures::Fake::plain(0xff1e_c828, 700)];
+    support::fixtures::make(&dir, &people);
+    let redis = Redis::start();
+    let mut nodes: Vec<Option<Server>> = IDS
+        .iter()
+        .map(|id| Some(Server::start_with(&[support::server::TEST_ARGS, &["--redis", &redis.url(), "--node-id", id]].concat())))
+        .collect();
+    wait_for(Duration::from_secs(10), "every node's heartbeat in Redis", || {
+        let missing: Vec<&str> = IDS.iter().copied().filter(|id| redis.get(&format!("plenum:node:{id}")).is_none()).collect();
+        if missing.is_empty() { Ok(()) } else { Err(format!("no heartbeat from {missing:?}")) }
+    });
+    let (owner_id, owner_url) = host(nodes[0].as_ref().unwrap(), "e2e-pool");
+    let owner = IDS.iter().position(|id| *id == owner_id).expect("one of the nodes");
+    let page_node = nodes[(owner + 1) % 3].as_ref().unwrap().addr;
+    let mut node = Command::new("node")
+        .arg(format!("{}/tests/browser/pool.mjs", env!("CARGO_MANIFEST_DIR")))
+        .arg(format!("http://{page_node}"))
+        .arg(&dir)
+        .arg(&owner_url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node runs (./dev test installs it)");
+    let mut input = node.stdin.take().expect("stdin");
+    let mut said = Vec::new();
+    for line in BufReader::new(node.stdout.take().expect("stdout")).lines().map_while(Result::ok) {
+        eprintln!("{line}");
+        said.push(line.clone());
+        if line == "READY" {
+            drop(nodes[owner].take()); // SIGKILL
+            writeln!(input, "KILLED").expect("node reads");
+        }
+    }
+    let status = node.wait().expect("node ends");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(status.success() && said.iter().any(|l| l.starts_with("RESULT ")), "the browsers' checks failed:\n{}", said.join("\n"));
+}

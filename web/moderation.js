@@ -1,6 +1,7 @@
 // The moderation panel: settings, lobby, streams, recordings, room keys, hall cameras.
 import { t } from "./i18n.js";
 import { $, button } from "./ui.js";
+import { at } from "./protocol.js";
 
 /// The room's recordings, for moderators: name, length, size, and a download (the moderator
 /// key authorises it; the file goes from this server to this browser only).
@@ -9,7 +10,7 @@ export async function loadRecordings(room, keyKey) {
   const list = $("recordings");
   if (!key || !$("recordings-box").open) return;
   const auth = { Authorization: `Bearer ${key}` };
-  const answer = await fetch(`/api/rooms/${encodeURIComponent(room)}/recordings`, { headers: auth }).then((r) => (r.ok ? r.json() : null)).catch(() => null);
+  const answer = await fetch(at(`/api/rooms/${encodeURIComponent(room)}/recordings`), { headers: auth }).then((r) => (r.ok ? r.json() : null)).catch(() => null);
   list.replaceChildren();
   for (const r of answer?.recordings ?? []) {
     const li = document.createElement("li");
@@ -20,7 +21,7 @@ export async function loadRecordings(room, keyKey) {
     if (!r.recording) {
       li.append(
         button(t("download"), async () => {
-          const file = await fetch(`/api/rooms/${encodeURIComponent(room)}/recordings/${encodeURIComponent(r.name)}`, { headers: auth });
+          const file = await fetch(at(`/api/rooms/${encodeURIComponent(room)}/recordings/${encodeURIComponent(r.name)}`), { headers: auth });
           if (!file.ok) return;
           const url = URL.createObjectURL(await file.blob());
           const a = document.createElement("a");

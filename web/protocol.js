@@ -7,6 +7,29 @@
 
 const GATHER_TIMEOUT_MS = 2000;
 
+// In a pool of nodes the room may live on another node than the one that served this page:
+// its URL (from the room's info) is where the WebSocket, WHIP, WHEP and the room's API go.
+// "" is this page's own server.
+let base = "";
+// Every other node of the pool as of the last room info: when the room's node is gone, the
+// page asks these where the room is now.
+let nodes = [];
+
+/// Where a path of the room's server is.
+export function at(path) {
+  return base + path;
+}
+
+/// Whether this page is in a pool of nodes (the room's info named them).
+export function inPool() {
+  return nodes.length > 0 || base !== "";
+}
+
+/// From now on the room's server is at `url` (a node's URL; this page's origin means "").
+export function moveTo(url) {
+  base = !url || url === location.origin ? "" : url.replace(/\/$/, "");
+}
+
 export class Control extends EventTarget {
   constructor(room) {
     super();
@@ -18,8 +41,9 @@ export class Control extends EventTarget {
   /// the token of before a reload when given); resolves with the `joined` message, rejects
   /// with an Error carrying `code`.
   join(name, { password, moderatorKey, resume } = {}) {
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    this.ws = new WebSocket(`${scheme}//${location.host}/ws/${encodeURIComponent(this.room)}`);
+    const url = new URL(at(`/ws/${encodeURIComponent(this.room)}`), location.href);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    this.ws = new WebSocket(url);
     return new Promise((resolve, reject) => {
       this.ws.addEventListener("open", () =>
         this.send({ type: "join", name, password: password || null, moderator_key: moderatorKey || null, resume: resume || null }),
@@ -95,7 +119,7 @@ class HttpSession {
     const path = this.kind === "whip-screen"
       ? `/whip/${encodeURIComponent(this.room)}?screen=1`
       : `/${this.kind}/${encodeURIComponent(this.room)}${this.query}`;
-    const response = await fetch(path, {
+    const response = await fetch(at(path), {
       method: "POST",
       headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${this.token}` },
       body: this.pc.localDescription.sdp,
@@ -158,14 +182,39 @@ export async function receivedVideo(session) {
   return { height: 0, frames: 0 };
 }
 
-/// What anyone may know about a room before joining (password? presentation running?).
-export async function roomInfo(room) {
+/// The room's info as `server` ("" or a node's URL) answers it, or null (no answer in 3 s).
+async function askInfo(server, room) {
   try {
-    const response = await fetch(`/api/rooms/${encodeURIComponent(room)}`);
-    return response.ok ? await response.json() : {};
+    const response = await fetch(`${server}/api/rooms/${encodeURIComponent(room)}`, { cache: "no-store", signal: AbortSignal.timeout(3000) });
+    return response.ok ? await response.json() : null;
   } catch {
-    return {};
+    return null;
   }
+}
+
+/// What anyone may know about a room before joining (password? presentation running?). In a
+/// pool: asked of the node that hosts the room, which from then on is the room's server.
+export async function roomInfo(room) {
+  return (await findRoom(room, [base])) ?? {};
+}
+
+/// Asks `servers` in turn (then this page's server and the pool's other nodes) where the room
+/// lives now, and moves there: the room's info from its node, or null if none answered (a
+/// node that is gone has its rooms opened again elsewhere when they are asked for).
+export async function findRoom(room, servers = []) {
+  for (const server of [...new Set([...servers, "", ...nodes])]) {
+    let info = await askInfo(server, room);
+    if (!info) continue;
+    if (info.nodes) nodes = info.nodes.filter((n) => n !== location.origin);
+    const home = info.node?.url;
+    if (home && home !== (server || location.origin)) {
+      info = await askInfo(home === location.origin ? "" : home, room);
+      if (!info) continue;
+    }
+    moveTo(home);
+    return info;
+  }
+  return null;
 }
 
 /// Room names as the server accepts them.

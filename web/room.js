@@ -6,7 +6,7 @@ import { icon, labelButton } from "./icons.js";
 import { $, button } from "./ui.js";
 import { loadRecordings, renderModeration, showKey, wireModeration } from "./moderation.js";
 import { levelMeter, listDevices, switchDevice, testSound, useSpeaker } from "./devices.js";
-import { Control, publish, receivedVideo, roomInfo, view } from "./protocol.js";
+import { Control, findRoom, inPool, moveTo, publish, receivedVideo, roomInfo, view } from "./protocol.js";
 import { fitToUplink } from "./uplink.js";
 
 const room = decodeURIComponent(location.pathname.split("/")[2] || "");
@@ -526,7 +526,10 @@ async function reconnect() {
   // once), then every 5 s.
   for (let tries = 0; ; tries++) {
     await new Promise((resolve) => setTimeout(resolve, tries < 120 ? 250 : 5000));
-    const up = await fetch("/healthz", { cache: "no-store" }).then((r) => r.ok).catch(() => false);
+    // In a pool: the room's node, or where the room opens again if that node is gone.
+    const up = inPool()
+      ? (await findRoom(room)) !== null
+      : await fetch("/healthz", { cache: "no-store" }).then((r) => r.ok).catch(() => false);
     if (up) return rejoin();
   }
 }
@@ -595,6 +598,18 @@ async function join() {
     }
     await startMedia();
   } catch (err) {
+    if (err.code === "moved" && !state.moved) {
+      // The room lives on another node of the pool (it moved since the page asked): there.
+      moveTo(err.message);
+      state.moved = true;
+      state.control = null;
+      control.leave();
+      try {
+        return await join();
+      } finally {
+        state.moved = false;
+      }
+    }
     if (err.code === "forbidden" && sessionStorage.getItem(keyKey)) {
       // A moderator key of a room the server no longer has (it restarted, someone else
       // opened the room again): join without it.

@@ -58,6 +58,9 @@ pub struct Cluster {
     /// Rooms this node renewed on its last round (released when they are no longer live).
     leased: Mutex<HashSet<RoomId>>,
     dice: Mutex<u64>,
+    /// The URLs of the pool's nodes with a fresh heartbeat, this one included, as of the
+    /// last heartbeat (pages may talk to them; a page whose node is gone asks another).
+    peers: Mutex<Vec<String>>,
 }
 
 fn now_ms() -> u64 {
@@ -74,11 +77,18 @@ impl Cluster {
             reachable: AtomicBool::new(true),
             leased: Mutex::default(),
             dice: Mutex::new(seed | 1),
+            peers: Mutex::default(),
         }))
     }
 
     pub fn me(&self) -> &Me {
         &self.me
+    }
+
+    /// The pool's nodes as of the last heartbeat (at least this one).
+    pub fn peer_urls(&self) -> Vec<String> {
+        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if peers.is_empty() { vec![self.me.url.clone()] } else { peers }
     }
 
     /// No new rooms here from now on (`plenum drain`, SIGTERM).
@@ -188,6 +198,13 @@ impl Cluster {
                 };
                 if cluster.noted(cluster.store.heartbeat(&load).await).is_none() {
                     continue;
+                }
+                if let Some(nodes) = cluster.noted(cluster.store.nodes().await) {
+                    let now = now_ms();
+                    let mut urls: Vec<String> =
+                        nodes.into_iter().filter(|(n, _)| now.saturating_sub(n.at_ms) <= placement::STALE_MS).map(|(n, _)| n.url).collect();
+                    urls.sort();
+                    *cluster.peers.lock().unwrap_or_else(|p| p.into_inner()) = urls;
                 }
                 if renewed_at.elapsed() >= RENEW_EVERY {
                     renewed_at = Instant::now();

@@ -129,18 +129,18 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(web::landing))
         .route("/r/{room}", get(web::room_page))
         .route("/assets/{*path}", get(web::asset))
-        .route("/api/rooms/{room}", get(room_info))
-        .route("/api/rooms/{room}/recording", post(outputs::switch))
-        .route("/api/rooms/{room}/recordings", get(outputs::list))
-        .route("/api/rooms/{room}/recordings/{name}", get(outputs::download))
-        .route("/api/rooms/{room}/streams", get(outputs::streams).post(outputs::start_stream))
-        .route("/api/rooms/{room}/broadcast", post(outputs::broadcast))
+        .route("/api/rooms/{room}", get(room_info).options(preflight))
+        .route("/api/rooms/{room}/recording", post(outputs::switch).options(preflight))
+        .route("/api/rooms/{room}/recordings", get(outputs::list).options(preflight))
+        .route("/api/rooms/{room}/recordings/{name}", get(outputs::download).options(preflight))
+        .route("/api/rooms/{room}/streams", get(outputs::streams).post(outputs::start_stream).options(preflight))
+        .route("/api/rooms/{room}/broadcast", post(outputs::broadcast).options(preflight))
         .route("/hls/{room}/index.m3u8", get(hls::playlist))
         .route("/hls/{room}/{segment}", get(hls::segment))
         .route("/watch/{room}", get(web::watch_page))
-        .route("/api/rooms/{room}/streams/{id}", axum::routing::delete(outputs::stop_stream))
-        .route("/api/rooms/{room}/cameras", get(outputs::cameras).post(outputs::add_camera))
-        .route("/api/rooms/{room}/cameras/{id}", axum::routing::delete(outputs::end_camera))
+        .route("/api/rooms/{room}/streams/{id}", axum::routing::delete(outputs::stop_stream).options(preflight))
+        .route("/api/rooms/{room}/cameras", get(outputs::cameras).post(outputs::add_camera).options(preflight))
+        .route("/api/rooms/{room}/cameras/{id}", axum::routing::delete(outputs::end_camera).options(preflight))
         .route("/whip/{room}", post(whip_post).options(preflight))
         .route("/whep/{room}", post(whep_post).options(preflight))
         .route("/whip/{room}/{session}", axum::routing::delete(end_session).patch(trickle).options(preflight))
@@ -174,7 +174,7 @@ pub fn metrics_router() -> Router {
 async fn cors(mut response: Response) -> Response {
     let h = response.headers_mut();
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, DELETE, PATCH, OPTIONS"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, DELETE, PATCH, OPTIONS"));
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static("Authorization, Content-Type, If-Match"),
@@ -317,11 +317,16 @@ async fn websocket(
     upgrade: axum::extract::WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
-    // A room that cannot open is said on the socket, so that the page can show why.
-    let control = match state.rooms.control(&room) {
-        Ok(control) => Ok(control),
-        Err(e @ crate::media::MediaError::ServerFull(_)) => Err(e.to_string()),
-        Err(e) => return Err(e.into()),
+    use crate::protocol::ErrorCode;
+    // A room that cannot open here is said on the socket, so that the page can show why (or,
+    // in a pool, join where the room lives: WebSockets follow no redirects).
+    let control = match state.placement(&room).await {
+        Placement::There { url, .. } => Err((ErrorCode::Moved, url)),
+        Placement::Here => match state.rooms.control(&room) {
+            Ok(control) => Ok(control),
+            Err(e @ crate::media::MediaError::ServerFull(_)) => Err((ErrorCode::ServerFull, e.to_string())),
+            Err(e) => return Err(e.into()),
+        },
     };
     let address = client_address(&headers, peer, state.trust_forwarded_for);
     let counted = state
@@ -334,7 +339,7 @@ async fn websocket(
         .on_upgrade(move |socket| async move {
             match control {
                 Ok(control) => ws::serve(socket, control, address).await,
-                Err(reason) => ws::refuse(socket, crate::protocol::ErrorCode::ServerFull, reason).await,
+                Err((code, reason)) => ws::refuse(socket, code, reason).await,
             }
             drop(counted);
         }))
@@ -345,7 +350,7 @@ async fn room_info(State(state): State<AppState>, Path(room): Path<String>) -> R
     let room = room_id(&room)?;
     if let Placement::There { node, url } = state.placement(&room).await {
         // Its settings are known where it lives: the client asks there.
-        let body = serde_json::json!({ "node": { "id": node, "url": url } });
+        let body = serde_json::json!({ "node": { "id": node, "url": url }, "nodes": state.cluster.as_ref().map(|c| c.peer_urls()) });
         let mut r = body.to_string().into_response();
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         return Ok(r);
@@ -364,6 +369,7 @@ async fn room_info(State(state): State<AppState>, Path(room): Path<String>) -> R
     };
     if let Some(cluster) = &state.cluster {
         body["node"] = serde_json::json!({ "id": cluster.me().id, "url": cluster.me().url });
+        body["nodes"] = serde_json::json!(cluster.peer_urls());
     }
     let mut r = body.to_string().into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

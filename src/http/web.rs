@@ -52,19 +52,34 @@ impl WebFiles {
     }
 }
 
+/// The page's content security policy. In a pool the page may talk to the other nodes too
+/// (the room's own node, or another after a node is gone): their origins are added to
+/// `connect-src`, as `http(s)` and as `ws(s)`.
+fn csp(state: &AppState) -> std::borrow::Cow<'static, str> {
+    let Some(cluster) = &state.cluster else { return CSP.into() };
+    let mut origins = Vec::new();
+    for url in cluster.peer_urls() {
+        let Some((scheme, rest)) = url.split_once("://") else { continue };
+        let host = rest.split('/').next().unwrap_or_default();
+        let ws = if scheme == "https" { "wss" } else { "ws" };
+        origins.push(format!("{scheme}://{host} {ws}://{host}"));
+    }
+    CSP.replace("connect-src 'self'", &format!("connect-src 'self' {}", origins.join(" "))).into()
+}
+
 async fn file(state: &AppState, path: &str) -> Response {
     match state.web.get(path).await {
-        Some((kind, body)) => served(StatusCode::OK, kind, body),
+        Some((kind, body)) => served(StatusCode::OK, kind, body, &csp(state)),
         None => ApiError::new(StatusCode::NOT_FOUND, "no such file").into_response(),
     }
 }
 
 /// A file of the client with the headers every one gets.
-fn served(status: StatusCode, kind: &'static str, body: Vec<u8>) -> Response {
+fn served(status: StatusCode, kind: &'static str, body: Vec<u8>, csp: &str) -> Response {
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_str(csp).unwrap_or_else(|_| HeaderValue::from_static(CSP)));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -97,7 +112,7 @@ pub async fn error_page(state: &AppState, status: StatusCode, kind: &'static str
     match state.web.get("error.html").await {
         Some((content, body)) => {
             let body = String::from_utf8_lossy(&body).replace(r#"data-error="page_not_found""#, &format!(r#"data-error="{kind}""#));
-            served(status, content, body.into_bytes())
+            served(status, content, body.into_bytes(), CSP)
         }
         None => ApiError::new(status, kind).into_response(),
     }

@@ -172,3 +172,50 @@ export async function mediaState(page) {
     return out;
   });
 }
+
+/// Waits until each of two pages sees and hears the other; meanwhile notes when each page
+/// got to which step (joined again with media started, both connected, first picture, the
+/// other seen and heard), printed either way: where the time went. `people`: the pages, whose
+/// `response` and `websocket` events call their `onResponse` and `onSocket`; `PEOPLE`: who
+/// sends which colour and tone.
+export async function backInMix(people, PEOPLE, timeout, since = Date.now()) {
+  const deadline = since + timeout;
+  // Each page on its own (a page's first sample waits 0.6 s for its audio probe).
+  const watch = async (p, i) => {
+    const steps = {};
+    const note = (step) => (steps[step] ??= Date.now() - since);
+    // The page's requests on the way back: the server up, the control socket, the sessions.
+    p.onResponse = (r) => {
+      const path = new URL(r.url()).pathname;
+      if (path === "/healthz" && r.ok()) note("healthz");
+      if (r.request().method() === "POST" && r.status() === 201) {
+        const kind = path.startsWith("/whip") ? "whip" : "whep";
+        note(kind);
+        // How long the server took to answer, and when the page sent the offer.
+        const t = r.request().timing();
+        steps[`${kind}_server`] ??= Math.round(t.responseStart - t.requestStart);
+        steps[`${kind}_sent`] ??= Math.round(t.startTime - since);
+      }
+    };
+    p.onSocket = () => note("socket");
+    let last = "";
+    while (Date.now() < deadline && (steps.seen === undefined || steps.heard === undefined)) {
+      if (/Connected again|Wieder verbunden/.test(await p.page.textContent("#notice"))) note("rejoined");
+      const media = await mediaState(p.page).catch(() => []);
+      if (media.length >= 2 && media.every((m) => m.state === "connected")) note("connected");
+      if (media.some((m) => m.decoded > 0)) note("picture");
+      // Seen and heard count once the page's new sessions are up (before that a page may
+      // still play what it had buffered).
+      const s = steps.connected === undefined ? null : await sample(p.page, PEOPLE);
+      if (s && s.coverage[1 - i] >= 0.04) note("seen");
+      if (s && s.tones[1 - i] >= -55) note("heard");
+      last = `${p.name}: ${describe(PEOPLE, s)}; media ${JSON.stringify(media)}`;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    p.onResponse = p.onSocket = null;
+    return { steps, last, done: steps.seen !== undefined && steps.heard !== undefined };
+  };
+  const results = await Promise.all(people.map(watch));
+  console.log(`steps (ms): ${people.map((p, i) => `${p.name} ${JSON.stringify(results[i].steps)}`).join("; ")}`);
+  if (!results.every((r) => r.done)) fail(`not both back in the mix within ${timeout} ms: ${results.map((r) => r.last).join(" | ")}`);
+}
