@@ -164,6 +164,7 @@ fn join_pool(pool: &crate::config::PoolConfig, scheme: &str, addr: std::net::Soc
         None => format!("{scheme}://{addr}"),
     };
     let cluster = Cluster::new(Me { id: pool.node_id.clone(), url: url.clone() }, &pool.redis).context("--redis")?;
+    rooms.keep_with(cluster.clone());
     cluster.start(rooms);
     tracing::info!(node = %pool.node_id, %url, "member of a pool of nodes");
     Ok(cluster)

@@ -53,6 +53,8 @@ pub struct Rooms {
     rules: RoomRules,
     /// Rooms open at once (`--max-rooms`).
     max_rooms: usize,
+    /// Where rooms keep their rules beyond this node (a pool's Redis).
+    keeper: std::sync::OnceLock<Arc<dyn crate::control::Keeper>>,
 }
 
 /// Whom a WHIP/WHEP session belongs to, once the gate let it in.
@@ -63,7 +65,12 @@ enum Admitted {
 
 impl Rooms {
     pub fn new(cfg: SharedMediaConfig, empty_grace: Duration, rules: RoomRules, max_rooms: usize) -> Self {
-        Self { inner: Arc::default(), cfg, empty_grace, rules, max_rooms }
+        Self { inner: Arc::default(), cfg, empty_grace, rules, max_rooms, keeper: Default::default() }
+    }
+
+    /// From now on rooms keep their rules with `keeper` (set once, when the node joins a pool).
+    pub fn keep_with(&self, keeper: Arc<dyn crate::control::Keeper>) {
+        let _ = self.keeper.set(keeper);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -102,7 +109,8 @@ impl Rooms {
                 }
             }
         });
-        let control = RoomControl::start(room.clone(), self.cfg.clone(), self.rules, self.empty_grace, on_idle);
+        let keeper = self.keeper.get().cloned();
+        let control = RoomControl::start(room.clone(), self.cfg.clone(), self.rules, self.empty_grace, keeper, on_idle);
         inner.rooms.insert(room.clone(), Entry { control: control.clone(), generation });
         Ok(control)
     }

@@ -13,6 +13,7 @@ use support::analysis::{self, coverage, tone_level, PRESENT, TOLERANCE, TONE_PRE
 use support::client::{self, Publisher, Viewer, GREEN};
 use support::redis::Redis;
 use support::server::{Server, OPEN_TEST_ARGS};
+use support::ws::Control;
 use support::wait_for;
 
 const IDS: [&str; 3] = ["node-a", "node-b", "node-c"];
@@ -150,6 +151,20 @@ fn a_room_whose_node_dies_opens_again_on_another() {
     let viewer = Viewer::start(nodes[via].as_ref().unwrap().addr, room, None);
     wait_for_media(&viewer, GREEN, 600, Duration::from_secs(15), "the meeting on its first node");
 
+    // A second room on the same node, locked by its moderator: a password and the waiting room.
+    let locked = (0..100).map(|i| format!("locked-{i}")).find(|r| host(nodes[via].as_ref().unwrap(), r).0 == owner_id).expect("a room placed on the same node");
+    let owner_addr = nodes[owner].as_ref().unwrap().addr;
+    let (mut moderator, _, key) = Control::join_first(owner_addr, &locked, "Ada");
+    moderator.send_json(&serde_json::json!({"type": "set_password", "password": "Rathaus 2026"}));
+    moderator.told_setting("password", true, "the moderator");
+    moderator.send_json(&serde_json::json!({"type": "set_waiting_room", "on": true}));
+    moderator.told_setting("waiting_room", true, "the moderator");
+    wait_for(Duration::from_secs(5), "the locked room's rules kept in Redis", || {
+        let kept = redis.get(&format!("plenum:kept:{locked}")).unwrap_or_default();
+        if kept.contains("argon2id") && kept.contains("\"waiting_room\":true") { Ok(()) } else { Err(kept) }
+    });
+    assert!(!redis.get(&format!("plenum:kept:{locked}")).unwrap().contains(&key), "only the moderator key's digest is kept");
+
     // SIGKILL: no goodbye, its leases stay in Redis until they run out.
     let killed = std::time::Instant::now();
     drop(nodes[owner].take());
@@ -169,6 +184,25 @@ fn a_room_whose_node_dies_opens_again_on_another() {
     assert!(took < Duration::from_secs(15), "back in the mix within 15 s: {took:?}");
     assert_eq!(redis.get(&format!("plenum:room:{room}")).as_deref(), Some(new_id.as_str()));
     drop((publisher, viewer));
+    drop(moderator);
+
+    // The locked room, opened again elsewhere, keeps its password, waiting room and moderator key.
+    let (locked_id, locked_url) = host(survivor, &locked);
+    assert_ne!(locked_id, owner_id);
+    let locked_addr = client::at(survivor.addr, &format!("{locked_url}/")).0;
+    let mut stranger = Control::connect(locked_addr, &locked);
+    stranger.send_json(&serde_json::json!({"type": "join", "name": "Cem"}));
+    let refused = stranger.expect_type("error", Duration::from_secs(5));
+    assert_eq!(refused["code"], "password_required", "{refused}");
+    let join = serde_json::json!({"type": "join", "name": "Ada", "password": "Rathaus 2026", "moderator_key": key});
+    let mut back = Control::connect(locked_addr, &locked);
+    back.send_json(&join);
+    let joined = back.expect_type("joined", Duration::from_secs(10));
+    assert_eq!(joined["moderator"], true, "the moderator key still holds: {joined}");
+    let mut guest = Control::connect(locked_addr, &locked);
+    guest.send_json(&serde_json::json!({"type": "join", "name": "Bo", "password": "Rathaus 2026"}));
+    let waiting = guest.expect_type("joined", Duration::from_secs(10));
+    assert_eq!(waiting["waiting"], true, "the waiting room still holds: {waiting}");
 }
 
 #[test]

@@ -61,6 +61,8 @@ pub struct Cluster {
     /// The URLs of the pool's nodes with a fresh heartbeat, this one included, as of the
     /// last heartbeat (pages may talk to them; a page whose node is gone asks another).
     peers: Mutex<Vec<String>>,
+    /// Itself, for the tasks it spawns.
+    this: std::sync::OnceLock<std::sync::Weak<Cluster>>,
 }
 
 fn now_ms() -> u64 {
@@ -70,7 +72,7 @@ fn now_ms() -> u64 {
 impl Cluster {
     pub fn new(me: Me, redis_url: &str) -> Result<Arc<Self>, StoreError> {
         let seed = now_ms() ^ (u64::from(std::process::id()) << 32) ^ me.id.bytes().fold(0u64, |h, b| h.rotate_left(5) ^ u64::from(b));
-        Ok(Arc::new(Self {
+        let cluster = Arc::new(Self {
             me,
             store: Store::new(redis_url)?,
             draining: AtomicBool::new(false),
@@ -78,7 +80,10 @@ impl Cluster {
             leased: Mutex::default(),
             dice: Mutex::new(seed | 1),
             peers: Mutex::default(),
-        }))
+            this: std::sync::OnceLock::new(),
+        });
+        let _ = cluster.this.set(Arc::downgrade(&cluster));
+        Ok(cluster)
     }
 
     pub fn me(&self) -> &Me {
@@ -253,6 +258,32 @@ impl Cluster {
             }
         }
         let _ = self.noted(self.store.forget(&self.me.id).await);
+    }
+}
+
+/// Rooms keep their rules in Redis: loaded when a room opens on a node, saved when they change.
+impl crate::control::Keeper for Cluster {
+    fn load<'a>(&'a self, room: &'a RoomId) -> futures_util::future::BoxFuture<'a, Option<crate::room::kept::Kept>> {
+        Box::pin(async move {
+            let json = self.noted(self.store.kept(room.as_str()).await)??;
+            match serde_json::from_str(&json) {
+                Ok(kept) => Some(kept),
+                Err(e) => {
+                    tracing::warn!(room = %room, error = %e, "a room's kept rules in Redis do not parse: the room starts afresh");
+                    None
+                }
+            }
+        })
+    }
+
+    fn save(&self, room: &RoomId, kept: crate::room::kept::Kept) {
+        let Some(me) = self.this.get().and_then(std::sync::Weak::upgrade) else { return };
+        let room = room.clone();
+        tokio::spawn(async move {
+            let Ok(json) = serde_json::to_string(&kept) else { return };
+            let for_ms = crate::room::kept::KEPT_FOR.as_millis() as u64;
+            let _ = me.noted(me.store.keep(room.as_str(), json, for_ms).await);
+        });
     }
 }
 

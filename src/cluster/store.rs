@@ -4,7 +4,9 @@
 //! - `nodes`: the set of node ids that ever sent one (members without a heartbeat are gone);
 //! - `room:{room}`: a room's lease, its owner's id, expiring when the lease runs out;
 //! - `recent:{id}`: rooms placed on a node in the last two seconds (its heartbeat does not
-//!   show them yet).
+//!   show them yet);
+//! - `kept:{room}`: a room's rules and the digests of its keys ([`crate::room::kept`]), for
+//!   two weeks after its last use.
 //!
 //! Every call is bounded by [`OP_LIMIT`]: a Redis that is slow or gone costs a request half a
 //! second at most, and after a failure the store says "unavailable" at once for a second
@@ -183,6 +185,18 @@ impl Store {
             redis::Value::Int(_) => Renewal::Reclaimed,
             other => Renewal::TakenBy(redis::from_redis_value(other).unwrap_or_default()),
         })
+    }
+
+    /// What a room kept (JSON), if anything.
+    pub async fn kept(&self, room: &str) -> Result<Option<String>, StoreError> {
+        let k = key("kept", room);
+        self.call(|mut c| async move { c.get(k).await }).await
+    }
+
+    /// Keeps a room's rules (JSON) for `for_ms`.
+    pub async fn keep(&self, room: &str, json: String, for_ms: u64) -> Result<(), StoreError> {
+        let k = key("kept", room);
+        self.call(|mut c| async move { c.pset_ex(k, json, for_ms).await }).await
     }
 
     /// Removes a node's heartbeat (it leaves the pool).

@@ -6,7 +6,10 @@
 //! closed while the room had no media.
 
 mod cameras;
+mod kept;
 mod outputs;
+
+pub use kept::Keeper;
 
 pub use outputs::{Automated, Automation};
 
@@ -119,7 +122,14 @@ fn closed() -> RoomError {
 }
 
 impl RoomControl {
-    pub fn start(room: RoomId, cfg: SharedMediaConfig, rules: RoomRules, empty_grace: Duration, on_idle: OnIdle) -> Self {
+    pub fn start(
+        room: RoomId,
+        cfg: SharedMediaConfig,
+        rules: RoomRules,
+        empty_grace: Duration,
+        keeper: Option<std::sync::Arc<dyn Keeper>>,
+        on_idle: OnIdle,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
         let (media_tx, media_rx) = mpsc::unbounded_channel();
         let (broadcast, _) = broadcast::channel(BROADCAST_CAPACITY);
@@ -142,6 +152,7 @@ impl RoomControl {
             streams: Default::default(),
             last_stream: 0,
             broadcast_with_streams: false,
+            keeper: kept::Keeping::new(keeper),
         };
         tokio::spawn(task.run(rx, media_rx, on_idle));
         Self { tx }
@@ -276,6 +287,8 @@ struct ControlTask {
     /// The public broadcast (HLS) was started with the live streams, not on its own: it ends
     /// with the last of them.
     broadcast_with_streams: bool,
+    /// Where the room's rules are kept beyond this node (a pool's Redis), if anywhere.
+    keeper: kept::Keeping,
 }
 
 fn wall_ms() -> u64 {
@@ -287,15 +300,23 @@ impl ControlTask {
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         let mut shutdown = None;
         crate::metrics::metrics().rooms.inc();
+        // What the room kept from an earlier life (another node, yesterday), before anyone joins.
+        if let Some(kept) = self.keeper.load(&self.room).await {
+            self.state.restore(kept);
+        }
         loop {
             tokio::select! {
                 cmd = commands.recv() => match cmd {
                     Some(Command::Shutdown { reply }) => { shutdown = Some(reply); break; }
-                    Some(cmd) => self.handle(cmd).await,
+                    Some(cmd) => {
+                        self.handle(cmd).await;
+                        self.keeper.keep(&self.room, &self.state);
+                    }
                     None => break,
                 },
                 Some(event) = media_events.recv() => self.on_media_event(event).await,
                 _ = housekeeping.tick() => {
+                    self.keeper.refresh(&self.room, &self.state);
                     self.end_cameras_of_an_empty_room().await;
                     if self.idle_expired() {
                         commands.close();

@@ -74,17 +74,33 @@ impl fmt::Display for ExternalId {
 
 /// A room key as kept: its BLAKE2s digest. The key (128 random bits) is shown once to the
 /// moderator who made it; a fast hash is enough for a secret that cannot be guessed.
-#[derive(Clone, Copy, Debug)]
-struct KeyDigest([u8; 32]);
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct KeyDigest([u8; 32]);
 
 impl KeyDigest {
-    fn of(secret: &str) -> Self {
+    pub(crate) fn of(secret: &str) -> Self {
         Self(Blake2s256::digest(secret.as_bytes()).into())
     }
 
     /// Compared in time independent of where the digests differ.
-    fn matches(&self, other: &KeyDigest) -> bool {
+    pub(crate) fn matches(&self, other: &KeyDigest) -> bool {
         self.0.iter().zip(other.0.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+
+    /// The digest as 64 hex digits (how a room's keys are kept in Redis).
+    pub(crate) fn to_hex(self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub(crate) fn from_hex(hex: &str) -> Option<Self> {
+        if hex.len() != 64 || !hex.is_ascii() {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(Self(out))
     }
 }
 
@@ -115,6 +131,16 @@ pub(super) struct Access {
 }
 
 impl Access {
+    /// The digests of the room's keys, by kind (what the room keeps beyond its node).
+    pub(super) fn key_digests(&self) -> impl Iterator<Item = (ExternalKind, KeyDigest)> + '_ {
+        self.keys.iter().map(|(k, d)| (*k, *d))
+    }
+
+    /// Takes the keys a room kept back (the room opens again elsewhere).
+    pub(super) fn restore_key(&mut self, kind: ExternalKind, digest: KeyDigest) {
+        self.keys.insert(kind, digest);
+    }
+
     pub(super) fn has_key(&self, kind: ExternalKind) -> bool {
         self.keys.contains_key(&kind)
     }

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod framing;
+pub mod kept;
 pub mod layout;
 pub mod moderation;
 pub mod participants;

@@ -91,8 +91,9 @@ pub struct Room {
     max_participants: usize,
     max_audience: usize,
     active: Option<ParticipantId>,
-    /// Handed to the room's first participant; whoever presents it later is a moderator too.
-    moderator_key: Option<SessionId>,
+    /// The digest of the key handed to the room's first participant; whoever presents the
+    /// key later is a moderator too.
+    pub(super) moderator_key: Option<super::access::KeyDigest>,
     pub(super) settings: Settings,
     /// Wrong-password times per address key; never leaves memory.
     password_failures: HashMap<u64, VecDeque<Duration>>,
@@ -195,10 +196,10 @@ impl Room {
         let (mut moderator, new_key) = match (self.moderator_key, key) {
             (None, _) => {
                 let key = SessionId::random();
-                self.moderator_key = Some(key);
+                self.moderator_key = Some(super::access::KeyDigest::of(&key.to_string()));
                 (true, Some(key))
             }
-            (Some(k), Some(given)) if same_secret(k, given) => (true, None),
+            (Some(k), Some(given)) if k.matches(&super::access::KeyDigest::of(&given.to_string())) => (true, None),
             (Some(_), Some(_)) => return Err(refuse(ErrorCode::Forbidden, "the moderator key is not valid for this room")),
             (Some(_), None) => (false, None),
         };
@@ -356,7 +357,7 @@ impl Room {
 
     /// Whether `key` is this room's moderator key (compared in constant time).
     pub fn is_moderator_key(&self, key: SessionId) -> bool {
-        self.moderator_key.is_some_and(|k| same_secret(k, key))
+        self.moderator_key.is_some_and(|k| k.matches(&super::access::KeyDigest::of(&key.to_string())))
     }
 
     /// Whether the room is being recorded, as its media says.
