@@ -125,16 +125,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         limits: Arc::new(crate::http::limits::AddressLimits::new(config.session_rate, config.sessions_per_address)),
         cluster: cluster.clone(),
     });
+    let drain = config.pool.as_ref().map(|p| p.drain_on_stop).unwrap_or_default();
+    let stop = stop_requested(cluster.clone(), rooms.clone(), drain);
     // The address line comes first on standard output, the metrics one after it.
     match config.tls.clone() {
         Some(files) => {
             let listener = crate::http::tls::TlsListener::start(listener, files)?;
             announce("https", addr, config.metrics_listen).await?;
-            serve(listener, app).await?;
+            serve(listener, app, stop).await?;
         }
         None => {
             announce("http", addr, config.metrics_listen).await?;
-            serve(listener, app).await?;
+            serve(listener, app, stop).await?;
         }
     }
     tracing::info!(rooms = rooms.room_count(), "shutting down");
@@ -181,14 +183,27 @@ async fn announce(scheme: &str, addr: std::net::SocketAddr, metrics: Option<std:
     }
 }
 
-/// Serves the router on a plain or TLS listener until Ctrl-C or SIGTERM.
-async fn serve<L>(listener: L, app: axum::Router) -> std::io::Result<()>
+/// Ctrl-C or SIGTERM; in a pool with `--drain-seconds`, then the drain: no new rooms here,
+/// the meetings go on (and are served) until they end or the time is up.
+async fn stop_requested(cluster: Option<Arc<Cluster>>, rooms: Arc<Rooms>, drain: std::time::Duration) {
+    shutdown_signal().await;
+    let Some(cluster) = cluster.filter(|_| !drain.is_zero()) else { return };
+    cluster.drain();
+    tracing::info!(seconds = drain.as_secs(), rooms = rooms.room_count(), "stopping: draining first");
+    let deadline = tokio::time::Instant::now() + drain;
+    while rooms.room_count() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// Serves the router on a plain or TLS listener until `stop`.
+async fn serve<L>(listener: L, app: axum::Router, stop: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()>
 where
     L: axum::serve::Listener<Addr = std::net::SocketAddr>,
     crate::http::Peer: for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
 {
     axum::serve(listener, app.into_make_service_with_connect_info::<crate::http::Peer>())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(stop)
         .await
 }
 

@@ -57,6 +57,25 @@ pub enum Command {
     /// Check the configuration (file, environment, flags), the GStreamer elements and the
     /// encoder profiles without starting: exit 0 with a summary, or 1 with the reason.
     Check(ServeArgs),
+    /// Drain a node of a pool (for an upgrade): it takes no new rooms from now on, its
+    /// meetings go on until the deadline, then their participants move to other nodes.
+    Drain(DrainArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DrainArgs {
+    /// The pool's Redis, as the nodes are given it.
+    #[arg(long, env = "PLENUM_REDIS")]
+    pub redis: String,
+    /// The node to drain (its `--node-id`).
+    #[arg(long, env = "PLENUM_NODE_ID")]
+    pub node_id: String,
+    /// Seconds its meetings may go on before their participants are moved.
+    #[arg(long, default_value_t = 300)]
+    pub within: u64,
+    /// Take the drain back: the node takes new rooms again.
+    #[arg(long)]
+    pub undo: bool,
 }
 
 /// Every flag is optional here so that the config file can fill what the command line leaves out.
@@ -169,6 +188,10 @@ pub struct ServeArgs {
     /// (other nodes send them there) [default: the listen address, if it is not 0.0.0.0 or ::].
     #[arg(long, env = "PLENUM_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// In a pool, on SIGTERM: seconds the node drains first (no new rooms; its meetings go on
+    /// and move when they end or at the deadline, when the node exits) [default: 0].
+    #[arg(long, env = "PLENUM_DRAIN_SECONDS")]
+    pub drain_seconds: Option<u64>,
 }
 
 /// The same settings as they may appear in the `--config` file.
@@ -209,6 +232,7 @@ struct FileConfig {
     redis: Option<String>,
     node_id: Option<String>,
     public_url: Option<String>,
+    drain_seconds: Option<u64>,
 }
 
 fn parse_codec(s: &str) -> Result<VideoCodec, String> {
@@ -309,13 +333,20 @@ pub struct PoolConfig {
     pub node_id: String,
     /// `None`: the listen address (checked at start, once the port is known).
     pub public_url: Option<String>,
+    /// How long SIGTERM drains before the node exits.
+    pub drain_on_stop: Duration,
 }
 
-fn pool(redis: Option<String>, node_id: Option<String>, public_url: Option<String>) -> anyhow::Result<Option<PoolConfig>> {
+fn pool(redis: Option<String>, node_id: Option<String>, public_url: Option<String>, drain_seconds: Option<u64>) -> anyhow::Result<Option<PoolConfig>> {
     let Some(redis) = redis else {
-        anyhow::ensure!(node_id.is_none() && public_url.is_none(), "node_id and public_url belong to a pool: give redis too");
+        anyhow::ensure!(
+            node_id.is_none() && public_url.is_none() && drain_seconds.is_none(),
+            "node_id, public_url and drain_seconds belong to a pool: give redis too"
+        );
         return Ok(None);
     };
+    let drain_on_stop = Duration::from_secs(drain_seconds.unwrap_or(0));
+    anyhow::ensure!(drain_on_stop <= Duration::from_secs(24 * 3600), "drain_seconds must be at most 86400");
     anyhow::ensure!(redis.starts_with("redis://") || redis.starts_with("rediss://"), "redis must be a redis:// or rediss:// URL");
     let node_id = match node_id {
         Some(id) => {
@@ -339,7 +370,7 @@ fn pool(redis: Option<String>, node_id: Option<String>, public_url: Option<Strin
             "public_url must be http(s)://host[:port][/path] without a trailing '/', e.g. https://plenum-2.example.org"
         );
     }
-    Ok(Some(PoolConfig { redis, node_id, public_url }))
+    Ok(Some(PoolConfig { redis, node_id, public_url, drain_on_stop }))
 }
 
 impl Config {
@@ -378,7 +409,12 @@ impl Config {
             (None, None) => None,
             _ => anyhow::bail!("tls_cert and tls_key go together: give both or neither"),
         };
-        let pool = pool(args.redis.or(file.redis), args.node_id.or(file.node_id), args.public_url.or(file.public_url))?;
+        let pool = pool(
+            args.redis.or(file.redis),
+            args.node_id.or(file.node_id),
+            args.public_url.or(file.public_url),
+            args.drain_seconds.or(file.drain_seconds),
+        )?;
         Ok(Self {
             listen: args
                 .listen

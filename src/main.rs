@@ -28,6 +28,7 @@ async fn run_cli() -> std::process::ExitCode {
             Err(e) => Err(e),
         },
         Command::Check(args) => Config::resolve(args).and_then(|config| plenum::app::check(&config)).map(|summary| println!("{summary}")),
+        Command::Drain(args) => plenum::cluster::drain(&args).await.map(|said| println!("{said}")),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -287,11 +287,14 @@ impl Rooms {
     /// Closes every room (participants told, sessions ended, pipelines to NULL) and refuses
     /// new ones.
     pub async fn shutdown(&self) {
-        let rooms: Vec<RoomControl> = {
-            let mut inner = self.lock();
-            inner.closing = true;
-            inner.rooms.drain().map(|(_, e)| e.control).collect()
-        };
+        self.lock().closing = true;
+        self.close_all().await;
+    }
+
+    /// Closes every room as a shutdown does ("server restarting": the clients come back by
+    /// themselves, in a pool on another node), but goes on serving.
+    pub async fn close_all(&self) {
+        let rooms: Vec<RoomControl> = self.lock().rooms.drain().map(|(_, e)| e.control).collect();
         for room in rooms {
             room.shutdown().await;
         }

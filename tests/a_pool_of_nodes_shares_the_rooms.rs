@@ -295,3 +295,51 @@ fn browsers_follow_their_room_to_another_node() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(status.success() && said.iter().any(|l| l.starts_with("RESULT ")), "the browsers' checks failed:\n{}", said.join("\n"));
 }
+
+#[test]
+fn a_draining_node_gets_no_new_rooms_and_its_meetings_move_at_the_deadline() {
+    client::init();
+    let redis = Redis::start();
+    let nodes = pool(&redis, 2);
+    let room = "morning";
+    let (owner_id, _) = host(&nodes[0], room);
+    let (owner, other) = if owner_id == IDS[0] { (&nodes[0], &nodes[1]) } else { (&nodes[1], &nodes[0]) };
+    let other_id = if owner_id == IDS[0] { IDS[1] } else { IDS[0] };
+    let publisher = Publisher::start(owner.addr, room, GREEN, 600);
+    let viewer = Viewer::start(owner.addr, room, None);
+    wait_for_media(&viewer, GREEN, 600, Duration::from_secs(15), "the meeting before the drain");
+
+    let said = std::process::Command::new(env!("CARGO_BIN_EXE_plenum"))
+        .args(["drain", "--redis", &redis.url(), "--node-id", &owner_id, "--within", "5"])
+        .output()
+        .expect("plenum drain runs");
+    assert!(said.status.success(), "plenum drain: {}", String::from_utf8_lossy(&said.stderr));
+    eprintln!("{}", String::from_utf8_lossy(&said.stdout).trim());
+    let drained_at = std::time::Instant::now();
+    wait_for(Duration::from_secs(3), "the node's heartbeat to say it drains", || {
+        let beat = redis.get(&format!("plenum:node:{owner_id}")).unwrap_or_default();
+        if beat.contains("\"draining\"") { Ok(()) } else { Err(beat) }
+    });
+    // New rooms, asked of either node, go to the other one.
+    for i in 0..10 {
+        let via = if i % 2 == 0 { owner } else { other };
+        assert_eq!(host(via, &format!("new-{i}")).0, other_id, "new room {i} while {owner_id} drains");
+    }
+    // The meeting goes on there until the deadline.
+    let (frames, gap) = viewer.frames_since(drained_at);
+    assert!(frames > 0 && gap < Duration::from_millis(500), "the meeting went on while draining: {frames} frames, gap {gap:?}");
+    assert_eq!(host(other, room).0, owner_id, "its room stays where it is until the deadline");
+
+    // At the deadline its participants are told to reconnect; asked again, the room is on the other node.
+    let moved = wait_for(Duration::from_secs(15), "the room to move at the deadline", || {
+        let (id, _) = host(other, room);
+        if id == other_id { Ok(drained_at.elapsed()) } else { Err(format!("still on {id}")) }
+    });
+    eprintln!("drain within 5 s: the room moved after {moved:?}");
+    assert!(moved >= Duration::from_secs(4), "not before the deadline: {moved:?}");
+    drop((publisher, viewer));
+    let publisher = Publisher::start(owner.addr, room, GREEN, 600);
+    let viewer = Viewer::start(owner.addr, room, None);
+    assert_eq!(publisher.addr, other.addr, "the draining node sends the room's clients on");
+    wait_for_media(&viewer, GREEN, 600, Duration::from_secs(15), "the meeting on the other node");
+}

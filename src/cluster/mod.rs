@@ -53,6 +53,8 @@ pub struct Cluster {
     me: Me,
     store: Store,
     draining: AtomicBool,
+    /// The deadline of a drain asked for with `plenum drain` (ms since the epoch), if any.
+    drain_deadline: Mutex<Option<u64>>,
     /// Whether the last Redis call worked (for the log: said once on each change).
     reachable: AtomicBool,
     /// Rooms this node renewed on its last round (released when they are no longer live).
@@ -65,7 +67,7 @@ pub struct Cluster {
     this: std::sync::OnceLock<std::sync::Weak<Cluster>>,
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
@@ -76,6 +78,7 @@ impl Cluster {
             me,
             store: Store::new(redis_url)?,
             draining: AtomicBool::new(false),
+            drain_deadline: Mutex::new(None),
             reachable: AtomicBool::new(true),
             leased: Mutex::default(),
             dice: Mutex::new(seed | 1),
@@ -96,9 +99,26 @@ impl Cluster {
         if peers.is_empty() { vec![self.me.url.clone()] } else { peers }
     }
 
-    /// No new rooms here from now on (`plenum drain`, SIGTERM).
+    /// No new rooms here from now on (SIGTERM with `--drain-seconds`, the process ending).
     pub fn drain(&self) {
         self.draining.store(true, Ordering::Relaxed);
+    }
+
+    fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed) || self.drain_deadline.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
+    /// Reads whether `plenum drain` was said for this node; whether its deadline has passed
+    /// with rooms still open here.
+    async fn drain_deadline_passed(&self, rooms: &Rooms) -> bool {
+        let Some(deadline) = self.noted(self.store.drain_deadline(&self.me.id).await) else { return false };
+        let before = std::mem::replace(&mut *self.drain_deadline.lock().unwrap_or_else(|p| p.into_inner()), deadline);
+        match (before, deadline) {
+            (None, Some(at)) => tracing::info!(within_s = at.saturating_sub(now_ms()) / 1000, "draining: no new rooms here"),
+            (Some(_), None) => tracing::info!("drain taken back: new rooms come here again"),
+            _ => {}
+        }
+        deadline.is_some_and(|at| now_ms() >= at) && rooms.room_count() > 0
     }
 
     fn roll(&self) -> (u64, u64) {
@@ -194,7 +214,7 @@ impl Cluster {
                 let load = NodeLoad {
                     id: cluster.me.id.clone(),
                     url: cluster.me.url.clone(),
-                    state: if cluster.draining.load(Ordering::Relaxed) { NodeState::Draining } else { NodeState::Serving },
+                    state: if cluster.is_draining() { NodeState::Draining } else { NodeState::Serving },
                     rooms: live.len() as u32,
                     participants: crate::metrics::metrics().participants_total(),
                     cpu: cpu.cores_busy(),
@@ -211,9 +231,15 @@ impl Cluster {
                     urls.sort();
                     *cluster.peers.lock().unwrap_or_else(|p| p.into_inner()) = urls;
                 }
+                if cluster.drain_deadline_passed(&rooms).await {
+                    // Its meetings move now: everyone is told to reconnect, the leases go.
+                    tracing::info!(rooms = rooms.room_count(), "drained: the rooms left here move to other nodes");
+                    rooms.close_all().await;
+                    renewed_at = Instant::now() - RENEW_EVERY;
+                }
                 if renewed_at.elapsed() >= RENEW_EVERY {
                     renewed_at = Instant::now();
-                    cluster.renew(live).await;
+                    cluster.renew(rooms.live_rooms()).await;
                 }
             }
         });
@@ -259,6 +285,20 @@ impl Cluster {
         }
         let _ = self.noted(self.store.forget(&self.me.id).await);
     }
+}
+
+/// `plenum drain`: tells a node of the pool (through Redis) to drain, or to stop draining.
+pub async fn drain(args: &crate::config::DrainArgs) -> anyhow::Result<String> {
+    let store = Store::new(&args.redis)?;
+    store.connect().await?;
+    let deadline = (!args.undo).then(|| now_ms() + args.within * 1000);
+    store.set_drain(&args.node_id, deadline).await?;
+    let known = store.nodes().await?.iter().any(|(n, _)| n.id == args.node_id);
+    let warning = if known { "" } else { " (no heartbeat from that node now: it drains when it starts)" };
+    Ok(match deadline {
+        Some(_) => format!("node {} drains: no new rooms; its meetings move to other nodes within {} s{warning}", args.node_id, args.within),
+        None => format!("node {} takes new rooms again{warning}", args.node_id),
+    })
 }
 
 /// Rooms keep their rules in Redis: loaded when a room opens on a node, saved when they change.

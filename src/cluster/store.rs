@@ -5,6 +5,7 @@
 //! - `room:{room}`: a room's lease, its owner's id, expiring when the lease runs out;
 //! - `recent:{id}`: rooms placed on a node in the last two seconds (its heartbeat does not
 //!   show them yet);
+//! - `drain:{id}`: the deadline of a node's drain (`plenum drain`);
 //! - `kept:{room}`: a room's rules and the digests of its keys ([`crate::room::kept`]), for
 //!   two weeks after its last use.
 //!
@@ -197,6 +198,24 @@ impl Store {
     pub async fn keep(&self, room: &str, json: String, for_ms: u64) -> Result<(), StoreError> {
         let k = key("kept", room);
         self.call(|mut c| async move { c.pset_ex(k, json, for_ms).await }).await
+    }
+
+    /// When the node's drain ends (milliseconds since the epoch), if it is draining.
+    pub async fn drain_deadline(&self, node: &str) -> Result<Option<u64>, StoreError> {
+        let k = key("drain", node);
+        self.call(|mut c| async move { c.get(k).await }).await
+    }
+
+    /// Drains `node` until `deadline_ms` (kept a day beyond it), or takes the drain back.
+    pub async fn set_drain(&self, node: &str, deadline_ms: Option<u64>) -> Result<(), StoreError> {
+        let k = key("drain", node);
+        match deadline_ms {
+            Some(at) => {
+                let keep = at.saturating_sub(super::now_ms()) + 24 * 3600 * 1000;
+                self.call(|mut c| async move { c.pset_ex(k, at, keep).await }).await
+            }
+            None => self.call(|mut c| async move { c.del(k).await }).await,
+        }
     }
 
     /// Removes a node's heartbeat (it leaves the pool).
