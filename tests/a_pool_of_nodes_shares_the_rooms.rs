@@ -89,6 +89,13 @@ fn rooms_spread_over_the_nodes_with_one_owner_each() {
     eprintln!("ten racing claims: {answers:?}");
     assert!(answers.iter().all(|a| *a == answers[0]), "one owner for a contested room: {answers:?}");
     assert_eq!(redis.get("plenum:room:contested").as_deref(), Some(answers[0].as_str()));
+
+    // What an idle pool of three costs Redis (heartbeats, the pool's list, drain checks).
+    let (before, at) = (redis.commands_processed(), std::time::Instant::now());
+    std::thread::sleep(Duration::from_secs(5));
+    let per_second = (redis.commands_processed() - before) as f64 / at.elapsed().as_secs_f64();
+    eprintln!("an idle pool of three: {per_second:.1} Redis commands a second");
+    assert!(per_second < 50.0, "a node's heartbeat costs Redis a handful of commands a second: {per_second:.1}/s");
 }
 
 #[test]

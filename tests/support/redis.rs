@@ -45,6 +45,12 @@ impl Redis {
         redis::cmd("GET").arg(key).query(&mut self.connection().expect("redis answers")).expect("GET")
     }
 
+    /// Commands Redis has processed since it started (`INFO stats`).
+    pub fn commands_processed(&self) -> u64 {
+        let info: String = redis::cmd("INFO").arg("stats").query(&mut self.connection().expect("redis answers")).expect("INFO");
+        info.lines().find_map(|l| l.strip_prefix("total_commands_processed:")).and_then(|n| n.trim().parse().ok()).expect("a command count")
+    }
+
     /// Kills redis-server at once (SIGKILL).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
