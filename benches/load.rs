@@ -21,6 +21,9 @@
 //! the other and measures their CPU, what the meeting gets meanwhile and the HLS latency, into
 //! `benches/results/outputs.{json,md}`.
 //!
+//! `pool` runs three nodes against a real redis-server: placement evenness, failover over ten
+//! kills and the Redis commands a second, into `benches/results/pool.{json,md}`.
+//!
 //! Arguments: scenario names to run only those (default: all), e.g. `./dev bench n2 n5 rungs`.
 
 #[path = "../tests/support/mod.rs"]
@@ -110,6 +113,13 @@ fn main() {
         eprintln!("running outputs ...");
         if let Some(figures) = support::bench_outputs::outputs(&cache, Duration::from_secs(15)) {
             let md = support::bench_outputs::report(&dir, &machine(), &figures);
+            println!("{}", std::fs::read_to_string(md).unwrap_or_default());
+        }
+    }
+    if wanted.is_empty() || wanted.iter().any(|w| w == "pool") {
+        eprintln!("running pool ...");
+        if let Some(figures) = support::bench_pool::pool(&cache) {
+            let md = support::bench_pool::report(&dir, &machine(), &figures);
             println!("{}", std::fs::read_to_string(md).unwrap_or_default());
         }
     }

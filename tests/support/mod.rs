@@ -6,6 +6,7 @@ pub mod analysis;
 pub mod bench;
 pub mod bench_adapt;
 pub mod bench_outputs;
+pub mod bench_pool;
 pub mod bench_rungs;
 pub mod browser;
 pub mod client;
