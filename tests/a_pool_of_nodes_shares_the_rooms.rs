@@ -256,10 +256,18 @@ fn without_redis_nodes_go_on_and_rejoin_when_it_is_back() {
     drop((publisher, fresh));
 }
 
+/// How the room's node goes away under a browser meeting.
+#[derive(Clone, Copy)]
+enum Gone {
+    /// SIGKILL.
+    Killed,
+    /// `plenum drain` with a 2 s deadline.
+    Drained,
+}
+
 /// Two browsers (the web client in headless chromium) open the room's page on a node that
-/// does not host the room; the room's node is killed mid-meeting (`tests/browser/pool.mjs`).
-#[test]
-fn browsers_follow_their_room_to_another_node() {
+/// does not host the room; the room's node goes mid-meeting (`tests/browser/pool.mjs`).
+fn browsers_follow_their_room(how: Gone) {
     use std::io::{BufRead, BufReader, Write};
     use std::process::{Command, Stdio};
 
@@ -294,13 +302,35 @@ fn browsers_follow_their_room_to_another_node() {
         eprintln!("{line}");
         said.push(line.clone());
         if line == "READY" {
-            drop(nodes[owner].take()); // SIGKILL
-            writeln!(input, "KILLED").expect("node reads");
+            match how {
+                Gone::Killed => {
+                    drop(nodes[owner].take()); // SIGKILL
+                    writeln!(input, "GONE killed").expect("node reads");
+                }
+                Gone::Drained => {
+                    let drain = Command::new(env!("CARGO_BIN_EXE_plenum"))
+                        .args(["drain", "--redis", &redis.url(), "--node-id", &owner_id, "--within", "2"])
+                        .output()
+                        .expect("plenum drain runs");
+                    assert!(drain.status.success(), "plenum drain: {}", String::from_utf8_lossy(&drain.stderr));
+                    writeln!(input, "GONE drained").expect("node reads");
+                }
+            }
         }
     }
     let status = node.wait().expect("node ends");
     let _ = std::fs::remove_dir_all(&dir);
     assert!(status.success() && said.iter().any(|l| l.starts_with("RESULT ")), "the browsers' checks failed:\n{}", said.join("\n"));
+}
+
+#[test]
+fn browsers_follow_their_room_when_its_node_dies() {
+    browsers_follow_their_room(Gone::Killed);
+}
+
+#[test]
+fn browsers_follow_their_room_when_its_node_drains() {
+    browsers_follow_their_room(Gone::Drained);
 }
 
 #[test]
@@ -349,4 +379,44 @@ fn a_draining_node_gets_no_new_rooms_and_its_meetings_move_at_the_deadline() {
     let viewer = Viewer::start(owner.addr, room, None);
     assert_eq!(publisher.addr, other.addr, "the draining node sends the room's clients on");
     wait_for_media(&viewer, GREEN, 600, Duration::from_secs(15), "the meeting on the other node");
+}
+
+#[test]
+fn sigterm_with_drain_seconds_lets_the_meetings_end_first() {
+    client::init();
+    let redis = Redis::start();
+    let nodes: Vec<Server> = IDS[..2]
+        .iter()
+        .map(|id| Server::start_with(&[OPEN_TEST_ARGS, &["--redis", &redis.url(), "--node-id", id, "--drain-seconds", "30"]].concat()))
+        .collect();
+    wait_for(Duration::from_secs(10), "both heartbeats", || if IDS[..2].iter().all(|id| redis.get(&format!("plenum:node:{id}")).is_some()) { Ok(()) } else { Err("not yet") });
+    let room = "evening";
+    let (owner_id, _) = host(&nodes[0], room);
+    let mut nodes = nodes;
+    let owner_at = IDS.iter().position(|id| *id == owner_id).expect("one of the nodes");
+    let mut owner = nodes.remove(owner_at);
+    let other = &nodes[0];
+    let publisher = Publisher::start(owner.addr, room, GREEN, 600);
+    let viewer = Viewer::start(owner.addr, room, None);
+    wait_for_media(&viewer, GREEN, 600, Duration::from_secs(15), "the meeting before SIGTERM");
+
+    let _ = std::process::Command::new("kill").args(["-TERM", &owner.pid().to_string()]).status();
+    let termed = std::time::Instant::now();
+    wait_for(Duration::from_secs(3), "the node's heartbeat to say it drains", || {
+        let beat = redis.get(&format!("plenum:node:{owner_id}")).unwrap_or_default();
+        if beat.contains("\"draining\"") { Ok(()) } else { Err(beat) }
+    });
+    assert_ne!(host(other, "late-room").0, owner_id, "a new room goes elsewhere while the node drains");
+    std::thread::sleep(Duration::from_secs(2));
+    let (frames, gap) = viewer.frames_since(termed);
+    assert!(frames > 0 && gap < Duration::from_millis(500), "the meeting goes on after SIGTERM: {frames} frames, gap {gap:?}");
+    assert!(owner.is_running(), "the node waits for its meeting");
+    // The meeting ends (both leave by DELETE): the node exits after the room's grace, long
+    // before the 30 s are up.
+    assert_eq!(publisher.leave(), 200);
+    assert_eq!(viewer.leave(), 200);
+    let ended = std::time::Instant::now();
+    wait_for(Duration::from_secs(20), "the drained node to exit", || if owner.is_running() { Err("still running") } else { Ok(()) });
+    eprintln!("SIGTERM with --drain-seconds 30: the meeting went on; the node exited {:?} after it ended", ended.elapsed());
+    assert!(redis.get(&format!("plenum:node:{owner_id}")).is_none(), "it left the pool");
 }

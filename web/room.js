@@ -526,10 +526,16 @@ async function reconnect() {
   // once), then every 5 s.
   for (let tries = 0; ; tries++) {
     await new Promise((resolve) => setTimeout(resolve, tries < 120 ? 250 : 5000));
-    // In a pool: the room's node, or where the room opens again if that node is gone.
+    // In a pool: the room's node, or where the room opens again if that node is gone. A node
+    // that joined the pool after this page loaded is not among those the page may talk to:
+    // after 10 s without an answer the page loads again (and joins again by itself).
     const up = inPool()
       ? (await findRoom(room)) !== null
       : await fetch("/healthz", { cache: "no-store" }).then((r) => r.ok).catch(() => false);
+    if (!up && inPool() && tries === 40) {
+      sessionStorage.setItem(joinedKey, "1");
+      location.reload();
+    }
     if (up) return rejoin();
   }
 }

@@ -99,6 +99,21 @@ impl Cluster {
         if peers.is_empty() { vec![self.me.url.clone()] } else { peers }
     }
 
+    /// The pool's nodes with a fresh heartbeat, read from Redis now (what a page may talk to:
+    /// its content security policy lists them); the last known ones while Redis is away.
+    pub async fn fresh_peer_urls(&self) -> Vec<String> {
+        if let Some(nodes) = self.noted(self.store.nodes().await) {
+            let now = now_ms();
+            let mut urls: Vec<String> =
+                nodes.into_iter().filter(|(n, _)| now.saturating_sub(n.at_ms) <= placement::STALE_MS).map(|(n, _)| n.url).collect();
+            urls.sort();
+            if !urls.is_empty() {
+                *self.peers.lock().unwrap_or_else(|p| p.into_inner()) = urls;
+            }
+        }
+        self.peer_urls()
+    }
+
     /// No new rooms here from now on (SIGTERM with `--drain-seconds`, the process ending).
     pub fn drain(&self) {
         self.draining.store(true, Ordering::Relaxed);
@@ -224,13 +239,7 @@ impl Cluster {
                 if cluster.noted(cluster.store.heartbeat(&load).await).is_none() {
                     continue;
                 }
-                if let Some(nodes) = cluster.noted(cluster.store.nodes().await) {
-                    let now = now_ms();
-                    let mut urls: Vec<String> =
-                        nodes.into_iter().filter(|(n, _)| now.saturating_sub(n.at_ms) <= placement::STALE_MS).map(|(n, _)| n.url).collect();
-                    urls.sort();
-                    *cluster.peers.lock().unwrap_or_else(|p| p.into_inner()) = urls;
-                }
+                cluster.fresh_peer_urls().await;
                 if cluster.drain_deadline_passed(&rooms).await {
                     // Its meetings move now: everyone is told to reconnect, the leases go.
                     tracing::info!(rooms = rooms.room_count(), "drained: the rooms left here move to other nodes");
@@ -327,22 +336,31 @@ impl crate::control::Keeper for Cluster {
     }
 }
 
-/// The process' CPU use between two readings, in cores.
+/// The process' CPU use, in cores: measured between readings at least half a second apart and
+/// smoothed over a few (the first heartbeat, right after the start, would otherwise divide a
+/// tick or two by a few microseconds and keep a fresh node out of the placements).
 struct CpuMeter {
     ticks: u64,
     at: Instant,
+    smoothed: f32,
+    primed: bool,
 }
 
 impl CpuMeter {
     fn new() -> Self {
-        Self { ticks: crate::metrics::cpu_ticks(), at: Instant::now() }
+        Self { ticks: crate::metrics::cpu_ticks(), at: Instant::now(), smoothed: 0.0, primed: false }
     }
 
     fn cores_busy(&mut self) -> f32 {
         let (ticks, at) = (crate::metrics::cpu_ticks(), Instant::now());
-        let secs = (at - self.at).as_secs_f32().max(0.001);
+        let secs = (at - self.at).as_secs_f32();
+        if secs < 0.5 {
+            return self.smoothed;
+        }
         let busy = ticks.saturating_sub(self.ticks) as f32 / 100.0 / secs;
+        self.smoothed = if self.primed { 0.5 * self.smoothed + 0.5 * busy } else { busy };
+        self.primed = true;
         (self.ticks, self.at) = (ticks, at);
-        busy
+        self.smoothed
     }
 }

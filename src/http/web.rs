@@ -55,10 +55,10 @@ impl WebFiles {
 /// The page's content security policy. In a pool the page may talk to the other nodes too
 /// (the room's own node, or another after a node is gone): their origins are added to
 /// `connect-src`, as `http(s)` and as `ws(s)`.
-fn csp(state: &AppState) -> std::borrow::Cow<'static, str> {
+async fn csp(state: &AppState) -> std::borrow::Cow<'static, str> {
     let Some(cluster) = &state.cluster else { return CSP.into() };
     let mut origins = Vec::new();
-    for url in cluster.peer_urls() {
+    for url in cluster.fresh_peer_urls().await {
         let Some((scheme, rest)) = url.split_once("://") else { continue };
         let host = rest.split('/').next().unwrap_or_default();
         let ws = if scheme == "https" { "wss" } else { "ws" };
@@ -69,7 +69,7 @@ fn csp(state: &AppState) -> std::borrow::Cow<'static, str> {
 
 async fn file(state: &AppState, path: &str) -> Response {
     match state.web.get(path).await {
-        Some((kind, body)) => served(StatusCode::OK, kind, body, &csp(state)),
+        Some((kind, body)) => served(StatusCode::OK, kind, body, &csp(state).await),
         None => ApiError::new(StatusCode::NOT_FOUND, "no such file").into_response(),
     }
 }
