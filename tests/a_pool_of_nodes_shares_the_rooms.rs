@@ -22,13 +22,18 @@ fn node(redis: &Redis, id: &str) -> Server {
     Server::start_with(&[OPEN_TEST_ARGS, &["--redis", &redis.url(), "--node-id", id]].concat())
 }
 
+/// Waits until the heartbeat of each of `ids` is in Redis.
+fn wait_for_heartbeats(redis: &Redis, ids: &[&str]) {
+    wait_for(Duration::from_secs(10), "every node's heartbeat in Redis", || {
+        let missing: Vec<&str> = ids.iter().copied().filter(|id| redis.get(&format!("plenum:node:{id}")).is_none()).collect();
+        if missing.is_empty() { Ok(()) } else { Err(format!("no heartbeat from {missing:?}")) }
+    });
+}
+
 /// Starts the nodes and waits until each one's heartbeat is in Redis.
 fn pool(redis: &Redis, n: usize) -> Vec<Server> {
     let nodes: Vec<Server> = IDS[..n].iter().map(|id| node(redis, id)).collect();
-    wait_for(Duration::from_secs(10), "every node's heartbeat in Redis", || {
-        let missing: Vec<&str> = IDS[..n].iter().copied().filter(|id| redis.get(&format!("plenum:node:{id}")).is_none()).collect();
-        if missing.is_empty() { Ok(()) } else { Err(format!("no heartbeat from {missing:?}")) }
-    });
+    wait_for_heartbeats(redis, &IDS[..n]);
     nodes
 }
 
@@ -280,10 +285,7 @@ fn browsers_follow_their_room(how: Gone) {
         .iter()
         .map(|id| Some(Server::start_with(&[support::server::TEST_ARGS, &["--redis", &redis.url(), "--node-id", id]].concat())))
         .collect();
-    wait_for(Duration::from_secs(10), "every node's heartbeat in Redis", || {
-        let missing: Vec<&str> = IDS.iter().copied().filter(|id| redis.get(&format!("plenum:node:{id}")).is_none()).collect();
-        if missing.is_empty() { Ok(()) } else { Err(format!("no heartbeat from {missing:?}")) }
-    });
+    wait_for_heartbeats(&redis, &IDS);
     let (owner_id, owner_url) = host(nodes[0].as_ref().unwrap(), "e2e-pool");
     let owner = IDS.iter().position(|id| *id == owner_id).expect("one of the nodes");
     let page_node = nodes[(owner + 1) % 3].as_ref().unwrap().addr;
@@ -389,7 +391,7 @@ fn sigterm_with_drain_seconds_lets_the_meetings_end_first() {
         .iter()
         .map(|id| Server::start_with(&[OPEN_TEST_ARGS, &["--redis", &redis.url(), "--node-id", id, "--drain-seconds", "30"]].concat()))
         .collect();
-    wait_for(Duration::from_secs(10), "both heartbeats", || if IDS[..2].iter().all(|id| redis.get(&format!("plenum:node:{id}")).is_some()) { Ok(()) } else { Err("not yet") });
+    wait_for_heartbeats(&redis, &IDS[..2]);
     let room = "evening";
     let (owner_id, _) = host(&nodes[0], room);
     let mut nodes = nodes;

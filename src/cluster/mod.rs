@@ -225,12 +225,11 @@ impl Cluster {
                     cluster.noted::<()>(Err(e));
                     continue;
                 }
-                let live = rooms.live_rooms();
                 let load = NodeLoad {
                     id: cluster.me.id.clone(),
                     url: cluster.me.url.clone(),
                     state: if cluster.is_draining() { NodeState::Draining } else { NodeState::Serving },
-                    rooms: live.len() as u32,
+                    rooms: rooms.room_count() as u32,
                     participants: crate::metrics::metrics().participants_total(),
                     cpu: cpu.cores_busy(),
                     cores: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),

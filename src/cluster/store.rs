@@ -154,11 +154,10 @@ impl Store {
 
     /// Claims a free room for `node`; the owner afterwards.
     pub async fn claim(&self, room: &str, node: &str, ttl_ms: u64) -> Result<String, StoreError> {
-        let (k, node, recent) = (key("room", room), node.to_string(), key("recent", node));
+        let (k, chosen, recent) = (key("room", room), node.to_string(), key("recent", node));
         let script = self.claim.clone();
-        let owner: String = self.call(|mut c| async move { script.key(k).arg(node).arg(ttl_ms).invoke_async(&mut c).await }).await?;
-        let recent_owner = key("recent", &owner);
-        if recent_owner == recent {
+        let owner: String = self.call(|mut c| async move { script.key(k).arg(chosen).arg(ttl_ms).invoke_async(&mut c).await }).await?;
+        if owner == node {
             // Counted only when the claim placed the room (best effort: a lost count only
             // makes the next placement a little less even).
             let _ = self
