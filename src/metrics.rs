@@ -76,6 +76,9 @@ pub struct Metrics {
     cpu_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     cpu_ticks_seen: AtomicU64,
     participants_total: std::sync::atomic::AtomicI64,
+    /// WHIP and WHEP sessions per room (not exported: the heartbeat's count), and in all.
+    media_sessions: Family<RoomLabels, Gauge>,
+    media_sessions_total: std::sync::atomic::AtomicI64,
     resident_bytes: Gauge,
     open_fds: Gauge,
     threads: Gauge,
@@ -110,6 +113,8 @@ impl Metrics {
             cpu_seconds: Counter::default(),
             cpu_ticks_seen: AtomicU64::new(0),
             participants_total: std::sync::atomic::AtomicI64::new(0),
+            media_sessions: Family::default(),
+            media_sessions_total: std::sync::atomic::AtomicI64::new(0),
             resident_bytes: Gauge::default(),
             open_fds: Gauge::default(),
             threads: Gauge::default(),
@@ -153,6 +158,9 @@ impl Metrics {
     /// A room's media, as its task sees it now: publishers, viewers by codec and rung, outputs.
     pub fn set_room(&self, room: &str, publishers: i64, viewers: &[(String, String, i64)], outputs: &[(&str, i64)]) {
         self.publishers.get_or_create(&RoomLabels { room: room.to_string() }).set(publishers);
+        let sessions = publishers + viewers.iter().map(|(_, _, n)| n).sum::<i64>();
+        let before = self.media_sessions.get_or_create(&RoomLabels { room: room.to_string() }).set(sessions);
+        self.media_sessions_total.fetch_add(sessions - before, Ordering::Relaxed);
         let mut known = self.room_labels.lock().unwrap_or_else(|e| e.into_inner());
         let labels = known.entry(room.to_string()).or_default();
         for l in labels.iter() {
@@ -212,6 +220,12 @@ impl Metrics {
         self.participants_total.load(Ordering::Relaxed).max(0) as u32
     }
 
+    /// WHIP and WHEP sessions in all rooms of this node (publishers and viewers without the
+    /// web client's WebSocket count in the pool's heartbeat too).
+    pub fn media_sessions_total(&self) -> u32 {
+        self.media_sessions_total.load(Ordering::Relaxed).max(0) as u32
+    }
+
     /// A room closed: its participants' label goes.
     pub fn forget_participants(&self, room: &str) {
         let r = RoomLabels { room: room.to_string() };
@@ -224,6 +238,10 @@ impl Metrics {
     /// A room's media closed: its labels go.
     pub fn forget_room(&self, room: &str) {
         let r = RoomLabels { room: room.to_string() };
+        if let Some(g) = self.media_sessions.get(&r) {
+            self.media_sessions_total.fetch_sub(g.get(), Ordering::Relaxed);
+        }
+        self.media_sessions.remove(&r);
         self.publishers.remove(&r);
         self.composite_frames.remove(&r);
         self.mixer_underruns.remove(&r);

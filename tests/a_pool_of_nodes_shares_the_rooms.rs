@@ -136,6 +136,11 @@ fn whip_and_whep_to_another_node_are_sent_to_the_owner() {
     // The room is live on the owner only, and its lease is renewed there.
     assert_eq!(redis.get(&format!("plenum:room:{room}")).as_deref(), Some(owner_id.as_str()));
     assert_eq!(host(other, room).0, owner_id);
+    // Its heartbeat counts the two clients (no WebSocket: counted by their media sessions).
+    wait_for(Duration::from_secs(5), "the owner's heartbeat to count its WHIP and WHEP clients", || {
+        let beat: serde_json::Value = serde_json::from_str(&redis.get(&format!("plenum:node:{owner_id}")).unwrap_or_default()).map_err(|e| e.to_string())?;
+        if beat["participants"] == 1 && beat["rooms"] == 1 { Ok(()) } else { Err(beat.to_string()) }
+    });
     drop(publisher);
 }
 
@@ -259,6 +264,94 @@ fn without_redis_nodes_go_on_and_rejoin_when_it_is_back() {
     }
     wait_for_media(&viewer, GREEN, 600, Duration::from_secs(2), "the meeting after Redis is back");
     drop((publisher, fresh));
+}
+
+/// Green and 600 Hz in what ffmpeg reads from the RTMP server a second in.
+fn on_the_rtmp_server(url: &str) -> Result<(), String> {
+    let frame = support::ffmpeg::frame_at(url, 1.0)?;
+    let sound = support::ffmpeg::audio_at(url, 1.0, 1.0)?;
+    let green = coverage(&frame, GREEN, TOLERANCE);
+    let tone = if sound.len() >= WINDOW { tone_level(&sound[..WINDOW], 600.0) } else { 0.0 };
+    if green >= PRESENT && tone >= TONE_PRESENT { Ok(()) } else { Err(format!("green {green:.3}, 600 Hz {tone:.3}")) }
+}
+
+#[test]
+fn live_streams_and_the_broadcast_follow_their_room() {
+    client::init();
+    let redis = Redis::start();
+    let rtmp = support::rtmp_server::RtmpServer::start();
+    let redis_url = redis.url();
+    let start = |id: &str| Some(Server::start_with(&[OPEN_TEST_ARGS, &["--redis", &redis_url, "--node-id", id, "--empty-room-grace-secs", "2"]].concat()));
+    let mut nodes: Vec<Option<Server>> = IDS[..2].iter().map(|id| start(id)).collect();
+    wait_for_heartbeats(&redis, &IDS[..2]);
+    let room = "assembly";
+    let (owner_id, owner_url) = host(nodes[0].as_ref().unwrap(), room);
+    let owner = IDS.iter().position(|id| *id == owner_id).expect("one of the nodes");
+    let other = 1 - owner;
+    let (owner_addr, other_addr) = (nodes[owner].as_ref().unwrap().addr, nodes[other].as_ref().unwrap().addr);
+    let (_moderator, _, key) = Control::join_first(owner_addr, room, "Ada");
+    let publisher = Publisher::start(owner_addr, room, GREEN, 600);
+    let bearer = format!("Bearer {key}");
+    let api = |addr, method: &str, path: &str, body: &str| {
+        support::http::request(addr, method, &format!("/api/rooms/{room}{path}"), &[("authorization", &bearer), ("content-type", "application/json")], body.as_bytes())
+    };
+
+    // The outputs API and the HLS broadcast asked of the other node are sent to the room's node.
+    let url = rtmp.url("ratssitzung");
+    let body = serde_json::json!({ "url": url }).to_string();
+    let sent_on = api(other_addr, "POST", "/streams", &body);
+    assert_eq!(sent_on.status, 307, "{}", sent_on.body);
+    assert_eq!(sent_on.header("location"), Some(format!("{owner_url}/api/rooms/{room}/streams").as_str()));
+    assert_eq!(api(owner_addr, "POST", "/streams", &body).status, 201);
+    assert_eq!(api(owner_addr, "POST", "/broadcast", r#"{"on": true}"#).status, 200);
+    wait_for(Duration::from_secs(60), "the stream on the RTMP server", || on_the_rtmp_server(&url));
+    let hls = support::http::request(other_addr, "GET", &format!("/hls/{room}/index.m3u8"), &[], b"");
+    assert_eq!(hls.status, 307, "HLS asked of the other node: {}", hls.body);
+    assert_eq!(hls.header("location"), Some(format!("{owner_url}/hls/{room}/index.m3u8").as_str()));
+    // The watch page served by the other node plays the broadcast from the room's node.
+    let script = format!("{}/tests/browser/watch.mjs", env!("CARGO_MANIFEST_DIR"));
+    let green = format!("{},{},{}", GREEN.0, GREEN.1, GREEN.2);
+    let out = std::process::Command::new("node")
+        .arg(script)
+        .args([format!("http://{other_addr}"), room.to_string(), green])
+        .env("PLENUM_POOL", &owner_url)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("RESULT watch ok"), "the watch page on the other node:\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    wait_for(Duration::from_secs(5), "the running outputs kept in Redis", || {
+        let running = redis.get(&format!("plenum:running:{room}")).unwrap_or_default();
+        if running.contains("ratssitzung") && running.contains("\"broadcast\":true") { Ok(()) } else { Err(running) }
+    });
+
+    // The room's node dies: the room opens on the other one, which starts its outputs again.
+    let killed = std::time::Instant::now();
+    drop(nodes[owner].take());
+    drop(publisher);
+    let survivor = nodes[other].as_ref().unwrap();
+    wait_for(Duration::from_secs(15), "the room placed on the surviving node", || {
+        let (id, _) = host(survivor, room);
+        if id == IDS[other] { Ok(()) } else { Err(format!("still {id}")) }
+    });
+    let publisher = Publisher::start(survivor.addr, room, GREEN, 600);
+    wait_for(Duration::from_secs(60), "the stream on the RTMP server from the surviving node", || on_the_rtmp_server(&url));
+    let back = killed.elapsed();
+    eprintln!("the room's node killed: its live stream is back on the RTMP server after {back:?}");
+    assert!(back < Duration::from_secs(30), "the stream came back after {back:?}");
+    let streams = api(survivor.addr, "GET", "/streams", "");
+    assert!(streams.status == 200 && streams.body.contains("/live/…") && !streams.body.contains("ratssitzung"), "{}", streams.body);
+    wait_for(Duration::from_secs(15), "the broadcast again on the surviving node", || {
+        let r = survivor.get(&format!("/hls/{room}/index.m3u8"));
+        if r.status == 200 { Ok(()) } else { Err(format!("{} {}", r.status, r.body)) }
+    });
+
+    // Everyone leaves: the room ends, and its outputs are not kept for another day.
+    drop(publisher);
+    drop(_moderator);
+    wait_for(Duration::from_secs(30), "the room's outputs forgotten when it ends", || match redis.get(&format!("plenum:running:{room}")) {
+        None => Ok(()),
+        Some(running) => Err(running),
+    });
 }
 
 /// How the room's node goes away under a browser meeting.

@@ -22,7 +22,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use futures_util::future::BoxFuture;
+
+use crate::control::Running;
 use crate::ids::RoomId;
+use crate::room::kept::Kept;
 use crate::rooms::Rooms;
 use lease::Renewal;
 use placement::{NodeLoad, NodeState};
@@ -63,8 +67,6 @@ pub struct Cluster {
     /// The URLs of the pool's nodes with a fresh heartbeat, this one included, as of the
     /// last heartbeat (pages may talk to them; a page whose node is gone asks another).
     peers: Mutex<Vec<String>>,
-    /// Itself, for the tasks it spawns.
-    this: std::sync::OnceLock<std::sync::Weak<Cluster>>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -83,9 +85,7 @@ impl Cluster {
             leased: Mutex::default(),
             dice: Mutex::new(seed | 1),
             peers: Mutex::default(),
-            this: std::sync::OnceLock::new(),
         });
-        let _ = cluster.this.set(Arc::downgrade(&cluster));
         Ok(cluster)
     }
 
@@ -203,6 +203,17 @@ impl Cluster {
         }
     }
 
+    /// The URL of the room's node if it is open on another live node (nothing is claimed).
+    pub async fn owner_elsewhere(&self, room: &RoomId) -> Option<String> {
+        let owner = self.noted(self.store.owner(room.as_str()).await)??;
+        if owner == self.me.id {
+            return None;
+        }
+        let nodes = self.noted(self.store.nodes().await)?;
+        let now = now_ms();
+        nodes.into_iter().find(|(n, _)| n.id == owner && now.saturating_sub(n.at_ms) <= placement::STALE_MS).map(|(n, _)| n.url)
+    }
+
     /// The node for a new room: the placement's choice, or this node if none may take it.
     fn choose(&self, nodes: &[(NodeLoad, u32)], now: u64) -> String {
         let loads: Vec<NodeLoad> = nodes.iter().map(|(n, _)| n.clone()).collect();
@@ -230,7 +241,7 @@ impl Cluster {
                     url: cluster.me.url.clone(),
                     state: if cluster.is_draining() { NodeState::Draining } else { NodeState::Serving },
                     rooms: rooms.room_count() as u32,
-                    participants: crate::metrics::metrics().participants_total(),
+                    participants: people_here(),
                     cpu: cpu.cores_busy(),
                     cores: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
                     at_ms: now_ms(),
@@ -309,30 +320,58 @@ pub async fn drain(args: &crate::config::DrainArgs) -> anyhow::Result<String> {
     })
 }
 
-/// Rooms keep their rules in Redis: loaded when a room opens on a node, saved when they change.
+/// Rooms keep their rules in Redis (loaded when a room opens on a node, saved when they
+/// change) and, while they run, their outputs.
 impl crate::control::Keeper for Cluster {
-    fn load<'a>(&'a self, room: &'a RoomId) -> futures_util::future::BoxFuture<'a, Option<crate::room::kept::Kept>> {
-        Box::pin(async move {
-            let json = self.noted(self.store.kept(room.as_str()).await)??;
-            match serde_json::from_str(&json) {
-                Ok(kept) => Some(kept),
-                Err(e) => {
-                    tracing::warn!(room = %room, error = %e, "a room's kept rules in Redis do not parse: the room starts afresh");
-                    None
-                }
-            }
-        })
+    fn load<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Option<Kept>> {
+        Box::pin(self.load_shelf(RULES, room))
     }
 
-    fn save(&self, room: &RoomId, kept: crate::room::kept::Kept) {
-        let Some(me) = self.this.get().and_then(std::sync::Weak::upgrade) else { return };
-        let room = room.clone();
-        tokio::spawn(async move {
-            let Ok(json) = serde_json::to_string(&kept) else { return };
-            let for_ms = crate::room::kept::KEPT_FOR.as_millis() as u64;
-            let _ = me.noted(me.store.keep(room.as_str(), json, for_ms).await);
-        });
+    fn save<'a>(&'a self, room: &'a RoomId, kept: &'a Kept) -> BoxFuture<'a, ()> {
+        Box::pin(self.save_shelf(RULES, room, Some(kept), crate::room::kept::KEPT_FOR))
     }
+
+    fn load_running<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Option<Running>> {
+        Box::pin(self.load_shelf(RUNNING, room))
+    }
+
+    fn save_running<'a>(&'a self, room: &'a RoomId, running: Option<&'a Running>) -> BoxFuture<'a, ()> {
+        Box::pin(self.save_shelf(RUNNING, room, running, crate::control::RUNNING_FOR))
+    }
+}
+
+/// Where in Redis a room's rules and its running outputs are kept.
+const RULES: &str = "kept";
+const RUNNING: &str = "running";
+
+impl Cluster {
+    async fn load_shelf<T: serde::de::DeserializeOwned>(&self, shelf: &str, room: &RoomId) -> Option<T> {
+        let json = self.noted(self.store.kept(shelf, room.as_str()).await)??;
+        match serde_json::from_str(&json) {
+            Ok(kept) => Some(kept),
+            Err(e) => {
+                tracing::warn!(room = %room, shelf, error = %e, "what a room kept in Redis does not parse: the room starts afresh");
+                None
+            }
+        }
+    }
+
+    async fn save_shelf<T: serde::Serialize>(&self, shelf: &str, room: &RoomId, value: Option<&T>, keep_for: Duration) {
+        let json = match value.map(serde_json::to_string) {
+            Some(Ok(json)) => Some(json),
+            Some(Err(_)) => return,
+            None => None,
+        };
+        let _ = self.noted(self.store.keep(shelf, room.as_str(), json, keep_for.as_millis() as u64).await);
+    }
+}
+
+/// The people on this node for its heartbeat: the web client's participants (each with a
+/// camera and the mix: two media sessions), or half the media sessions where more clients
+/// come without the WebSocket (WHIP publishers, WHEP viewers, hall cameras' watchers).
+fn people_here() -> u32 {
+    let m = crate::metrics::metrics();
+    m.participants_total().max(m.media_sessions_total().div_ceil(2))
 }
 
 /// The process' CPU use, in cores: measured between readings at least half a second apart and

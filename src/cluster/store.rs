@@ -7,7 +7,9 @@
 //!   show them yet);
 //! - `drain:{id}`: the deadline of a node's drain (`plenum drain`);
 //! - `kept:{room}`: a room's rules and the digests of its keys ([`crate::room::kept`]), for
-//!   two weeks after its last use.
+//!   two weeks after its last use;
+//! - `running:{room}`: the outputs a room runs ([`crate::control::Running`]: live streams with
+//!   their target URLs, broadcast, recording), for a minute after its node last said so.
 //!
 //! Every call is bounded by [`OP_LIMIT`]: a Redis that is slow or gone costs a request half a
 //! second at most, and after a failure the store says "unavailable" at once for a second
@@ -187,16 +189,19 @@ impl Store {
         })
     }
 
-    /// What a room kept (JSON), if anything.
-    pub async fn kept(&self, room: &str) -> Result<Option<String>, StoreError> {
-        let k = key("kept", room);
+    /// What a room kept on `shelf` ("kept": its rules, "running": its outputs), if anything.
+    pub async fn kept(&self, shelf: &str, room: &str) -> Result<Option<String>, StoreError> {
+        let k = key(shelf, room);
         self.call(|mut c| async move { c.get(k).await }).await
     }
 
-    /// Keeps a room's rules (JSON) for `for_ms`.
-    pub async fn keep(&self, room: &str, json: String, for_ms: u64) -> Result<(), StoreError> {
-        let k = key("kept", room);
-        self.call(|mut c| async move { c.pset_ex(k, json, for_ms).await }).await
+    /// Keeps what a room keeps on `shelf` (JSON) for `for_ms`, or (`None`) forgets it.
+    pub async fn keep(&self, shelf: &str, room: &str, json: Option<String>, for_ms: u64) -> Result<(), StoreError> {
+        let k = key(shelf, room);
+        match json {
+            Some(json) => self.call(|mut c| async move { c.pset_ex(k, json, for_ms).await }).await,
+            None => self.call(|mut c| async move { c.del(k).await }).await,
+        }
     }
 
     /// When the node's drain ends (milliseconds since the epoch), if it is draining.

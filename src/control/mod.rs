@@ -9,7 +9,7 @@ mod cameras;
 mod kept;
 mod outputs;
 
-pub use kept::Keeper;
+pub use kept::{Keeper, Running, RUNNING_FOR};
 
 pub use outputs::{Automated, Automation};
 
@@ -133,6 +133,7 @@ impl RoomControl {
         let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
         let (media_tx, media_rx) = mpsc::unbounded_channel();
         let (broadcast, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let room_id = room.clone();
         let task = ControlTask {
             room,
             cfg,
@@ -150,9 +151,10 @@ impl RoomControl {
             empty_since: Some(Instant::now()),
             recording: None,
             streams: Default::default(),
+            stream_urls: Default::default(),
             last_stream: 0,
             broadcast_with_streams: false,
-            keeper: kept::Keeping::new(keeper),
+            keeper: kept::Keeping::new(room_id, keeper),
         };
         tokio::spawn(task.run(rx, media_rx, on_idle));
         Self { tx }
@@ -283,6 +285,8 @@ struct ControlTask {
     recording: Option<String>,
     /// The room's live streams by id, as the media last reported them, and the last id given.
     streams: std::collections::BTreeMap<String, crate::protocol::StreamInfo>,
+    /// Each live stream's target URL as the moderator gave it (with its key: never shown).
+    stream_urls: std::collections::BTreeMap<String, String>,
     last_stream: u32,
     /// The public broadcast (HLS) was started with the live streams, not on its own: it ends
     /// with the last of them.
@@ -304,25 +308,33 @@ impl ControlTask {
         if let Some(kept) = self.keeper.load(&self.room).await {
             self.state.restore(kept);
         }
+        // What it ran when its last node went away (died, drained): started again here.
+        if let Some(running) = self.keeper.load_running(&self.room).await {
+            self.resume_outputs(running).await;
+        }
         loop {
             tokio::select! {
                 cmd = commands.recv() => match cmd {
                     Some(Command::Shutdown { reply }) => { shutdown = Some(reply); break; }
                     Some(cmd) => {
                         self.handle(cmd).await;
-                        self.keeper.keep(&self.room, &self.state);
+                        self.keeper.keep(&self.state, self.running());
                     }
                     None => break,
                 },
-                Some(event) = media_events.recv() => self.on_media_event(event).await,
+                Some(event) = media_events.recv() => {
+                    self.on_media_event(event).await;
+                    self.keeper.keep(&self.state, self.running());
+                }
                 _ = housekeeping.tick() => {
-                    self.keeper.refresh(&self.room, &self.state);
+                    self.keeper.refresh(&self.state, self.running());
                     self.end_cameras_of_an_empty_room().await;
                     if self.idle_expired() {
                         commands.close();
                         while let Ok(cmd) = commands.try_recv() {
                             refuse(cmd);
                         }
+                        self.keeper.ended();
                         break;
                     }
                 }

@@ -3,6 +3,7 @@
 //! key), shown to everyone as long as they run (`room.settings.recording` and `.streaming`:
 //! the consent banner), and what each stream is doing to the moderators (`streams`).
 
+use super::kept::Running;
 use super::{ControlTask, Direct};
 use crate::ids::SessionId;
 use crate::media::MediaError;
@@ -98,6 +99,7 @@ impl ControlTask {
         let info = StreamInfo { id: id.clone(), target: target.redacted(), state: StreamState::Connecting };
         media.start_stream(id.clone(), target).await.map_err(|e| refused(ErrorCode::Unavailable, e.to_string()))?;
         self.streams.entry(id.clone()).or_insert(info);
+        self.stream_urls.insert(id.clone(), url.trim().to_string());
         self.broadcast_with_first_stream().await;
         self.streams_changed().await;
         Ok(id)
@@ -117,6 +119,7 @@ impl ControlTask {
     }
 
     pub(super) async fn stop_stream(&mut self, id: &str) {
+        self.stream_urls.remove(id);
         if self.streams.remove(id).is_none() {
             return;
         }
@@ -178,6 +181,37 @@ impl ControlTask {
             self.send_to(id, Direct::Message(message.clone()));
         }
         self.changed().await;
+    }
+
+    /// The outputs running now, as they would be started again on another node.
+    pub(super) fn running(&self) -> Running {
+        let settings = self.state.settings();
+        Running {
+            streams: self.stream_urls.values().cloned().collect(),
+            broadcast: settings.broadcast && !self.broadcast_with_streams,
+            recording: self.recording.is_some(),
+        }
+    }
+
+    /// Starts again what the room's last node ran (it died or drained while the outputs were
+    /// on; everyone was told then and is told again, by the room's state, when they join).
+    pub(super) async fn resume_outputs(&mut self, running: Running) {
+        tracing::info!(room = %self.room, streams = running.streams.len(), broadcast = running.broadcast, recording = running.recording, "outputs of the room's last node start again here");
+        if running.recording {
+            if let Err(e) = self.set_recording(true).await {
+                tracing::warn!(room = %self.room, error = %e, "the recording did not start again");
+            }
+        }
+        for url in &running.streams {
+            if let Err(e) = self.start_stream(url).await {
+                tracing::warn!(room = %self.room, error = %e.message, "a live stream did not start again");
+            }
+        }
+        if running.broadcast {
+            if let Err(e) = self.public_broadcast(true).await {
+                tracing::warn!(room = %self.room, error = %e.message, "the public broadcast did not start again");
+            }
+        }
     }
 
     /// A script with the moderator key.

@@ -130,17 +130,8 @@ pub fn router(state: AppState) -> Router {
         .route("/r/{room}", get(web::room_page))
         .route("/assets/{*path}", get(web::asset))
         .route("/api/rooms/{room}", get(room_info).options(preflight))
-        .route("/api/rooms/{room}/recording", post(outputs::switch).options(preflight))
-        .route("/api/rooms/{room}/recordings", get(outputs::list).options(preflight))
-        .route("/api/rooms/{room}/recordings/{name}", get(outputs::download).options(preflight))
-        .route("/api/rooms/{room}/streams", get(outputs::streams).post(outputs::start_stream).options(preflight))
-        .route("/api/rooms/{room}/broadcast", post(outputs::broadcast).options(preflight))
-        .route("/hls/{room}/index.m3u8", get(hls::playlist))
-        .route("/hls/{room}/{segment}", get(hls::segment))
+        .merge(room_resources(&state))
         .route("/watch/{room}", get(web::watch_page))
-        .route("/api/rooms/{room}/streams/{id}", axum::routing::delete(outputs::stop_stream).options(preflight))
-        .route("/api/rooms/{room}/cameras", get(outputs::cameras).post(outputs::add_camera).options(preflight))
-        .route("/api/rooms/{room}/cameras/{id}", axum::routing::delete(outputs::end_camera).options(preflight))
         .route("/whip/{room}", post(whip_post).options(preflight))
         .route("/whep/{room}", post(whep_post).options(preflight))
         .route("/whip/{room}/{session}", axum::routing::delete(end_session).patch(trickle).options(preflight))
@@ -151,8 +142,39 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// WHIP and WHEP are used from pages on other origins (RFC 9725 §4.1): answer preflights and
-/// expose the headers a client needs.
+/// What a room's node serves of it once it is open: the outputs API and the HLS broadcast. In
+/// a pool, asked of another node, they are redirected to the room's node (a 307 keeps the
+/// method and body; an HLS player follows it and fetches the segments there).
+fn room_resources(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/api/rooms/{room}/recording", post(outputs::switch).options(preflight))
+        .route("/api/rooms/{room}/recordings", get(outputs::list).options(preflight))
+        .route("/api/rooms/{room}/recordings/{name}", get(outputs::download).options(preflight))
+        .route("/api/rooms/{room}/streams", get(outputs::streams).post(outputs::start_stream).options(preflight))
+        .route("/api/rooms/{room}/streams/{id}", axum::routing::delete(outputs::stop_stream).options(preflight))
+        .route("/api/rooms/{room}/broadcast", post(outputs::broadcast).options(preflight))
+        .route("/api/rooms/{room}/cameras", get(outputs::cameras).post(outputs::add_camera).options(preflight))
+        .route("/api/rooms/{room}/cameras/{id}", axum::routing::delete(outputs::end_camera).options(preflight))
+        .route("/hls/{room}/index.m3u8", get(hls::playlist))
+        .route("/hls/{room}/{segment}", get(hls::segment))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), to_owner))
+}
+
+/// Sends a request for an open room's resources on to the room's node, if that is another
+/// node of the pool (nothing is claimed: a room open nowhere is answered here).
+async fn to_owner(State(state): State<AppState>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if let Some(cluster) = &state.cluster {
+        let room = request.uri().path().split('/').nth(if request.uri().path().starts_with("/hls/") { 2 } else { 3 });
+        let room = room.and_then(|r| RoomId::parse(r).ok()).filter(|r| !state.rooms.is_live(r));
+        if let (Some(room), false) = (room, request.method() == axum::http::Method::OPTIONS) {
+            if let Some(url) = cluster.owner_elsewhere(&room).await {
+                return redirect(&url, request.uri());
+            }
+        }
+    }
+    next.run(request).await
+}
+
 /// Every answer counted by status, for the metrics.
 async fn count_response(response: Response) -> Response {
     crate::metrics::metrics().http_responses.get_or_create(&crate::metrics::StatusLabels { status: response.status().as_u16() }).inc();
@@ -171,6 +193,8 @@ pub fn metrics_router() -> Router {
     )
 }
 
+/// WHIP and WHEP are used from pages on other origins (RFC 9725 §4.1), and so are a pool's
+/// nodes: every answer says so and exposes the headers a client needs.
 async fn cors(mut response: Response) -> Response {
     let h = response.headers_mut();
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));

@@ -54,17 +54,21 @@ impl WebFiles {
 
 /// The page's content security policy. In a pool the page may talk to the other nodes too
 /// (the room's own node, or another after a node is gone): their origins are added to
-/// `connect-src`, as `http(s)` and as `ws(s)`.
+/// `connect-src`, as `http(s)` and as `ws(s)`, and to `media-src` (the watch page's HLS is
+/// redirected to the room's node).
 async fn csp(state: &AppState) -> std::borrow::Cow<'static, str> {
     let Some(cluster) = &state.cluster else { return CSP.into() };
-    let mut origins = Vec::new();
+    let (mut connect, mut media) = (Vec::new(), Vec::new());
     for url in cluster.fresh_peer_urls().await {
         let Some((scheme, rest)) = url.split_once("://") else { continue };
         let host = rest.split('/').next().unwrap_or_default();
         let ws = if scheme == "https" { "wss" } else { "ws" };
-        origins.push(format!("{scheme}://{host} {ws}://{host}"));
+        connect.push(format!("{scheme}://{host} {ws}://{host}"));
+        media.push(format!("{scheme}://{host}"));
     }
-    CSP.replace("connect-src 'self'", &format!("connect-src 'self' {}", origins.join(" "))).into()
+    CSP.replace("connect-src 'self'", &format!("connect-src 'self' {}", connect.join(" ")))
+        .replace("media-src 'self'", &format!("media-src 'self' {}", media.join(" ")))
+        .into()
 }
 
 async fn file(state: &AppState, path: &str) -> Response {

@@ -1,14 +1,16 @@
 // The public watch page plays a room's broadcast in headless chromium, once with the browser's
 // own HLS playback and once with Plenum's player (Media Source Extensions, what Firefox gets):
 // the video element advances, shows every publisher's colour, the own player decodes sound,
-// and the page asked nothing of any other server.
+// and the page asked nothing of any other server (but the pool's nodes named in PLENUM_POOL,
+// space-separated: in a pool the page's node redirects the playlist to the room's node).
 //
-// usage: node watch.mjs <base-url> <room> <r,g,b> [<r,g,b>...]
+// usage: [PLENUM_POOL="http://node-b …"] node watch.mjs <base-url> <room> <r,g,b> [<r,g,b>...]
 import { chromium } from "playwright-core";
 import { auditPage, fail } from "./lib.mjs";
 
 const [base, room, ...colours] = process.argv.slice(2);
 const wanted = colours.map((c) => c.split(",").map(Number));
+const servers = [base, ...(process.env.PLENUM_POOL || "").split(" ").filter(Boolean)];
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   headless: true,
@@ -26,7 +28,8 @@ async function watch(player) {
   const page = await browser.newPage({ locale: "de-DE" });
   const elsewhere = [];
   page.on("request", (r) => {
-    if (!r.url().startsWith(base) && !r.url().startsWith("data:") && !r.url().startsWith("blob:")) elsewhere.push(r.url());
+    const ours = servers.some((s) => r.url().startsWith(s)) || r.url().startsWith("data:") || r.url().startsWith("blob:");
+    if (!ours) elsewhere.push(r.url());
   });
   page.on("console", (m) => m.type() === "warning" && console.log(`page: ${m.text()}`));
   await page.goto(`${base}/watch/${room}${player === "plenum" ? "?player=plenum" : ""}`);
