@@ -118,12 +118,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Some(pool) => Some(join_pool(pool, scheme, addr, rooms.clone())?),
         None => None,
     };
+    let sip = match &config.sip {
+        Some(sip) => Some(crate::sip::start(sip.clone(), rooms.clone()).await.context("--sip-listen")?),
+        None => None,
+    };
+    let dial_in = config.sip.as_ref().map(|s| Arc::new(crate::http::DialIn { number: s.number.clone(), secret: s.secret.clone() }));
     let app = router(AppState {
         rooms: rooms.clone(),
         web: WebFiles { dir: config.web_dir.clone() },
         trust_forwarded_for: config.trust_forwarded_for,
         limits: Arc::new(crate::http::limits::AddressLimits::new(config.session_rate, config.sessions_per_address)),
         cluster: cluster.clone(),
+        dial_in,
     });
     let drain = config.pool.as_ref().map(|p| p.drain_on_stop).unwrap_or_default();
     let stop = stop_requested(cluster.clone(), rooms.clone(), drain);
@@ -142,6 +148,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(rooms = rooms.room_count(), "shutting down");
     if let Some(cluster) = &cluster {
         cluster.drain();
+    }
+    if let Some(sip) = sip {
+        // Every caller gets a BYE.
+        sip.shutdown().await;
     }
     // Every client is told "server restarting" (and comes back by itself when a server
     // answers again); a room that does not close in time does not hold the exit.

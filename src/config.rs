@@ -192,6 +192,24 @@ pub struct ServeArgs {
     /// and move when they end or at the deadline, when the node exits) [default: 0].
     #[arg(long, env = "PLENUM_DRAIN_SECONDS")]
     pub drain_seconds: Option<u64>,
+    /// Take phone calls: a SIP endpoint on this address, UDP and TCP, e.g. `0.0.0.0:5060`
+    /// (callers enter the room's dial-in PIN) [default: off].
+    #[arg(long, env = "PLENUM_SIP_LISTEN")]
+    pub sip_listen: Option<SocketAddr>,
+    /// The address SIP peers reach this node at, put into SDP and Contact [default: the SIP
+    /// listen address, or `--public-ip`, or the first `--ice-address`].
+    #[arg(long, env = "PLENUM_SIP_ADDRESS")]
+    pub sip_address: Option<IpAddr>,
+    /// The phone number shown beside the dial-in PIN, e.g. `+49 30 1234567` [default: none shown].
+    #[arg(long, env = "PLENUM_DIAL_IN_NUMBER")]
+    pub dial_in_number: Option<String>,
+    /// A secret the dial-in PINs are derived from: give every node of a pool the same, and
+    /// keep it, or the PINs change [default: a random one at start].
+    #[arg(long, env = "PLENUM_DIAL_IN_SECRET", hide_env_values = true)]
+    pub dial_in_secret: Option<String>,
+    /// End a call after this many seconds without RTP from the caller [default: 30].
+    #[arg(long, env = "PLENUM_SIP_SILENCE_SECONDS")]
+    pub sip_silence_seconds: Option<u64>,
 }
 
 /// The same settings as they may appear in the `--config` file.
@@ -233,6 +251,11 @@ struct FileConfig {
     node_id: Option<String>,
     public_url: Option<String>,
     drain_seconds: Option<u64>,
+    sip_listen: Option<SocketAddr>,
+    sip_address: Option<IpAddr>,
+    dial_in_number: Option<String>,
+    dial_in_secret: Option<String>,
+    sip_silence_seconds: Option<u64>,
 }
 
 fn parse_codec(s: &str) -> Result<VideoCodec, String> {
@@ -324,6 +347,28 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// A member of a pool of nodes (`--redis`).
     pub pool: Option<PoolConfig>,
+    /// Phone dial-in (`--sip-listen`).
+    pub sip: Option<SipConfig>,
+}
+
+/// How phone callers reach the rooms.
+#[derive(Clone)]
+pub struct SipConfig {
+    pub listen: SocketAddr,
+    /// Put into SDP and Contact.
+    pub address: IpAddr,
+    pub number: Option<String>,
+    /// What the rooms' PINs are derived from.
+    pub secret: String,
+    /// A call without RTP this long ends.
+    pub silence: Duration,
+    pub rtp_ports: Option<PortRange>,
+}
+
+impl std::fmt::Debug for SipConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipConfig").field("listen", &self.listen).field("address", &self.address).field("number", &self.number).finish_non_exhaustive()
+    }
 }
 
 /// How this node joins a pool.
@@ -415,6 +460,23 @@ impl Config {
             args.public_url.or(file.public_url),
             args.drain_seconds.or(file.drain_seconds),
         )?;
+        let ice = IceConfig {
+            stun_server: args.stun_server.or(file.stun_server),
+            turn_servers: if args.turn_server.is_empty() { file.turn_server } else { args.turn_server },
+            public_ip: args.public_ip.or(file.public_ip),
+            local_addresses: if args.ice_address.is_empty() { file.ice_address } else { args.ice_address },
+            rtp_ports,
+        };
+        let sip = sip(
+            SipArgs {
+                listen: args.sip_listen.or(file.sip_listen),
+                address: args.sip_address.or(file.sip_address),
+                number: args.dial_in_number.or(file.dial_in_number),
+                secret: args.dial_in_secret.or(file.dial_in_secret),
+                silence_seconds: args.sip_silence_seconds.or(file.sip_silence_seconds),
+            },
+            &ice,
+        )?;
         Ok(Self {
             listen: args
                 .listen
@@ -426,13 +488,7 @@ impl Config {
             h264_profile: args.h264_profile.or(file.h264_profile).unwrap_or_else(|| DEFAULT_H264_PROFILE.into()),
             pipelines_dir: args.pipelines_dir.or(file.pipelines_dir),
             jitterbuffer_ms,
-            ice: IceConfig {
-                stun_server: args.stun_server.or(file.stun_server),
-                turn_servers: if args.turn_server.is_empty() { file.turn_server } else { args.turn_server },
-                public_ip: args.public_ip.or(file.public_ip),
-                local_addresses: if args.ice_address.is_empty() { file.ice_address } else { args.ice_address },
-                rtp_ports,
-            },
+            ice,
             max_tiles,
             viewer_codec: args.viewer_codec.or(file.viewer_codec).unwrap_or(VideoCodec::H264),
             max_participants: args
@@ -455,8 +511,42 @@ impl Config {
             max_rooms,
             tls,
             pool,
+            sip,
         })
     }
+}
+
+/// The SIP settings as given (flags before the file).
+struct SipArgs {
+    listen: Option<SocketAddr>,
+    address: Option<IpAddr>,
+    number: Option<String>,
+    secret: Option<String>,
+    silence_seconds: Option<u64>,
+}
+
+/// The SIP endpoint's settings, if it is to run.
+fn sip(given: SipArgs, ice: &IceConfig) -> anyhow::Result<Option<SipConfig>> {
+    let Some(listen) = given.listen else { return Ok(None) };
+    let address = given
+        .address
+        .or_else(|| (!listen.ip().is_unspecified()).then(|| listen.ip()))
+        .or(ice.public_ip)
+        .or_else(|| ice.local_addresses.first().copied())
+        .ok_or_else(|| anyhow::anyhow!("sip_listen on {} needs sip_address: the address callers' RTP is sent to", listen.ip()))?;
+    let secret = match given.secret {
+        Some(s) if s.len() >= 16 => s,
+        Some(_) => anyhow::bail!("dial_in_secret must be at least 16 characters"),
+        None => {
+            let mut bytes = [0u8; 16];
+            getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("random source: {e}"))?;
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        }
+    };
+    let number = given.number;
+    anyhow::ensure!(number.as_ref().is_none_or(|n| n.len() <= 40), "dial_in_number must be at most 40 characters");
+    let silence = Duration::from_secs(given.silence_seconds.unwrap_or(30).clamp(2, 3600));
+    Ok(Some(SipConfig { listen, address, number, secret, silence, rtp_ports: ice.rtp_ports }))
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {

@@ -28,3 +28,4 @@ pub mod protocol;
 pub mod room;
 pub mod rooms;
 pub mod secret;
+pub mod sip;

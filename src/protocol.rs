@@ -207,6 +207,9 @@ pub struct ParticipantInfo {
     /// chose the data saver. Absent: the full picture (or nothing known).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receiving: Option<String>,
+    /// Dialled in by phone (sound only). Absent: not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub phone: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -248,7 +248,8 @@ function renderPeople() {
       p.hand_raised && t("hand"),
       p.speaking && t("speaking"),
       p.audio_muted && t("muted"),
-      p.video_muted && t("camera_is_off"),
+      p.phone && t("on_the_phone"),
+      p.video_muted && !p.phone && t("camera_is_off"),
       // What reaches them when less than the full picture (weak link or data saver).
       p.receiving && (p.receiving === "audio" ? t("receives_audio") : `${t("receives")} ${p.receiving}`),
     ]
@@ -826,10 +827,21 @@ window.addEventListener("pagehide", () => {
   state.screen?.session.close();
 });
 
+/// How to join by phone, if the server takes calls: the number (if one is configured) and the
+/// room's PIN.
+function showDialIn(dialIn) {
+  const line = $("dial-in");
+  if (!dialIn) return;
+  const pin = `${dialIn.pin.slice(0, 4)} ${dialIn.pin.slice(4)}`;
+  line.textContent = [t("dial_in"), dialIn.number, `${t("pin")} ${pin}`].filter(Boolean).join(" · ");
+  line.hidden = false;
+}
+
 render();
 state.acquiring = roomInfo(room).then(async (info) => {
   state.info = info;
   if (info.password) $("password-row").hidden = false;
+  showDialIn(info.dial_in);
   if (info.recording || info.streaming || info.broadcast) {
     // Before anyone enters a recorded meeting, they know.
     state.settings = { ...state.settings, recording: Boolean(info.recording), streaming: Boolean(info.streaming || info.broadcast) };

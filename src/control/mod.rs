@@ -90,7 +90,7 @@ pub struct MediaAccess {
 }
 
 enum Command {
-    Join { name: String, key: Option<SessionId>, resume: Option<SessionId>, reply: oneshot::Sender<Result<Membership, RoomError>> },
+    Join { name: String, key: Option<SessionId>, resume: Option<SessionId>, phone: bool, reply: oneshot::Sender<Result<Membership, RoomError>> },
     MayResume { token: SessionId, reply: oneshot::Sender<bool> },
     PasswordGate { address: u64, reply: oneshot::Sender<Result<Option<String>, RoomError>> },
     PasswordFailed { address: u64 },
@@ -173,7 +173,12 @@ impl RoomControl {
     /// Joins `name` (with the moderator key `key`, or coming back with the previous token
     /// `resume` after a reload).
     pub async fn join(&self, name: String, key: Option<SessionId>, resume: Option<SessionId>) -> Result<Membership, RoomError> {
-        self.ask(|reply| Command::Join { name, key, resume, reply }).await.unwrap_or_else(|| Err(closed()))
+        self.ask(|reply| Command::Join { name, key, resume, phone: false, reply }).await.unwrap_or_else(|| Err(closed()))
+    }
+
+    /// A phone caller joins (`crate::sip`): as anyone else, marked as on the phone.
+    pub async fn join_by_phone(&self, name: String) -> Result<Membership, RoomError> {
+        self.ask(|reply| Command::Join { name, key: None, resume: None, phone: true, reply }).await.unwrap_or_else(|| Err(closed()))
     }
 
     /// Whether a participant who had `token` may come back without a password or waiting.
@@ -423,7 +428,7 @@ impl ControlTask {
     /// One function per command family: membership, moderation, media access.
     async fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::Join { name, key, resume, reply } => self.join(name, key, resume, reply).await,
+            Command::Join { name, key, resume, phone, reply } => self.join(name, key, resume, phone, reply).await,
             Command::MayResume { token, reply } => {
                 let now = self.now();
                 let _ = reply.send(self.state.may_resume(token, now));
@@ -500,8 +505,10 @@ impl ControlTask {
         }
     }
 
-    async fn join(&mut self, name: String, key: Option<SessionId>, resume: Option<SessionId>, reply: oneshot::Sender<Result<Membership, RoomError>>) {
-        let result = self.state.join_resuming(&name, key, resume, self.now()).map(|joined| {
+    async fn join(&mut self, name: String, key: Option<SessionId>, resume: Option<SessionId>, phone: bool, reply: oneshot::Sender<Result<Membership, RoomError>>) {
+        let now = self.now();
+        let joined = if phone { self.state.join_by_phone(&name, now) } else { self.state.join_resuming(&name, key, resume, now) };
+        let result = joined.map(|joined| {
             let (tx, rx) = mpsc::unbounded_channel();
             self.direct.insert(joined.id, tx);
             let events = (!joined.waiting).then(|| self.broadcast.subscribe());

@@ -42,6 +42,14 @@ pub struct AppState {
     pub limits: Arc<limits::AddressLimits>,
     /// This node's pool, if it is in one (`--redis`).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Phone dial-in, if it is on (`--sip-listen`): the number shown, and the secret the
+    /// rooms' PINs come from.
+    pub dial_in: Option<Arc<DialIn>>,
+}
+
+pub struct DialIn {
+    pub number: Option<String>,
+    pub secret: String,
 }
 
 impl AppState {
@@ -391,6 +399,11 @@ async fn room_info(State(state): State<AppState>, Path(room): Path<String>) -> R
         }),
         None => serde_json::json!({ "live": false }),
     };
+    if let Some(dial_in) = &state.dial_in {
+        // Callers with the PIN of a room with a password wait for a moderator to let them in.
+        let pin = crate::sip::room_pin(&dial_in.secret, &room);
+        body["dial_in"] = serde_json::json!({ "number": dial_in.number, "pin": pin });
+    }
     if let Some(cluster) = &state.cluster {
         body["node"] = serde_json::json!({ "id": cluster.me().id, "url": cluster.me().url });
         body["nodes"] = serde_json::json!(cluster.peer_urls());

@@ -27,6 +27,8 @@ use crate::config::IceConfig;
 use crate::profiles::EncoderProfile;
 use crate::room::layout::Size;
 
+pub use mixer::{InputFeed, MixSink};
+pub use pipeline::{mix_appsrc, AppSrcSink};
 pub use room::{Answer, Hold, RoomMedia, ViewerOf};
 
 use crate::ids::SessionId;

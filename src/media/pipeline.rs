@@ -233,7 +233,7 @@ impl RoomPipeline {
 
 /// A live source of one mix (48 kHz mono S16), stamped by [`AppSrcSink`]; it drops rather
 /// than blocks the mixer when its branch falls behind.
-pub(super) fn mix_appsrc(name: &str) -> gst_app::AppSrc {
+pub fn mix_appsrc(name: &str) -> gst_app::AppSrc {
     gst_app::AppSrc::builder()
         .name(name)
         .caps(
@@ -263,7 +263,7 @@ pub(super) fn mix_appsrc(name: &str) -> gst_app::AppSrc {
 /// samples: headless chromium concealed a third of all it played. The mixer keeps its ticks
 /// in step with the clock (it catches up when late), so counted time stays with real time;
 /// when it gives up catching up (samples skipped), the stamps start again from the clock.
-pub(super) struct AppSrcSink {
+pub struct AppSrcSink {
     src: gst_app::AppSrc,
     /// Running time of the first sample since the last resynchronisation, and samples since.
     base: std::cell::Cell<Option<gst::ClockTime>>,
@@ -274,7 +274,7 @@ pub(super) struct AppSrcSink {
 const RESYNC_AFTER: std::time::Duration = super::mixer::MAX_LAG.saturating_add(std::time::Duration::from_millis(50));
 
 impl AppSrcSink {
-    pub(super) fn new(src: gst_app::AppSrc) -> Self {
+    pub fn new(src: gst_app::AppSrc) -> Self {
         Self { src, base: std::cell::Cell::new(None), counted: std::cell::Cell::new(0) }
     }
 

@@ -74,6 +74,8 @@ pub(super) struct Participant {
     pub(super) presenter: bool,
     /// How the picture reaches it when less than the full one (see `ParticipantInfo`).
     receiving: Option<String>,
+    /// A caller dialled in by phone (sound only).
+    phone: bool,
     speaking: bool,
     speaking_since: Option<Duration>,
     /// When this participant last started to speak.
@@ -192,8 +194,25 @@ impl Room {
     /// Joins `name`, coming back with the previous token `resume` if there is one: whoever
     /// may resume skips the waiting room.
     pub fn join_resuming(&mut self, name: &str, key: Option<SessionId>, resume: Option<SessionId>, now: Duration) -> Result<Joined, RoomError> {
+        self.join_as(name, key, resume, false, now)
+    }
+
+    /// Joins a caller dialled in by phone: never a moderator (a phone cannot moderate, and
+    /// the room's first web participant should be), and in a room with a password or a
+    /// waiting room they wait for a moderator (the PIN alone does not replace the password).
+    pub fn join_by_phone(&mut self, name: &str, now: Duration) -> Result<Joined, RoomError> {
+        let joined = self.join_as(name, None, None, true, now)?;
+        if let Some(p) = self.participants.get_mut(&joined.id) {
+            p.phone = true;
+            p.video_muted = true;
+        }
+        Ok(joined)
+    }
+
+    fn join_as(&mut self, name: &str, key: Option<SessionId>, resume: Option<SessionId>, phone: bool, now: Duration) -> Result<Joined, RoomError> {
         let name = clean_name(name)?;
         let (mut moderator, new_key) = match (self.moderator_key, key) {
+            (None, _) if phone => (false, None),
             (None, _) => {
                 let key = SessionId::random();
                 self.moderator_key = Some(super::access::KeyDigest::of(&key.to_string()));
@@ -217,7 +236,7 @@ impl Room {
         let token = SessionId::random();
         let resumed = resume.and_then(|t| self.resume.take(t, now));
         moderator |= resumed == Some(true);
-        let waiting = self.settings.waiting_room && !moderator && resumed.is_none();
+        let waiting = (self.settings.waiting_room || (phone && self.has_password())) && !moderator && resumed.is_none();
         self.participants.insert(id, Participant {
             name,
             token,
@@ -229,6 +248,7 @@ impl Room {
             hand_raised: false,
             presenter: false,
             receiving: None,
+            phone: false,
             speaking: false,
             speaking_since: None,
             last_spoke: None,
@@ -560,6 +580,7 @@ impl Room {
                     hand_raised: p.hand_raised,
                     presenter: p.presenter,
                     receiving: p.receiving.clone(),
+                    phone: p.phone,
                 };
                 (*id, info)
             })
@@ -675,5 +696,18 @@ mod tests {
         assert!(!room.set_media(a, true, false), "no change, no update");
         room.levels(&[(a, -10.0)], ms(0));
         assert!(!room.participants()[0].speaking);
+    }
+
+    #[test]
+    fn callers_never_moderate_and_wait_where_a_password_guards_the_room() {
+        let mut room = Room::new(10);
+        let caller = room.join_by_phone("Telefon …23", Duration::ZERO).unwrap();
+        assert!(!caller.moderator && caller.new_moderator_key.is_none() && !caller.waiting);
+        let listed = room.participants();
+        assert!(listed[0].phone && listed[0].video_muted);
+        let ada = room.join("Ada", None, Duration::ZERO).unwrap();
+        assert!(ada.moderator, "the first web participant still opens the room");
+        room.settings.password_hash = Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into());
+        assert!(room.join_by_phone("Telefon …45", Duration::ZERO).unwrap().waiting, "a PIN does not replace the password");
     }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod analysis;
+pub mod baresip;
 pub mod bench;
 pub mod bench_adapt;
 pub mod bench_outputs;

@@ -15,6 +15,7 @@ use super::rate::RungPolicy;
 mod cameras;
 mod metrics;
 mod outputs;
+mod phones;
 mod sessions;
 mod viewers;
 use super::ingest;
@@ -107,6 +108,9 @@ enum Command {
     PublicBroadcast { on: bool, reply: Reply<()> },
     /// A hall camera under a session id, shown with a name; ended like any session.
     AddCamera { id: SessionId, source: crate::inputs::camera::CameraSource, name: String, reply: Reply<()> },
+    /// A phone caller under a session id: their voice in through the feed sent back, the mix
+    /// without them out into the sink; ended like any session.
+    AddPhone { id: SessionId, owner: Owner, sink: Box<dyn super::mixer::MixSink>, reply: Reply<super::mixer::InputFeed> },
     Shutdown { reply: oneshot::Sender<()> },
 }
 
@@ -181,6 +185,7 @@ impl RoomMedia {
             streams: Default::default(),
             hls: None,
             cameras: HashMap::new(),
+            phones: Default::default(),
         };
         tokio::spawn(task.run(rx, events_rx, on_idle));
         Ok(Self { tx })
@@ -271,6 +276,11 @@ impl RoomMedia {
     /// reconnects, by itself.
     pub async fn add_camera(&self, id: SessionId, source: crate::inputs::camera::CameraSource, name: String) -> Result<(), MediaError> {
         self.call(|reply| Command::AddCamera { id, source, name, reply }).await
+    }
+
+    /// Adds a phone caller under `id` (ended with [`RoomMedia::end`]).
+    pub async fn add_phone(&self, id: SessionId, owner: Owner, sink: Box<dyn super::mixer::MixSink>) -> Result<super::mixer::InputFeed, MediaError> {
+        self.call(|reply| Command::AddPhone { id, owner, sink, reply }).await
     }
 
     pub async fn stop_stream(&self, id: String) {
@@ -385,6 +395,8 @@ struct RoomTask {
     hls: Option<crate::outputs::hls::Hls>,
     /// Hall cameras, by the session that holds their tile.
     cameras: HashMap<SessionId, crate::inputs::camera::Camera>,
+    /// Phone callers, by the session that holds their tile and mix output.
+    phones: std::collections::HashSet<SessionId>,
 }
 
 impl RoomTask {
@@ -555,6 +567,9 @@ impl RoomTask {
             Command::StopStream { id } => self.stop_stream(&id),
             Command::PublicBroadcast { on, reply } => {
                 let _ = reply.send(self.set_hls(on));
+            }
+            Command::AddPhone { id, owner, sink, reply } => {
+                let _ = reply.send(self.add_phone(id, owner, sink));
             }
             Command::AddCamera { id, source, name, reply } => {
                 let _ = reply.send(self.add_camera(id, source, name));
@@ -784,10 +799,12 @@ impl RoomTask {
                     camera.stop();
                 }
                 self.pipe.mixer.remove_input(voice);
+                let voice = voice.clone();
+                self.forget_phone(id, &voice);
                 if let Some(participant) = owner {
                     let _ = self.out.send(MediaEvent::PublisherEnded { participant: *participant, screen: *screen });
                 }
-                if let (Voice::Participant(p), true) = (&*voice, *has_audio) {
+                if let (Voice::Participant(p), true) = (&voice, *has_audio) {
                     let p = *p;
                     self.retarget_own_mix(p, false);
                 }
@@ -850,6 +867,9 @@ fn reject(cmd: Command) {
             let _ = reply.send(Err(MediaError::RoomClosed));
         }
         Command::StopStream { .. } => {}
+        Command::AddPhone { reply, .. } => {
+            let _ = reply.send(Err(MediaError::RoomClosed));
+        }
         Command::PublicBroadcast { reply, .. } | Command::AddCamera { reply, .. } => {
             let _ = reply.send(Err(MediaError::RoomClosed));
         }

@@ -1,0 +1,187 @@
+//! Dial-in by phone (`--sip-listen`), with Debian's baresip as the phone: it calls, types the
+//! room's PIN as RFC 4733 telephone-events and speaks a tone (440 Hz) while a WebRTC publisher
+//! in the room speaks another (600 Hz). A WHEP viewer of the room hears the caller; the caller
+//! hears the room and not themselves; the caller is listed as on the phone; moderators mute and
+//! remove them like anyone; a wrong PIN three times ends the call; the caller's BYE takes them
+//! out of the list.
+
+mod support;
+
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::analysis::{tone_level, TONE_ABSENT, TONE_PRESENT, WINDOW};
+use support::baresip::Baresip;
+use support::client::{self, Publisher, Viewer, GREEN};
+use support::server::{Server, OPEN_TEST_ARGS};
+use support::ws::Control;
+use support::wait_for;
+
+const SECRET: &str = "the test's dial-in secret";
+const T: Duration = Duration::from_secs(15);
+
+/// A port free for both UDP and TCP on loopback.
+fn free_sip_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("a UDP port");
+        let port = udp.local_addr().expect("its address").port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+struct Room {
+    server: Server,
+    sip: u16,
+    pin: String,
+    _publisher: Publisher,
+    viewer: Viewer,
+    moderator: Control,
+}
+
+/// A server taking calls, a room with a publisher (green, 600 Hz), its viewer and a moderator.
+fn room(name: &str) -> Room {
+    client::init();
+    let sip = free_sip_port();
+    let listen = format!("127.0.0.1:{sip}");
+    let server = Server::start_with(&[OPEN_TEST_ARGS, &["--sip-listen", &listen, "--dial-in-secret", SECRET, "--dial-in-number", "+49 30 1234567"]].concat());
+    let (moderator, _, _) = Control::join_first(server.addr, name, "Ada");
+    let publisher = Publisher::start(server.addr, name, GREEN, 600);
+    let viewer = Viewer::start(server.addr, name, None);
+    let info: Value = serde_json::from_str(&server.get(&format!("/api/rooms/{name}")).body).expect("room info");
+    assert_eq!(info["dial_in"]["number"], "+49 30 1234567", "{info}");
+    let pin = info["dial_in"]["pin"].as_str().expect("a PIN").to_string();
+    assert!(pin.len() == 8 && pin.chars().all(|c| c.is_ascii_digit()), "{pin}");
+    Room { server, sip, pin, _publisher: publisher, viewer, moderator }
+}
+
+/// A minute of `hz` at 48 kHz mono, the phone's microphone.
+fn tone_file(hz: u32) -> PathBuf {
+    gst::init().expect("GStreamer");
+    let path = std::env::temp_dir().join(format!("plenum-phone-{}-{hz}.wav", std::process::id()));
+    let description = format!(
+        "audiotestsrc num-buffers=3000 samplesperbuffer=960 wave=sine freq={hz} volume=0.3 \
+         ! audio/x-raw,format=S16LE,rate=48000,channels=1 ! wavenc ! filesink location={}",
+        path.display()
+    );
+    let pipeline = gst::parse::launch(&description).expect("the tone pipeline");
+    use gst::prelude::*;
+    pipeline.set_state(gst::State::Playing).expect("it plays");
+    let bus = pipeline.bus().expect("a bus");
+    let done = bus.timed_pop_filtered(gst::ClockTime::from_seconds(60), &[gst::MessageType::Eos, gst::MessageType::Error]);
+    pipeline.set_state(gst::State::Null).expect("it stops");
+    assert_eq!(done.map(|m| m.type_()), Some(gst::MessageType::Eos), "the tone file is written");
+    path
+}
+
+/// The phone calls the room's node and is answered.
+fn call(room: &Room, wav: &Path, number: &str) -> Baresip {
+    let mut phone = Baresip::start(wav, number, "PCMA/8000/1");
+    phone.dial(&format!("sip:dial@127.0.0.1:{}", room.sip));
+    assert!(phone.wait_event("CALL_ESTABLISHED", T), "the call is answered; baresip said {:?}", phone.events);
+    phone
+}
+
+/// Waits for a participant list in which `check` holds for the caller (`None`: not listed).
+fn caller_listed(c: &mut Control, within: Duration, what: &str, check: impl Fn(Option<&Value>) -> bool) -> Option<Value> {
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < within {
+        let Some(v) = c.next(within.saturating_sub(start.elapsed())) else { continue };
+        if v["type"] == "participants" {
+            let list = v["participants"].as_array().cloned().unwrap_or_default();
+            let caller = list.iter().find(|p| p["phone"] == true).cloned();
+            if check(caller.as_ref()) {
+                return caller;
+            }
+            last = v["participants"].to_string();
+        }
+    }
+    panic!("{what} within {within:?}; the list said {last}");
+}
+
+/// Both tones' levels in the viewer's latest half second.
+fn viewer_hears(viewer: &Viewer) -> (f64, f64) {
+    let audio = viewer.audio(WINDOW).unwrap_or_default();
+    if audio.len() < WINDOW {
+        return (0.0, 0.0);
+    }
+    (tone_level(&audio, 440.0), tone_level(&audio, 600.0))
+}
+
+#[test]
+fn a_caller_with_the_pin_is_heard_and_hears_everyone_but_themselves() {
+    let mut room = room("rathaus");
+    let wav = tone_file(440);
+    let mut phone = call(&room, &wav, "0301234523");
+    let keyed = Instant::now();
+    phone.keys(&room.pin);
+    let caller = caller_listed(&mut room.moderator, T, "the caller listed as on the phone", |c| c.is_some()).expect("listed");
+    assert_eq!(caller["name"], "Telefon …23", "only the last two digits of the number: {caller}");
+    assert_eq!(caller["moderator"], false);
+    let heard = wait_for(T, "the room's viewer to hear the caller and the publisher", || {
+        let (caller, publisher) = viewer_hears(&room.viewer);
+        if caller >= TONE_PRESENT && publisher >= TONE_PRESENT { Ok(keyed.elapsed()) } else { Err(format!("440 Hz {caller:.3}, 600 Hz {publisher:.3}")) }
+    });
+    eprintln!("the caller heard in the room {heard:?} after typing the PIN");
+
+    // Let the phone hear the room for a while, then hang up.
+    std::thread::sleep(Duration::from_secs(4));
+    phone.hang_up();
+    assert!(phone.wait_event("CALL_CLOSED", T), "the call ends; baresip said {:?}", phone.events);
+    caller_listed(&mut room.moderator, T, "the caller gone from the list after the BYE", |c| c.is_none());
+
+    let file = phone.heard().expect("baresip wrote what it heard");
+    let path = file.to_str().expect("a UTF-8 path");
+    let length = support::ffmpeg::duration(path).expect("the phone's recording has a length");
+    let sound = support::ffmpeg::audio_at(path, length - 2.0, 1.0).expect("the phone's recording decodes");
+    assert!(sound.len() >= WINDOW, "{} samples heard", sound.len());
+    let (own, others) = (tone_level(&sound[..WINDOW], 440.0), tone_level(&sound[..WINDOW], 600.0));
+    eprintln!("the phone heard: 600 Hz (the room) {others:.3}, 440 Hz (itself) {own:.3}");
+    assert!(others >= TONE_PRESENT, "the caller hears the room: 600 Hz at {others:.3}");
+    assert!(own <= TONE_ABSENT, "the caller does not hear themselves: 440 Hz at {own:.3}");
+}
+
+#[test]
+fn a_wrong_pin_three_times_ends_the_call() {
+    let room = room("schule");
+    let wav = tone_file(440);
+    let mut phone = call(&room, &wav, "0301234599");
+    let wrong: String = room.pin.chars().map(|c| if c == '9' { '0' } else { '9' }).collect();
+    for _ in 0..3 {
+        phone.keys(&wrong);
+        std::thread::sleep(Duration::from_millis(2600));
+    }
+    assert!(phone.wait_event("CALL_CLOSED", T), "Plenum hangs up after three wrong PINs; baresip said {:?}", phone.events);
+    let (caller, _) = viewer_hears(&room.viewer);
+    assert!(caller <= TONE_ABSENT, "a caller without the PIN is never heard in the room: {caller:.3}");
+    drop(room.server);
+}
+
+#[test]
+fn moderators_mute_and_remove_a_caller() {
+    let mut room = room("beirat");
+    let wav = tone_file(440);
+    let mut phone = call(&room, &wav, "0301234577");
+    phone.keys(&room.pin);
+    let caller = caller_listed(&mut room.moderator, T, "the caller listed", |c| c.is_some()).expect("listed");
+    let id = caller["id"].as_str().expect("an id").to_string();
+    wait_for(T, "the viewer to hear the caller", || {
+        let (caller, _) = viewer_hears(&room.viewer);
+        if caller >= TONE_PRESENT { Ok(()) } else { Err(format!("440 Hz {caller:.3}")) }
+    });
+
+    room.moderator.send_json(&json!({"type": "mute", "id": id}));
+    caller_listed(&mut room.moderator, T, "the caller listed as muted", |c| c.is_some_and(|c| c["audio_muted"] == true));
+    wait_for(T, "the caller's tone out of the mix", || {
+        let (caller, publisher) = viewer_hears(&room.viewer);
+        if caller <= TONE_ABSENT && publisher >= TONE_PRESENT { Ok(()) } else { Err(format!("440 Hz {caller:.3}, 600 Hz {publisher:.3}")) }
+    });
+
+    room.moderator.send_json(&json!({"type": "remove", "id": id}));
+    assert!(phone.wait_event("CALL_CLOSED", T), "a removed caller's call ends; baresip said {:?}", phone.events);
+    caller_listed(&mut room.moderator, T, "the removed caller gone from the list", |c| c.is_none());
+}
