@@ -44,10 +44,14 @@ struct Room {
 
 /// A server taking calls, a room with a publisher (green, 600 Hz), its viewer and a moderator.
 fn room(name: &str) -> Room {
+    room_with(name, &[])
+}
+
+fn room_with(name: &str, extra: &[&str]) -> Room {
     client::init();
     let sip = free_sip_port();
     let listen = format!("127.0.0.1:{sip}");
-    let server = Server::start_with(&[OPEN_TEST_ARGS, &["--sip-listen", &listen, "--dial-in-secret", SECRET, "--dial-in-number", "+49 30 1234567"]].concat());
+    let server = Server::start_with(&[OPEN_TEST_ARGS, &["--sip-listen", &listen, "--dial-in-secret", SECRET, "--dial-in-number", "+49 30 1234567"], extra].concat());
     let (moderator, _, _) = Control::join_first(server.addr, name, "Ada");
     let publisher = Publisher::start(server.addr, name, GREEN, 600);
     let viewer = Viewer::start(server.addr, name, None);
@@ -79,7 +83,11 @@ fn tone_file(hz: u32) -> PathBuf {
 
 /// The phone calls the room's node and is answered.
 fn call(room: &Room, wav: &Path, number: &str) -> Baresip {
-    let mut phone = Baresip::start(wav, number, "PCMA/8000/1");
+    call_with(room, wav, number, "PCMA/8000/1")
+}
+
+fn call_with(room: &Room, wav: &Path, number: &str, codec: &str) -> Baresip {
+    let mut phone = Baresip::start(wav, number, codec);
     phone.dial(&format!("sip:dial@127.0.0.1:{}", room.sip));
     assert!(phone.wait_event("CALL_ESTABLISHED", T), "the call is answered; baresip said {:?}", phone.events);
     phone
@@ -184,4 +192,129 @@ fn moderators_mute_and_remove_a_caller() {
     room.moderator.send_json(&json!({"type": "remove", "id": id}));
     assert!(phone.wait_event("CALL_CLOSED", T), "a removed caller's call ends; baresip said {:?}", phone.events);
     caller_listed(&mut room.moderator, T, "the removed caller gone from the list", |c| c.is_none());
+}
+
+#[test]
+fn every_codec_carries_a_call() {
+    let mut room = room("verein");
+    let wav = tone_file(440);
+    for codec in ["PCMU/8000/1", "G722/16000/1", "opus/48000/2"] {
+        let mut phone = call_with(&room, &wav, "0301234511", codec);
+        let keyed = Instant::now();
+        phone.keys(&room.pin);
+        caller_listed(&mut room.moderator, T, "the caller listed", |c| c.is_some());
+        let heard = wait_for(T, &format!("the viewer to hear a caller on {codec}"), || {
+            let (caller, _) = viewer_hears(&room.viewer);
+            if caller >= TONE_PRESENT { Ok(keyed.elapsed()) } else { Err(format!("440 Hz {caller:.3}")) }
+        });
+        eprintln!("{codec}: the caller heard {heard:?} after the PIN");
+        phone.hang_up();
+        assert!(phone.wait_event("CALL_CLOSED", T), "{codec}: the call ends; baresip said {:?}", phone.events);
+        caller_listed(&mut room.moderator, T, "the caller gone", |c| c.is_none());
+    }
+}
+
+#[test]
+fn a_caller_mutes_themselves_with_star_six() {
+    let mut room = room("werkstatt");
+    let wav = tone_file(440);
+    let mut phone = call(&room, &wav, "0301234588");
+    phone.keys(&room.pin);
+    caller_listed(&mut room.moderator, T, "the caller listed", |c| c.is_some());
+    phone.keys("*6");
+    caller_listed(&mut room.moderator, T, "the caller muted by *6", |c| c.is_some_and(|c| c["audio_muted"] == true));
+    wait_for(T, "the caller's tone out of the mix", || {
+        let (caller, _) = viewer_hears(&room.viewer);
+        if caller <= TONE_ABSENT { Ok(()) } else { Err(format!("440 Hz {caller:.3}")) }
+    });
+    phone.keys("*6");
+    caller_listed(&mut room.moderator, T, "the caller unmuted by *6 again", |c| c.is_some_and(|c| c["audio_muted"] == false));
+    wait_for(T, "the caller heard again", || {
+        let (caller, _) = viewer_hears(&room.viewer);
+        if caller >= TONE_PRESENT { Ok(()) } else { Err(format!("440 Hz {caller:.3}")) }
+    });
+}
+
+#[test]
+fn a_silent_caller_and_a_stopping_server_end_their_calls() {
+    let mut room = room_with("ausschuss", &["--sip-silence-seconds", "2"]);
+    let wav = tone_file(440);
+    // A phone that vanishes without BYE (killed): its call ends when its sound stops.
+    let mut phone = call(&room, &wav, "0301234566");
+    phone.keys(&room.pin);
+    caller_listed(&mut room.moderator, T, "the caller listed", |c| c.is_some());
+    let killed = Instant::now();
+    drop(phone);
+    caller_listed(&mut room.moderator, T, "the vanished caller gone from the list", |c| c.is_none());
+    eprintln!("a caller that vanished left the room after {:?}", killed.elapsed());
+    assert!(killed.elapsed() < Duration::from_secs(6), "gone {:?} after its sound stopped (limit 2 s)", killed.elapsed());
+
+    // The server stops: the caller gets a BYE.
+    let mut phone = call(&room, &wav, "0301234567");
+    phone.keys(&room.pin);
+    caller_listed(&mut room.moderator, T, "the second caller listed", |c| c.is_some());
+    let status = room.server.terminate();
+    assert!(status.success(), "the server stops cleanly: {status:?}");
+    assert!(phone.wait_event("CALL_CLOSED", Duration::from_secs(5)), "the server said goodbye (BYE); baresip said {:?}", phone.events);
+}
+
+/// Sends `request` over UDP to the SIP port; the status line of the answer.
+fn ask(port: u16, request: &str) -> Option<String> {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
+    socket.set_read_timeout(Some(Duration::from_secs(3))).expect("a timeout");
+    let me = socket.local_addr().expect("its address");
+    let text = request.replace("{me}", &me.to_string()).replace("{port}", &port.to_string());
+    socket.send_to(text.as_bytes(), ("127.0.0.1", port)).expect("sent");
+    let mut buf = [0u8; 4096];
+    let n = socket.recv(&mut buf).ok()?;
+    String::from_utf8_lossy(&buf[..n]).lines().next().map(str::to_string)
+}
+
+const OPTIONS: &str = "OPTIONS sip:dial@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-opt1\r\n\
+    From: <sip:probe@127.0.0.1>;tag=1\r\nTo: <sip:dial@127.0.0.1:{port}>\r\nCall-ID: probe-1\r\nCSeq: 1 OPTIONS\r\n\
+    Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+
+#[test]
+fn bad_sip_gets_answers_and_a_burst_leaves_the_room_alone() {
+    let room = room("plenum");
+    let dir = format!("{}/tests/sipp", env!("CARGO_MANIFEST_DIR"));
+    let sipp = |scenario: &str, extra: &[&str]| {
+        let port = free_sip_port().to_string();
+        let out = std::process::Command::new("timeout")
+            .args(["-k", "3", "60", "sipp", &format!("127.0.0.1:{}", room.sip), "-sf", &format!("{dir}/{scenario}"), "-i", "127.0.0.1", "-p", &port, "-mi", "127.0.0.1"])
+            .args(["-nostdin", "-recv_timeout", "5s", "-timeout", "40s", "-timeout_error"])
+            .args(extra)
+            .current_dir(std::env::temp_dir())
+            .output()
+            .expect("sipp runs (./dev test installs sip-tester)");
+        (out.status, String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+
+    // Not SDP: 400. Garbage, and a method nobody knows: the endpoint answers OPTIONS after them.
+    let (status, said) = sipp("bad_sdp.xml", &["-m", "1"]);
+    assert!(status.success(), "a broken offer gets 400: {status:?}\n{said}");
+    let garbage = UdpSocket::bind("127.0.0.1:0").expect("a socket");
+    for junk in [&b"\x00\xff garbage"[..], b"INVITE\r\n\r\n", b"FOO sip:x SIP/2.0\r\nContent-Length: 99999999\r\n\r\n"] {
+        garbage.send_to(junk, ("127.0.0.1", room.sip)).expect("sent");
+    }
+    let unknown = OPTIONS.replace("OPTIONS sip", "PUBLISH sip").replace("1 OPTIONS", "1 PUBLISH").replace("opt1", "pub1");
+    assert_eq!(ask(room.sip, &unknown).as_deref(), Some("SIP/2.0 405 Method Not Allowed"));
+    assert_eq!(ask(room.sip, OPTIONS).as_deref(), Some("SIP/2.0 200 OK"));
+
+    // 200 calls at 100 a second from one source: a few are answered, the rest refused (486);
+    // the room's picture goes on meanwhile.
+    let before = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    let usual = room.viewer.frames_since(before).0 as f64 / before.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let (status, said) = sipp("burst.xml", &["-r", "100", "-m", "200", "-l", "200"]);
+    let took = started.elapsed();
+    let (frames, gap) = room.viewer.frames_since(started);
+    let fps = frames as f64 / took.as_secs_f64();
+    eprintln!("a burst of 200 INVITEs in {took:?}: the room's viewer got {fps:.1} frames/s (before: {usual:.1}), longest gap {gap:?}");
+    assert!(status.success(), "every INVITE of the burst answered with 200 or 486: {status:?}\n{said}");
+    assert!(fps >= 0.9 * usual && gap < Duration::from_millis(500), "the room kept its frame rate: {fps:.1} (before {usual:.1}), gap {gap:?}");
+    let metrics = room.server.get("/healthz");
+    assert_eq!(metrics.status, 200);
+    assert_eq!(ask(room.sip, OPTIONS).as_deref(), Some("SIP/2.0 200 OK"), "the endpoint still answers");
 }
