@@ -210,6 +210,16 @@ pub struct ServeArgs {
     /// End a call after this many seconds without RTP from the caller [default: 30].
     #[arg(long, env = "PLENUM_SIP_SILENCE_SECONDS")]
     pub sip_silence_seconds: Option<u64>,
+    /// Register with this SIP trunk or PBX, e.g. `sip:sip.example-carrier.de` (calls to the
+    /// number then reach Plenum) [default: none: the PBX or trunk sends calls here directly].
+    #[arg(long, env = "PLENUM_SIP_REGISTRAR")]
+    pub sip_registrar: Option<String>,
+    /// The user (account, extension) to register as.
+    #[arg(long, env = "PLENUM_SIP_USER")]
+    pub sip_user: Option<String>,
+    /// The password for the registrar's digest challenge.
+    #[arg(long, env = "PLENUM_SIP_PASSWORD", hide_env_values = true)]
+    pub sip_password: Option<String>,
 }
 
 /// The same settings as they may appear in the `--config` file.
@@ -256,6 +266,9 @@ struct FileConfig {
     dial_in_number: Option<String>,
     dial_in_secret: Option<String>,
     sip_silence_seconds: Option<u64>,
+    sip_registrar: Option<String>,
+    sip_user: Option<String>,
+    sip_password: Option<String>,
 }
 
 fn parse_codec(s: &str) -> Result<VideoCodec, String> {
@@ -363,11 +376,22 @@ pub struct SipConfig {
     /// A call without RTP this long ends.
     pub silence: Duration,
     pub rtp_ports: Option<PortRange>,
+    /// Registration with a trunk or PBX, if any.
+    pub registrar: Option<Registrar>,
+}
+
+/// Where and as whom Plenum registers.
+#[derive(Clone)]
+pub struct Registrar {
+    pub uri: String,
+    pub user: String,
+    pub password: String,
 }
 
 impl std::fmt::Debug for SipConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SipConfig").field("listen", &self.listen).field("address", &self.address).field("number", &self.number).finish_non_exhaustive()
+        let registrar = self.registrar.as_ref().map(|r| format!("{} as {}", r.uri, r.user));
+        f.debug_struct("SipConfig").field("listen", &self.listen).field("address", &self.address).field("number", &self.number).field("registrar", &registrar).finish_non_exhaustive()
     }
 }
 
@@ -474,6 +498,9 @@ impl Config {
                 number: args.dial_in_number.or(file.dial_in_number),
                 secret: args.dial_in_secret.or(file.dial_in_secret),
                 silence_seconds: args.sip_silence_seconds.or(file.sip_silence_seconds),
+                registrar: args.sip_registrar.or(file.sip_registrar),
+                user: args.sip_user.or(file.sip_user),
+                password: args.sip_password.or(file.sip_password),
             },
             &ice,
         )?;
@@ -523,6 +550,9 @@ struct SipArgs {
     number: Option<String>,
     secret: Option<String>,
     silence_seconds: Option<u64>,
+    registrar: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
 }
 
 /// The SIP endpoint's settings, if it is to run.
@@ -546,7 +576,16 @@ fn sip(given: SipArgs, ice: &IceConfig) -> anyhow::Result<Option<SipConfig>> {
     let number = given.number;
     anyhow::ensure!(number.as_ref().is_none_or(|n| n.len() <= 40), "dial_in_number must be at most 40 characters");
     let silence = Duration::from_secs(given.silence_seconds.unwrap_or(30).clamp(2, 3600));
-    Ok(Some(SipConfig { listen, address, number, secret, silence, rtp_ports: ice.rtp_ports }))
+    let registrar = match (given.registrar, given.user, given.password) {
+        (None, None, None) => None,
+        (Some(uri), Some(user), Some(password)) => {
+            anyhow::ensure!(uri.starts_with("sip:") && uri.len() <= 256 && !uri.contains(char::is_whitespace), "sip_registrar must be a sip: URI, e.g. sip:sip.example-carrier.de");
+            anyhow::ensure!(!user.is_empty() && user.len() <= 64, "sip_user must be 1-64 characters");
+            Some(Registrar { uri, user, password })
+        }
+        _ => anyhow::bail!("sip_registrar, sip_user and sip_password go together"),
+    };
+    Ok(Some(SipConfig { listen, address, number, secret, silence, rtp_ports: ice.rtp_ports, registrar }))
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {

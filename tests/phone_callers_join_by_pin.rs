@@ -318,3 +318,22 @@ fn bad_sip_gets_answers_and_a_burst_leaves_the_room_alone() {
     assert_eq!(metrics.status, 200);
     assert_eq!(ask(room.sip, OPTIONS).as_deref(), Some("SIP/2.0 200 OK"), "the endpoint still answers");
 }
+
+#[test]
+fn plenum_registers_with_a_trunk_that_asks_for_a_password() {
+    let registrar_port = free_sip_port();
+    let dir = format!("{}/tests/sipp", env!("CARGO_MANIFEST_DIR"));
+    let registrar = std::process::Command::new("timeout")
+        .args(["-k", "3", "30", "sipp", "-sf", &format!("{dir}/registrar.xml"), "-i", "127.0.0.1", "-p", &registrar_port.to_string()])
+        .args(["-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error"])
+        .current_dir(std::env::temp_dir())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sipp runs");
+    std::thread::sleep(Duration::from_millis(300));
+    let registrar_uri = format!("sip:127.0.0.1:{registrar_port}");
+    let room = room_with("zentrale", &["--sip-registrar", &registrar_uri, "--sip-user", "plenum", "--sip-password", "geheim"]);
+    let out = registrar.wait_with_output().expect("sipp ends");
+    assert!(out.status.success(), "the registrar took Plenum's answer to its challenge: {:?}\n{}", out.status, String::from_utf8_lossy(&out.stdout));
+    drop(room);
+}

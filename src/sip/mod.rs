@@ -91,6 +91,8 @@ pub struct Sip {
 pub struct SipHandle {
     sip: Arc<Sip>,
     token: CancellationToken,
+    /// The registration with a trunk, and what ends it (before the endpoint: it unregisters).
+    registration: Option<(tokio::task::JoinHandle<()>, CancellationToken)>,
 }
 
 impl SipHandle {
@@ -100,6 +102,10 @@ impl SipHandle {
         let deadline = Instant::now() + Duration::from_secs(2);
         while self.sip.active() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Some((task, stop)) = self.registration {
+            stop.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
         }
         self.token.cancel();
     }
@@ -134,11 +140,16 @@ pub async fn start(cfg: SipConfig, rooms: Arc<Rooms>) -> anyhow::Result<SipHandl
         sources: Mutex::default(),
         stop: CancellationToken::new(),
     });
+    let inner = endpoint.inner.clone();
     tokio::spawn(async move { endpoint.serve().await });
+    let registration = sip.cfg.registrar.clone().map(|registrar| {
+        let stop = CancellationToken::new();
+        (tokio::spawn(register(inner, registrar, stop.clone())), stop)
+    });
     tokio::spawn(sip.clone().take_requests(incoming, states_tx));
     tokio::spawn(sip.clone().follow_dialogs(states_rx));
     tracing::info!(listen = %sip.cfg.listen, "taking phone calls (SIP over UDP and TCP)");
-    Ok(SipHandle { sip, token })
+    Ok(SipHandle { sip, token, registration })
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -309,6 +320,40 @@ impl Sip {
             }
         }
     }
+}
+
+/// Registers with the trunk or PBX and keeps the registration fresh (at three quarters of
+/// what the registrar grants; tried again with back-off when it fails) until the server
+/// stops, then takes it back.
+async fn register(endpoint: rsipstack::transaction::endpoint::EndpointInnerRef, registrar: crate::config::Registrar, token: CancellationToken) {
+    use rsipstack::dialog::authenticate::Credential;
+    use rsipstack::dialog::registration::{RefreshOutcome, Registration};
+    let Ok(uri) = rsipstack::sip::Uri::try_from(registrar.uri.as_str()) else {
+        tracing::warn!("the SIP registrar's URI does not parse: not registering");
+        return;
+    };
+    let credential = Credential { username: registrar.user.clone(), password: registrar.password.clone(), ..Default::default() };
+    let mut registration = Registration::new(endpoint, Some(credential));
+    let mut registered = false;
+    registration
+        .keep_alive(uri.clone(), 300, token.clone(), |outcome| match outcome {
+            RefreshOutcome::Registered(_) => {
+                if !registered {
+                    tracing::info!(registrar = %registrar.uri, "registered with the SIP registrar");
+                }
+                registered = true;
+            }
+            RefreshOutcome::Rejected(response) => {
+                registered = false;
+                tracing::warn!(registrar = %registrar.uri, status = %response.status_code, "the SIP registrar refused the registration");
+            }
+            RefreshOutcome::Failed(e) => {
+                registered = false;
+                tracing::warn!(registrar = %registrar.uri, error = %e, "the SIP registrar was not reached");
+            }
+        })
+        .await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), registration.register(uri, Some(0))).await;
 }
 
 /// "Telefon …23": the caller's last two digits, never the number.
