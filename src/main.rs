@@ -16,7 +16,11 @@ fn main() -> std::process::ExitCode {
 
 async fn run_cli() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PLENUM_LOG").unwrap_or_else(|_| "info".into());
+    // The SIP stack logs every message it sends and receives at info level, callers' numbers
+    // included: it speaks at warn unless the filter names it (debugging a trunk).
+    let given = std::env::var("PLENUM_LOG").unwrap_or_else(|_| "info".into());
+    let given = if given.contains("rsipstack") { given } else { format!("{given},rsipstack=warn") };
+    let filter = tracing_subscriber::EnvFilter::try_new(&given).unwrap_or_else(|_| "info,rsipstack=warn".into());
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => logs.init(),

@@ -35,6 +35,8 @@ fn free_sip_port() -> u16 {
 
 struct Room {
     server: Server,
+    /// What the server logged at info level.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     sip: u16,
     pin: String,
     _publisher: Publisher,
@@ -51,7 +53,8 @@ fn room_with(name: &str, extra: &[&str]) -> Room {
     client::init();
     let sip = free_sip_port();
     let listen = format!("127.0.0.1:{sip}");
-    let server = Server::start_with(&[OPEN_TEST_ARGS, &["--sip-listen", &listen, "--dial-in-secret", SECRET, "--dial-in-number", "+49 30 1234567"], extra].concat());
+    let args = [OPEN_TEST_ARGS, &["--sip-listen", &listen, "--dial-in-secret", SECRET, "--dial-in-number", "+49 30 1234567"], extra].concat();
+    let (server, log) = Server::start_logging(&[], &args, "info");
     let (moderator, _, _) = Control::join_first(server.addr, name, "Ada");
     let publisher = Publisher::start(server.addr, name, GREEN, 600);
     let viewer = Viewer::start(server.addr, name, None);
@@ -59,7 +62,7 @@ fn room_with(name: &str, extra: &[&str]) -> Room {
     assert_eq!(info["dial_in"]["number"], "+49 30 1234567", "{info}");
     let pin = info["dial_in"]["pin"].as_str().expect("a PIN").to_string();
     assert!(pin.len() == 8 && pin.chars().all(|c| c.is_ascii_digit()), "{pin}");
-    Room { server, sip, pin, _publisher: publisher, viewer, moderator }
+    Room { server, log, sip, pin, _publisher: publisher, viewer, moderator }
 }
 
 /// A minute of `hz` at 48 kHz mono, the phone's microphone.
@@ -151,6 +154,13 @@ fn a_caller_with_the_pin_is_heard_and_hears_everyone_but_themselves() {
     eprintln!("the phone heard: 600 Hz (the room) {others:.3}, 440 Hz (itself) {own:.3}");
     assert!(others >= TONE_PRESENT, "the caller hears the room: 600 Hz at {others:.3}");
     assert!(own <= TONE_ABSENT, "the caller does not hear themselves: 440 Hz at {own:.3}");
+
+    // The log at info level tells of the call, never of the number or the PIN.
+    let log = room.log.lock().unwrap().join("\n");
+    assert!(log.contains("phone call answered") && log.contains("a caller joined by phone"), "the call is logged");
+    for secret in ["1234523", &room.pin] {
+        assert!(!log.contains(secret), "the log names {secret}:\n{log}");
+    }
 }
 
 #[test]
