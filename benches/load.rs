@@ -22,7 +22,8 @@
 //! `benches/results/outputs.{json,md}`.
 //!
 //! `pool` runs three nodes against a real redis-server: placement evenness, failover over ten
-//! kills and the Redis commands a second, into `benches/results/pool.{json,md}`.
+//! kills and the Redis commands a second, into `benches/results/pool.{json,md}`. `phone`
+//! measures callers by phone: mouth-to-ear latency and CPU per caller, into `phone.{json,md}`.
 //!
 //! Arguments: scenario names to run only those (default: all), e.g. `./dev bench n2 n5 rungs`.
 
@@ -120,6 +121,13 @@ fn main() {
         eprintln!("running pool ...");
         if let Some(figures) = support::bench_pool::pool(&cache) {
             let md = support::bench_pool::report(&dir, &machine(), &figures);
+            println!("{}", std::fs::read_to_string(md).unwrap_or_default());
+        }
+    }
+    if wanted.is_empty() || wanted.iter().any(|w| w == "phone") {
+        eprintln!("running phone ...");
+        if let Some(figures) = support::bench_phone::phones() {
+            let md = support::bench_phone::report(&dir, &machine(), &figures);
             println!("{}", std::fs::read_to_string(md).unwrap_or_default());
         }
     }

@@ -73,6 +73,10 @@ pub struct Metrics {
     pub encoder_frames: Family<EncoderLabels, Counter>,
     pub encoder_dropped: Family<EncoderLabels, Counter>,
     pub keyframe_requests: Counter,
+    /// Phone calls now (answered, typing the PIN, waiting or in a room).
+    pub phone_calls: Gauge,
+    /// Calls refused by the per-source or per-node limits (486).
+    pub phone_calls_refused: Counter,
     cpu_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     cpu_ticks_seen: AtomicU64,
     participants_total: std::sync::atomic::AtomicI64,
@@ -110,6 +114,8 @@ impl Metrics {
             encoder_frames: Family::default(),
             encoder_dropped: Family::default(),
             keyframe_requests: Counter::default(),
+            phone_calls: Gauge::default(),
+            phone_calls_refused: Counter::default(),
             cpu_seconds: Counter::default(),
             cpu_ticks_seen: AtomicU64::new(0),
             participants_total: std::sync::atomic::AtomicI64::new(0),
@@ -147,6 +153,8 @@ impl Metrics {
             m.encoder_dropped.clone(),
         );
         registry.register("keyframe_requests", "Keyframes asked of the room encoders", m.keyframe_requests.clone());
+        registry.register("phone_calls", "Phone calls on this node (typing the PIN, waiting or in a room)", m.phone_calls.clone());
+        registry.register("phone_calls_refused", "Phone calls refused by the per-source or per-node limits", m.phone_calls_refused.clone());
         let process = registry.sub_registry_with_prefix("process");
         process.register("cpu_seconds", "CPU time used by the process (user and system)", m.cpu_seconds.clone());
         process.register("resident_memory_bytes", "Resident memory of the process", m.resident_bytes.clone());

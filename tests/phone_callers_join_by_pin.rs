@@ -347,3 +347,46 @@ fn plenum_registers_with_a_trunk_that_asks_for_a_password() {
     assert!(out.status.success(), "the registrar took Plenum's answer to its challenge: {:?}\n{}", out.status, String::from_utf8_lossy(&out.stdout));
     drop(room);
 }
+
+/// Waits until the viewer hears the caller (`true`) or no longer does (`false`).
+fn caller_heard(viewer: &Viewer, heard: bool, what: &str) {
+    wait_for(T, what, || {
+        let (caller, publisher) = viewer_hears(viewer);
+        let ok = if heard { caller >= TONE_PRESENT } else { caller <= TONE_ABSENT && publisher >= TONE_PRESENT };
+        if ok { Ok(()) } else { Err(format!("440 Hz {caller:.3}, 600 Hz {publisher:.3}")) }
+    });
+}
+
+#[test]
+fn callers_wait_to_be_admitted_and_follow_presentation_mode() {
+    let mut room = room("gemeinderat");
+    room.moderator.send_json(&json!({"type": "set_waiting_room", "on": true}));
+    room.moderator.told_setting("waiting_room", true, "the moderator");
+    let wav = tone_file(440);
+    let mut phone = call(&room, &wav, "0301234544");
+    phone.keys(&room.pin);
+    // The caller waits: the moderator sees them in the lobby; the room does not hear them.
+    let start = Instant::now();
+    let waiting = loop {
+        let v = room.moderator.next(T).expect("a lobby message");
+        let first = v["waiting"].as_array().and_then(|w| w.first().cloned());
+        if v["type"] == "lobby" && first.is_some() {
+            break first.expect("a waiting caller");
+        }
+        assert!(start.elapsed() < T, "no caller in the lobby");
+    };
+    assert_eq!(waiting["name"], "Telefon …44", "{waiting}");
+    std::thread::sleep(Duration::from_secs(2));
+    let (caller, _) = viewer_hears(&room.viewer);
+    assert!(caller <= TONE_ABSENT, "a waiting caller is not heard: {caller:.3}");
+    room.moderator.send_json(&json!({"type": "admit", "id": waiting["id"]}));
+    caller_heard(&room.viewer, true, "the admitted caller heard");
+
+    // Presentation mode: the caller is audience until made a presenter.
+    room.moderator.send_json(&json!({"type": "set_presentation", "on": true}));
+    caller_heard(&room.viewer, false, "the caller out of the mix in presentation mode");
+    room.moderator.send_json(&json!({"type": "set_presenter", "id": waiting["id"], "on": true}));
+    caller_heard(&room.viewer, true, "the caller heard as a presenter");
+    phone.hang_up();
+    assert!(phone.wait_event("CALL_CLOSED", T), "the call ends; baresip said {:?}", phone.events);
+}

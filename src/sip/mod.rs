@@ -219,7 +219,9 @@ impl Sip {
     }
 
     fn call_ended(&self, source: IpAddr, dialog: &DialogId) {
-        lock(&self.calls).remove(dialog);
+        if lock(&self.calls).remove(dialog).is_some() {
+            crate::metrics::metrics().phone_calls.dec();
+        }
         self.release_source(source);
     }
 
@@ -246,6 +248,7 @@ impl Sip {
             }
         };
         if let Err(why) = self.admit_source(source) {
+            crate::metrics::metrics().phone_calls_refused.inc();
             tracing::info!(reason = why, "a call was refused");
             tokio::spawn(async move { tx.reply(StatusCode::BusyHere).await });
             return;
@@ -276,6 +279,7 @@ impl Sip {
         let answer = sdp::answer(&offer, self.cfg.address, media.port, rand_session());
         let (signals_tx, signals_rx) = mpsc::unbounded_channel();
         lock(&self.calls).insert(dialog.id(), signals_tx);
+        crate::metrics::metrics().phone_calls.inc();
         let control = dialog.clone();
         tokio::spawn(async move { dialog.handle(&mut tx).await });
         if let Err(e) = control.accept(Some(vec![Header::ContentType("application/sdp".into())]), Some(answer.into_bytes())) {

@@ -545,6 +545,11 @@ impl RoomTask {
             }
             Command::EndParticipant { participant, publishers_only } => {
                 for id in self.sessions_of(participant, |k| !publishers_only || matches!(k, Kind::Publisher { .. })) {
+                    // A caller sent to the audience keeps hearing the room: the stage takes
+                    // their voice and tile out, not their call.
+                    if publishers_only && self.phones.contains(&id) {
+                        continue;
+                    }
                     self.remove(id, "participant left");
                 }
                 self.labels.remove(&participant);
