@@ -155,6 +155,14 @@ fn a_caller_with_the_pin_is_heard_and_hears_everyone_but_themselves() {
     assert!(others >= TONE_PRESENT, "the caller hears the room: 600 Hz at {others:.3}");
     assert!(own <= TONE_ABSENT, "the caller does not hear themselves: 440 Hz at {own:.3}");
 
+    // At the start the phone heard the prompt: its signal (1000 Hz, then 1400 Hz), then speech.
+    let start = support::ffmpeg::audio_at(path, 0.0, 1.6).expect("the start of the phone's recording");
+    let signal = start.chunks(2400).take(16).map(|w| tone_level(w, 1000.0)).fold(0.0, f64::max);
+    let speech = start.get(28_800..).map_or(0.0, |w| (w.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / w.len() as f64).sqrt());
+    eprintln!("the prompt: signal at 1000 Hz {signal:.3}, speech after it at RMS {speech:.3}");
+    assert!(signal >= 0.1, "the caller hears the prompt's signal: {signal:.3}");
+    assert!(speech >= 0.01, "the caller hears the prompt spoken (espeak-ng): RMS {speech:.3}");
+
     // The log at info level tells of the call, never of the number or the PIN.
     let log = room.log.lock().unwrap().join("\n");
     assert!(log.contains("phone call answered") && log.contains("a caller joined by phone"), "the call is logged");
@@ -369,9 +377,8 @@ fn callers_wait_to_be_admitted_and_follow_presentation_mode() {
     let start = Instant::now();
     let waiting = loop {
         let v = room.moderator.next(T).expect("a lobby message");
-        let first = v["waiting"].as_array().and_then(|w| w.first().cloned());
-        if v["type"] == "lobby" && first.is_some() {
-            break first.expect("a waiting caller");
+        if let Some(first) = v["waiting"].as_array().and_then(|w| w.first().cloned()).filter(|_| v["type"] == "lobby") {
+            break first;
         }
         assert!(start.elapsed() < T, "no caller in the lobby");
     };

@@ -240,6 +240,7 @@ function renderPeople() {
     name.className = "name";
     name.textContent = p.id === state.me ? `${p.name} (${t("you")})` : p.name;
     if (p.hand_raised) name.prepend(icon("hand"), " ");
+    if (p.phone) name.prepend(icon("phone"), " ");
     const info = document.createElement("span");
     info.className = "state";
     info.textContent = [

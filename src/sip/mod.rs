@@ -14,6 +14,7 @@
 
 pub mod call;
 pub mod keys;
+pub mod prompts;
 pub mod sdp;
 mod session;
 pub mod tones;
@@ -85,6 +86,9 @@ pub struct Sip {
     sources: Mutex<HashMap<IpAddr, Source>>,
     /// Cancelled when the server stops: every call says goodbye (BYE).
     stop: CancellationToken,
+    /// The spoken prompts, once espeak-ng made them (tone signals until then, or without it).
+    prompts: std::sync::OnceLock<prompts::Prompts>,
+    tones: prompts::Prompts,
 }
 
 /// The SIP side of the server, running.
@@ -139,6 +143,12 @@ pub async fn start(cfg: SipConfig, rooms: Arc<Rooms>) -> anyhow::Result<SipHandl
         calls: Mutex::default(),
         sources: Mutex::default(),
         stop: CancellationToken::new(),
+        prompts: std::sync::OnceLock::new(),
+        tones: prompts::Prompts::tones(),
+    });
+    let speaker = sip.clone();
+    tokio::task::spawn_blocking(move || {
+        let _ = speaker.prompts.set(prompts::Prompts::make());
     });
     let inner = endpoint.inner.clone();
     tokio::spawn(async move { endpoint.serve().await });
@@ -157,6 +167,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Sip {
+    /// What callers are told: spoken once espeak-ng has made it, tone signals until then.
+    fn prompts(&self) -> &prompts::Prompts {
+        self.prompts.get().unwrap_or(&self.tones)
+    }
+
     fn active(&self) -> usize {
         lock(&self.calls).len()
     }

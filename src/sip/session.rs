@@ -96,7 +96,10 @@ impl Call {
         let started = Instant::now();
         let mut entry = PinEntry::default();
         let mut wrong = 0u8;
-        let mut last_key = Instant::now() - PROMPT_AGAIN;
+        // The prompt at once; again when the caller has been quiet for a while after it.
+        self.media.earpiece.cue(self.sip.prompts().enter_pin.clone());
+        let mut last_key = Instant::now();
+        let mut quiet_since: Option<Instant> = None;
         let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {
@@ -105,9 +108,13 @@ impl Call {
                     if started.elapsed() > PIN_WITHIN {
                         return Err(End::Hangup("no PIN entered"));
                     }
-                    if last_key.elapsed() >= PROMPT_AGAIN && !self.media.earpiece.cue_playing() {
-                        self.media.earpiece.cue(tones::enter_pin());
-                        last_key = Instant::now();
+                    if self.media.earpiece.cue_playing() {
+                        quiet_since = None;
+                    } else {
+                        let quiet = *quiet_since.get_or_insert_with(Instant::now);
+                        if quiet.elapsed() >= PROMPT_AGAIN && last_key.elapsed() >= PROMPT_AGAIN {
+                            self.media.earpiece.cue(self.sip.prompts().enter_pin.clone());
+                        }
                     }
                     self.media.earpiece.push(&SILENCE);
                 }
@@ -123,7 +130,7 @@ impl Call {
                                 if wrong >= PIN_TRIES {
                                     return Err(End::Hangup("wrong PIN three times"));
                                 }
-                                self.media.earpiece.cue(tones::wrong());
+                                self.media.earpiece.cue(self.sip.prompts().wrong.clone());
                             }
                         },
                     }
@@ -228,7 +235,9 @@ impl Call {
     /// The caller hears the waiting signal until a moderator admits them.
     async fn wait_for_admission(&mut self, direct: &mut mpsc::UnboundedReceiver<Direct>) -> Result<broadcast::Receiver<ServerMessage>, End> {
         let started = Instant::now();
-        let mut last_signal = Instant::now() - WAITING_SIGNAL;
+        // Told once that they wait, then a soft tone now and then.
+        self.media.earpiece.cue(self.sip.prompts().waiting.clone());
+        let mut last_signal = Instant::now();
         let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {
@@ -237,7 +246,9 @@ impl Call {
                     if started.elapsed() > WAIT_WITHIN {
                         return Err(End::Hangup("not admitted in time"));
                     }
-                    if last_signal.elapsed() >= WAITING_SIGNAL {
+                    if self.media.earpiece.cue_playing() {
+                        last_signal = Instant::now();
+                    } else if last_signal.elapsed() >= WAITING_SIGNAL {
                         self.media.earpiece.cue(tones::waiting());
                         last_signal = Instant::now();
                     }
