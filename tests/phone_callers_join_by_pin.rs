@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::analysis::{tone_level, TONE_ABSENT, TONE_PRESENT, WINDOW};
+use support::analysis::{coverage, tone_level, TOLERANCE, TONE_ABSENT, TONE_PRESENT, WINDOW};
 use support::baresip::Baresip;
 use support::client::{self, Publisher, Viewer, GREEN};
 use support::server::{Server, OPEN_TEST_ARGS};
@@ -127,6 +127,11 @@ fn viewer_hears(viewer: &Viewer) -> (f64, f64) {
 fn a_caller_with_the_pin_is_heard_and_hears_everyone_but_themselves() {
     let mut room = room("rathaus");
     let wav = tone_file(440);
+    let green = |viewer: &Viewer| viewer.frame().map_or(0.0, |f| coverage(&f, GREEN, TOLERANCE));
+    let alone = wait_for(T, "the camera alone filling the picture", || {
+        let g = green(&room.viewer);
+        if g >= 0.8 { Ok(g) } else { Err(format!("green {g:.3}")) }
+    });
     let mut phone = call(&room, &wav, "0301234523");
     let keyed = Instant::now();
     phone.keys(&room.pin);
@@ -138,6 +143,12 @@ fn a_caller_with_the_pin_is_heard_and_hears_everyone_but_themselves() {
         if caller >= TONE_PRESENT && publisher >= TONE_PRESENT { Ok(keyed.elapsed()) } else { Err(format!("440 Hz {caller:.3}, 600 Hz {publisher:.3}")) }
     });
     eprintln!("the caller heard in the room {heard:?} after typing the PIN");
+    // The caller has a tile of their own (their name, no camera): the camera gets half the picture.
+    let shared = wait_for(T, "the caller's name tile beside the camera", || {
+        let g = green(&room.viewer);
+        if (0.3..=0.65).contains(&g) { Ok(g) } else { Err(format!("green {g:.3}")) }
+    });
+    eprintln!("the camera's share of the picture: {alone:.2} alone, {shared:.2} beside the caller's tile");
 
     // Let the phone hear the room for a while, then hang up.
     std::thread::sleep(Duration::from_secs(4));
